@@ -1,0 +1,62 @@
+# The two commands a newcomer needs: `make up` (the stack) and `make test` (everything tested).
+SHELL := /bin/bash
+PY := .venv/bin/python
+WORKERS ?= 1
+# With a Docker engine, the stack runs under compose; without one, as local processes.
+DOCKER := $(shell docker info >/dev/null 2>&1 && echo yes)
+
+.PHONY: help deps venv up down status logs test test-fast test-live generate clean
+
+help:
+	@echo "make up        start the stack (WORKERS=3 make up for three workers)"
+	@echo "make down      stop it;  make status: health of each service;  make logs: tail the logs"
+	@echo "make test      everything: unit, config checks, integration, end to end (installs what is missing)"
+	@echo "make test-fast unit tests and config checks only"
+	@echo "make generate  regenerate alert rules and dashboards from mixin/"
+
+deps:
+	@bash native/install_debian_packages.sh
+
+venv: .venv/.installed .venv-exporter/.installed
+
+.venv/.installed: pyproject.toml
+	python3 -m venv .venv
+	.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+.venv-exporter/.installed: exporter/requirements.txt
+	python3 -m venv .venv-exporter
+	.venv-exporter/bin/pip install -q --disable-pip-version-check -r exporter/requirements.txt
+	@touch $@
+
+ifeq ($(DOCKER),yes)
+up:
+	docker compose up -d --build --scale celery_worker=$(WORKERS) --wait
+down:
+	docker compose down
+status:
+	docker compose ps
+logs:
+	docker compose logs -f
+else
+up: deps venv
+	$(PY) -m native up --workers $(WORKERS)
+down:
+	@$(PY) -m native down
+status:
+	@$(PY) -m native status
+logs:
+	@$(PY) -m native logs
+endif
+
+generate: venv
+	$(PY) -m mixin
+
+test: deps venv
+	$(PY) -m pytest tests
+
+test-fast: deps venv
+	$(PY) -m pytest tests/unit tests/config
+
+clean: down
+	rm -rf .native

@@ -1,0 +1,1 @@
+"""Flask task submitter: web form, JSON API, /metrics, and the Alertmanager webhook receiver."""

@@ -1,0 +1,140 @@
+"""Routes: the web form (/), the JSON API (/api/...), /healthz, /metrics and the alert webhook."""
+import collections
+import logging
+import threading
+import time
+import uuid
+
+from flask import Flask, jsonify, render_template, request
+from prometheus_client import Counter
+from prometheus_flask_exporter import PrometheusMetrics
+from werkzeug.exceptions import HTTPException
+
+from app import settings
+from app.submit import BrokerUnavailable, enqueue
+from app.validation import FIELDS, Submission, ValidationError, parse_submission
+from worker.celery_app import app as celery_app
+
+log = logging.getLogger(__name__)
+
+TASKS_SUBMITTED = Counter("app_tasks_submitted", "Tasks enqueued through the app", ["task"])
+ALERTS_RECEIVED = Counter("app_alert_notifications", "Alertmanager notifications received", ["status"])
+
+
+def error(status, message, field=None):
+    body = {"error": message}
+    if field is not None:
+        body["field"] = field
+    return jsonify(body), status
+
+
+def submit(sub):
+    """The code path shared by the form and the API."""
+    ids = enqueue(sub)
+    TASKS_SUBMITTED.labels(sub.task).inc(len(ids))
+    return ids
+
+
+def task_state(task_id):
+    result = celery_app.AsyncResult(task_id)
+    state = result.state  # reads the backend; may raise if Redis is down
+    body = {"task_id": task_id, "state": state, "flower_url": f"{settings.FLOWER_PUBLIC_URL}/task/{task_id}"}
+    if state == "SUCCESS":
+        body["result"] = result.result
+    elif state == "FAILURE":
+        body["error"] = {"type": type(result.result).__name__, "message": str(result.result)}
+    if result.date_done:
+        body["date_done"] = result.date_done.isoformat()
+    return body
+
+
+def create_app():
+    flask_app = Flask(__name__)
+    flask_app.config.update(MAX_CONTENT_LENGTH=settings.MAX_BODY_BYTES, SECRET_KEY=settings.SECRET_KEY,
+                            JSON_SORT_KEYS=False)
+    PrometheusMetrics(flask_app, group_by="url_rule", default_labels={})
+    alerts = collections.deque(maxlen=settings.ALERTS_KEPT)
+    alerts_lock = threading.Lock()
+
+    @flask_app.errorhandler(HTTPException)
+    def http_error(exc):
+        if request.path.startswith("/api/") or exc.code in (413, 415):
+            field = "body" if exc.code in (400, 413) else None
+            return error(exc.code, exc.description or exc.name, field)
+        return exc
+
+    @flask_app.errorhandler(Exception)
+    def unexpected(exc):
+        log.exception("unhandled error")
+        return error(500, "internal error; see the app's log")
+
+    @flask_app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok")
+
+    @flask_app.post("/api/tasks")
+    def api_submit():
+        if not request.is_json:
+            return error(415, "Content-Type must be application/json", "Content-Type")
+        data = request.get_json(silent=True)
+        if data is None:
+            return error(400, "the body is not valid JSON", "body")
+        try:
+            sub = parse_submission(data)
+        except ValidationError as exc:
+            return error(422, exc.message, exc.field)
+        try:
+            ids = submit(sub)
+        except BrokerUnavailable as exc:
+            return jsonify(error=str(exc), enqueued=exc.enqueued), 503
+        return jsonify(task=sub.task, count=len(ids), task_ids=ids,
+                       flower_urls=[f"{settings.FLOWER_PUBLIC_URL}/task/{i}" for i in ids]), 202
+
+    @flask_app.get("/api/tasks/<task_id>")
+    def api_task(task_id):
+        try:
+            uuid.UUID(task_id)
+        except ValueError:
+            return error(400, "task id must be a UUID", "task_id")
+        try:
+            return jsonify(task_state(task_id))
+        except Exception as exc:  # the result backend (Redis) is down or unreachable
+            log.warning("result backend unavailable: %s", exc)
+            return error(503, f"the result backend is unavailable: {exc.__class__.__name__}")
+
+    @flask_app.post("/api/alerts")
+    def api_alerts_webhook():
+        payload = request.get_json(silent=True)
+        if not isinstance(payload, dict) or not isinstance(payload.get("alerts"), list):
+            return error(400, "expected an Alertmanager webhook payload", "alerts")
+        with alerts_lock:
+            alerts.append({"received_at": time.time(), **payload})
+        ALERTS_RECEIVED.labels(str(payload.get("status"))).inc()
+        return jsonify(status="stored"), 200
+
+    @flask_app.get("/api/alerts")
+    def api_alerts_list():
+        with alerts_lock:
+            return jsonify(notifications=list(alerts))
+
+    @flask_app.route("/", methods=["GET", "POST"])
+    def index():
+        values = {k: getattr(Submission(), k) for k in FIELDS}
+        context = {"values": values, "flower_url": settings.FLOWER_PUBLIC_URL, "error": None, "submitted": None}
+        if request.method == "GET":
+            return render_template("index.html", **context)
+        form = request.form.to_dict()
+        values.update(form)
+        try:
+            sub = parse_submission(form, from_text=True)
+            ids = submit(sub)
+        except ValidationError as exc:
+            context["error"] = {"field": exc.field, "message": exc.message}
+            return render_template("index.html", **context), 422
+        except BrokerUnavailable as exc:
+            context["error"] = {"field": None, "message": str(exc)}
+            return render_template("index.html", **context), 503
+        context["submitted"] = {"task": sub.task, "ids": ids, "task_num_start": sub.task_num_start}
+        return render_template("index.html", **context), 201
+
+    return flask_app

@@ -1,0 +1,98 @@
+"""The single source of truth for every threshold, selector, job name and dashboard id.
+
+Alert rules (alerts/celery.rules.yml) and dashboards (grafana/provisioning/dashboards/*.json)
+are generated from this module (`python -m mixin`), in the style of the celery-mixin's
+config.libsonnet. Prometheus job names here must match prometheus/prometheus.yml (a test checks).
+"""
+
+# Prometheus job names, as written in prometheus/prometheus.yml.
+JOBS = {
+    "app": "app",
+    "worker": "celery_worker",
+    "flower": "flower",
+    "exporter": "celery_exporter",
+    "rabbitmq": "rabbitmq",
+    "rabbitmq_queues": "rabbitmq_queues",
+    "alertmanager": "alertmanager",
+    "prometheus": "prometheus",
+}
+
+# Selectors every query uses, so that renaming a job is a one-line change here.
+SELECTORS = {
+    "exporter": f'job="{JOBS["exporter"]}"',
+    "flower": f'job="{JOBS["flower"]}"',
+    "worker": f'job="{JOBS["worker"]}"',
+    "rabbitmq": f'job="{JOBS["rabbitmq"]}"',
+    "rabbitmq_queues": f'job="{JOBS["rabbitmq_queues"]}"',
+    "app": f'job="{JOBS["app"]}"',
+    # Celery's task queues on the broker, without the per-worker pidbox and event (celeryev.*) queues.
+    "task_queues": f'job="{JOBS["rabbitmq_queues"]}", queue!~"celeryev.*|.*pidbox"',
+}
+
+# The guide's production thresholds ("Полезные Метрики").
+THRESHOLDS = {
+    # Task success rate must stay above 95 %.
+    "success_ratio_min": 0.95,
+    # Do not judge a success rate on fewer finished tasks than this in the window.
+    "success_min_tasks": 20,
+    "success_window": "5m",
+    "success_for": "2m",
+    # Queue length near 0: more than this many ready messages, sustained, is a backlog.
+    "queue_backlog_max": 10,
+    "queue_backlog_for": "5m",
+    # Worker CPU must stay below 80 % of the cores the worker may use.
+    "worker_cpu_ratio_max": 0.80,
+    "worker_cpu_for": "5m",
+    # Memory must be stable: RSS growth faster than this (bytes per second), sustained, alerts.
+    "worker_memory_growth_bytes_per_s": 1024 * 1024 / 60,  # 1 MiB per minute
+    "worker_memory_for": "10m",
+    # Runtime must not rise: p95 above this multiple of its own baseline alerts.
+    "runtime_p95_ratio_max": 2.0,
+    # Throughput against a baseline: below this fraction of the same window a day earlier.
+    "throughput_ratio_min": 0.5,
+    "throughput_baseline_offset": "1d",
+    # --- Knobs added with the alert rules (mixin/rules.py). ---
+    # Queue growing steadily: depth above queue_backlog_max and rising this fast over the window.
+    "queue_growth_window": "10m",
+    "queue_growth_min_per_minute": 3,
+    "queue_growth_for": "5m",
+    # Messages ready but no consumer on the queue.
+    "queue_no_consumer_for": "1m",
+    # Rate window of worker CPU utilisation.
+    "worker_cpu_window": "2m",
+    # Window of the memory trend (deriv). Shorter than worker_memory_for on purpose: a one-off step
+    # (a cache filling once) leaves the window before the alert can fire; only steady growth stays.
+    "worker_memory_window": "5m",
+    # Runtime baseline: average p95 over this window, ending this long ago (so a rise does not
+    # dilute its own baseline). Rises of p95 below runtime_p95_min_seconds are noise, not alerts.
+    "runtime_baseline_window": "1h",
+    "runtime_baseline_offset": "15m",
+    "runtime_p95_min_seconds": 0.25,
+    "runtime_for": "5m",
+    "throughput_for": "15m",
+    # Workers: offline per Flower (full names), none online at all, no worker alive on a host.
+    "worker_down_for": "1m",
+    # A worker whose Flower series vanished (purged after it died) alerts for this long at most.
+    "worker_vanished_window": "15m",
+    # A scrape target down. Shorter than worker_down_for so that its inhibitions arrive first.
+    "target_down_for": "30s",
+}
+
+# How often Prometheus evaluates the rule groups (a demo value; the scrape interval is 5s).
+EVALUATION_INTERVAL = "5s"
+
+# Grafana: provisioned datasource uid and dashboard uids (stable, linked from alerts).
+GRAFANA_URL = "http://localhost:3000"
+DATASOURCE_UID = "prometheus"
+DASHBOARD_UIDS = {
+    "overview": "celery-overview",
+    "tasks": "celery-tasks",
+    "workers": "celery-workers",
+    "broker": "rabbitmq-broker",
+}
+
+# Where runbooks live, for runbook_url annotations.
+RUNBOOK_BASE_URL = "https://github.com/celery-observability-bundle/bundle/blob/main/docs/runbooks"
+FLOWER_URL = "http://localhost:5555"
+# RabbitMQ management UI, linked from the broker dashboard.
+RABBITMQ_MANAGEMENT_URL = "http://localhost:15672"

@@ -1,0 +1,94 @@
+"""RabbitMQ / Broker: the broker behind Celery, from the rabbitmq_prometheus plugin.
+
+Per-queue series come from /metrics/detailed (job rabbitmq_queues: rabbitmq_detailed_queue_*
+{vhost,queue}); node-wide series from the aggregated /metrics (job rabbitmq).
+"""
+
+from mixin import config
+from mixin.dashboards.builder import (
+    RATE, dashboard, flower, gauge, link, query_variable, selector, stat, target, thresholds,
+    timeseries,
+)
+
+QUEUE = 'queue=~"$queue"'
+ALARMS = '__name__=~"rabbitmq_alarms_.+"'
+
+
+def queue_metric(name):
+    return f"rabbitmq_detailed_queue_{name}{selector('rabbitmq_queues', QUEUE)}"
+
+
+def per_queue(name):
+    return f"sum by (queue) ({queue_metric(name)})"
+
+
+def node(name):
+    return f"{name}{selector('rabbitmq')}"
+
+
+def build():
+    backlog = config.THRESHOLDS["queue_backlog_max"]
+    memory_used = (f"sum({node('rabbitmq_process_resident_memory_bytes')})"
+                   f" / sum({node('rabbitmq_resident_memory_limit_bytes')})")
+    alarms = f"{{{config.SELECTORS['rabbitmq']}, {ALARMS}}}"
+    panels = [
+        stat("Ready", [target(f"sum({queue_metric('messages_ready')})")],
+             description=f"Messages ready for delivery in the selected queues. Target 0; the "
+                         f"backlog alert is at {backlog}.",
+             steps=thresholds("green", (1, "yellow"), (backlog, "red"))),
+        stat("Unacked", [target(f"sum({queue_metric('messages_unacked')})")],
+             description="Messages delivered to consumers and not yet acknowledged "
+                         "(prefetched or running, with late acknowledgement)."),
+        stat("Consumers", [target(f"sum({queue_metric('consumers')})")],
+             description="Consumers on the selected queues.",
+             steps=thresholds("red", (1, "green"))),
+        stat("Connections", [target(f"sum({node('rabbitmq_connections')})")],
+             description="Open client connections."),
+        gauge("Memory used", [target(memory_used)],
+              description="Broker resident memory against its high watermark; at 100% RabbitMQ "
+                          "blocks publishers.",
+              unit="percentunit", steps=thresholds("green", (1, "red")),
+              min=0, max=1),
+        stat("Alarms", [target(f"sum({alarms})")],
+             description="Resource alarms in effect (memory, disk, file descriptors); while one "
+                         "is on, publishers are blocked.",
+             steps=thresholds("green", (1, "red")), graph=False),
+
+        timeseries("Ready per queue", [target(per_queue("messages_ready"), "{{queue}}")],
+                   description="Messages ready per queue, including Celery's event queues "
+                               f"(celeryev.*). The dashed line is the backlog threshold "
+                               f"({backlog}).",
+                   steps=thresholds("green", (backlog, "red")), threshold_line=True),
+        timeseries("Unacked per queue", [target(per_queue("messages_unacked"), "{{queue}}")],
+                   description="Messages delivered and not yet acknowledged, per queue."),
+
+        timeseries("Consumers per queue", [target(per_queue("consumers"), "{{queue}}")],
+                   description="Consumers per queue; a work queue without consumers never drains."),
+        timeseries("Publish and deliver rates", [
+            target(f"sum(rate({node('rabbitmq_global_messages_received_total')}[{RATE}]))",
+                   "published"),
+            target(f"sum(rate({node('rabbitmq_global_messages_delivered_total')}[{RATE}]))",
+                   "delivered"),
+        ], description="Messages per second published to and delivered by the broker (all queues).",
+            unit="reqps"),
+
+        timeseries("Connections and channels", [
+            target(f"sum({node('rabbitmq_connections')})", "connections"),
+            target(f"sum({node('rabbitmq_channels')})", "channels"),
+        ], description="Open connections and channels.", w=8),
+        timeseries("Memory", [
+            target(f"sum({node('rabbitmq_process_resident_memory_bytes')})", "resident"),
+            target(f"sum({node('rabbitmq_resident_memory_limit_bytes')})", "high watermark"),
+        ], description="Broker resident memory and the limit at which it blocks publishers.",
+            unit="bytes", min=0, w=8),
+        timeseries("Alarms by type", [target(f"max by (__name__) ({alarms})", "{{__name__}}")],
+                   description="1 while an alarm is in effect.",
+                   steps=thresholds("green", (1, "red")), threshold_line=True, min=0, max=1, w=8),
+    ]
+    variables = [query_variable("queue", "Queue", f"label_values(rabbitmq_detailed_queue_messages"
+                                                  f"{selector('rabbitmq_queues')}, queue)")]
+    links = [link("RabbitMQ management", config.RABBITMQ_MANAGEMENT_URL),
+             link("Flower: broker", flower("/broker"))]
+    return dashboard("broker", "RabbitMQ / Broker",
+                     "RabbitMQ queues, consumers, message rates, connections, memory and alarms.",
+                     panels, variables=variables, links=links, tags=("celery", "rabbitmq"))

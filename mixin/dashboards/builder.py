@@ -1,0 +1,266 @@
+"""A small dict-based builder for Grafana dashboard JSON.
+
+The JSON targets Grafana 11.x (schemaVersion 39) and uses only current panel types. Every panel
+and every query names the provisioned Prometheus datasource by uid, so the files load unchanged
+through file provisioning (no `__inputs`, no `${DS_PROMETHEUS}`).
+
+Panels are placed left to right in the order they are given, wrapping at 24 columns, so a
+dashboard module lists panels and their sizes and never computes coordinates itself.
+"""
+
+from mixin import config
+
+SCHEMA_VERSION = 39
+GRID_COLUMNS = 24
+DATASOURCE = {"type": "prometheus", "uid": config.DATASOURCE_UID}
+# Panels whose query returns no series in a healthy system say so in their description, after
+# this marker; tests/dashboard_queries.py reads it back for the live check.
+EMPTY_BY_DESIGN = "Empty by design:"
+
+
+def selector(source, *matchers):
+    """The config.SELECTORS entry for source plus extra matchers, in braces."""
+    return "{" + ", ".join([config.SELECTORS[source], *matchers]) + "}"
+
+
+def target(expr, legend="", *, instant=False, table=False):
+    """One Prometheus query; panel() gives it its refId."""
+    return {
+        "datasource": DATASOURCE,
+        "expr": expr,
+        "format": "table" if table else "time_series",
+        "instant": instant,
+        "legendFormat": legend or "__auto",
+        "range": not instant,
+    }
+
+
+def thresholds(base, *steps):
+    """Absolute colour steps: thresholds("green", (0.8, "red"))."""
+    return {
+        "mode": "absolute",
+        "steps": [{"color": base, "value": None}]
+        + [{"color": color, "value": value} for value, color in steps],
+    }
+
+
+def link(title, url):
+    return {"targetBlank": True, "title": title, "url": url}
+
+
+def override(field_name, **properties):
+    return {
+        "matcher": {"id": "byName", "options": field_name},
+        # custom__cellOptions=... sets "custom.cellOptions"
+        "properties": [{"id": key.replace("__", "."), "value": value}
+                       for key, value in properties.items()],
+    }
+
+
+def value_mapping(mapping):
+    """{value: (text, colour)} as a Grafana value mapping."""
+    return [{
+        "type": "value",
+        "options": {str(value): {"color": color, "index": index, "text": text}
+                    for index, (value, (text, color)) in enumerate(sorted(mapping.items()))},
+    }]
+
+
+def panel(kind, title, targets, *, w, h, description, unit="short", steps=None, links=(),
+          options=None, custom=None, overrides=(), mappings=(), transformations=(),
+          min=None, max=None, empty_by_design=None):
+    if empty_by_design:
+        description = f"{description} {EMPTY_BY_DESIGN} {empty_by_design}"
+    defaults = {
+        "color": {"mode": "thresholds" if steps else "palette-classic"},
+        "links": list(links),
+        "mappings": list(mappings),
+        "thresholds": steps or thresholds("green"),
+        "unit": unit,
+    }
+    if custom:
+        defaults["custom"] = custom
+    if min is not None:
+        defaults["min"] = min
+    if max is not None:
+        defaults["max"] = max
+    return {
+        "datasource": DATASOURCE,
+        "description": description,
+        "fieldConfig": {"defaults": defaults, "overrides": list(overrides)},
+        "gridPos": {"h": h, "w": w, "x": 0, "y": 0},
+        "options": options or {},
+        "targets": [dict(t, refId=chr(ord("A") + i)) for i, t in enumerate(targets)],
+        "title": title,
+        "transformations": list(transformations),
+        "type": kind,
+    }
+
+
+REDUCE_LAST = {"calcs": ["lastNotNull"], "fields": "", "values": False}
+
+
+def timeseries(title, targets, *, threshold_line=False, w=12, h=8, legend_calcs=(), **kw):
+    """A line chart; threshold_line draws the colour steps as dashed lines."""
+    custom = {
+        "drawStyle": "line",
+        "fillOpacity": 10,
+        "lineWidth": 1,
+        "showPoints": "never",
+        "spanNulls": False,
+        "thresholdsStyle": {"mode": "dashed" if threshold_line else "off"},
+    }
+    options = {
+        "legend": {"calcs": list(legend_calcs), "displayMode": "table" if legend_calcs else "list",
+                   "placement": "bottom", "showLegend": True},
+        "tooltip": {"mode": "multi", "sort": "desc"},
+    }
+    return panel("timeseries", title, targets, w=w, h=h, custom=custom, options=options, **kw)
+
+
+def stat(title, targets, *, w=4, h=4, graph=True, **kw):
+    options = {
+        "colorMode": "background",
+        "graphMode": "area" if graph else "none",
+        "justifyMode": "auto",
+        "orientation": "auto",
+        "reduceOptions": REDUCE_LAST,
+        "textMode": "auto",
+    }
+    return panel("stat", title, targets, w=w, h=h, options=options, **kw)
+
+
+def gauge(title, targets, *, w=4, h=4, **kw):
+    options = {"orientation": "auto", "reduceOptions": REDUCE_LAST,
+               "showThresholdLabels": False, "showThresholdMarkers": True}
+    return panel("gauge", title, targets, w=w, h=h, options=options, **kw)
+
+
+def bargauge(title, targets, *, w=12, h=8, **kw):
+    options = {"displayMode": "gradient", "orientation": "horizontal",
+               "reduceOptions": REDUCE_LAST, "showUnfilled": True}
+    return panel("bargauge", title, targets, w=w, h=h, options=options, **kw)
+
+
+def table(title, targets, *, w=24, h=8, columns=None, hide=("Time",), **kw):
+    """Instant table queries merged on their labels; columns renames `Value #<refId>`."""
+    organize = {"excludeByName": {name: True for name in hide}, "renameByName": columns or {}}
+    transformations = [{"id": "merge", "options": {}}, {"id": "organize", "options": organize}]
+    options = {"cellHeight": "sm", "showHeader": True}
+    return panel("table", title, targets, w=w, h=h, options=options,
+                 transformations=transformations, **kw)
+
+
+def query_variable(name, label, query, *, multi=True, include_all=True):
+    """A Prometheus query variable; query is label_values(series selector, label)."""
+    variable = {
+        "datasource": DATASOURCE,
+        "definition": query,
+        "hide": 0,
+        "includeAll": include_all,
+        "label": label,
+        "multi": multi,
+        "name": name,
+        "options": [],
+        "query": {"query": query, "refId": f"{name}-variable"},
+        "refresh": 2,  # on time range change, so new workers and queues appear
+        "regex": "",
+        "sort": 1,
+        "type": "query",
+    }
+    if include_all:
+        variable["allValue"] = ".*"
+        variable["current"] = {"selected": True, "text": ["All"], "value": ["$__all"]}
+    return variable
+
+
+def flow(panels):
+    """Give panels ids and grid positions, left to right, wrapping at 24 columns."""
+    x = y = row_height = 0
+    for panel_id, item in enumerate(panels, start=1):
+        grid = item["gridPos"]
+        if x + grid["w"] > GRID_COLUMNS:
+            x, y, row_height = 0, y + row_height, 0
+        grid.update(x=x, y=y)
+        item["id"] = panel_id
+        x += grid["w"]
+        row_height = max(row_height, grid["h"])
+    return panels
+
+
+def dashboard(key, title, description, panels, *, variables=(), links=(), tags=("celery",)):
+    return {
+        "description": description,
+        "editable": False,
+        "graphTooltip": 1,  # shared crosshair
+        "links": [{"asDropdown": False, "icon": "external link", "includeVars": False,
+                   "keepTime": True, "tags": ["celery"], "targetBlank": False,
+                   "title": "Dashboards", "type": "dashboards"}]
+        + [dict(item, icon="external link", type="link", tags=[]) for item in links],
+        "panels": flow(panels),
+        "refresh": "10s",
+        "schemaVersion": SCHEMA_VERSION,
+        "tags": list(tags),
+        "templating": {"list": list(variables)},
+        "time": {"from": "now-1h", "to": "now"},
+        "timepicker": {},
+        "timezone": "browser",
+        "title": title,
+        "uid": config.DASHBOARD_UIDS[key],
+        "version": 1,
+    }
+
+
+def flower(path=""):
+    return config.FLOWER_URL + path
+
+
+# Expressions more than one dashboard shows. Raw metrics only, so the dashboards do not depend on
+# recording-rule names.
+RATE = "$__rate_interval"
+
+
+def task_rate(counter, *matchers, by="", window=RATE, offset=""):
+    """sum [by (...)] (rate(celery_task_<counter>_total{exporter, matchers}[window] [offset]))."""
+    grouping = f" by ({by}) " if by else ""
+    offset = f" offset {offset}" if offset else ""
+    series = f"celery_task_{counter}_total{selector('exporter', *matchers)}"
+    return f"sum{grouping}(rate({series}[{window}]{offset}))"
+
+
+def finished_rate(*matchers, window=RATE, offset=""):
+    """Tasks finished (succeeded or failed) per second. Two sums, not one __name__ regex: rate()
+    drops the name, and the exporter's exception="" failed series then clash with succeeded."""
+    return (f"{task_rate('succeeded', *matchers, window=window, offset=offset)}"
+            f" + {task_rate('failed', *matchers, window=window, offset=offset)}")
+
+
+def success_ratio(*matchers, by="", window=RATE):
+    succeeded = task_rate("succeeded", *matchers, by=by, window=window)
+    failed = task_rate("failed", *matchers, by=by, window=window)
+    return f"{succeeded} / ({succeeded} + {failed})"
+
+
+def runtime_quantile(quantile, *matchers, by=""):
+    grouping = ", ".join(filter(None, [by, "le"]))
+    buckets = f"celery_task_runtime_bucket{selector('exporter', *matchers)}"
+    return f"histogram_quantile({quantile}, sum by ({grouping}) (rate({buckets}[{RATE}])))"
+
+
+def worker_cpu_ratio(*matchers):
+    """CPU seconds per second over the cores the worker may use (1.0 = all of them)."""
+    cpu = f"celery_worker_cpu_seconds_total{selector('worker', *matchers)}"
+    limit = f"celery_worker_cpu_limit_cores{selector('worker', *matchers)}"
+    return f"sum by (worker) (rate({cpu}[{RATE}])) / sum by (worker) ({limit})"
+
+
+def worker_memory(*matchers):
+    return f"sum by (worker) (celery_worker_memory_rss_bytes{selector('worker', *matchers)})"
+
+
+def cpu_steps():
+    return thresholds("green", (config.THRESHOLDS["worker_cpu_ratio_max"], "red"))
+
+
+def success_steps():
+    return thresholds("red", (config.THRESHOLDS["success_ratio_min"], "green"))

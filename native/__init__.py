@@ -1,0 +1,1 @@
+"""Run the bundle as local processes ("native mode"), from the same config files compose uses."""

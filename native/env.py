@@ -1,0 +1,56 @@
+"""The environment every native process gets: the shell's, then .env, then derived values."""
+import os
+from urllib.parse import quote, urlsplit
+
+from native import paths
+
+DEFAULTS = {
+    "RMQ_URL": "amqp://guest:guest@127.0.0.1:5672//",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "FLOWER_PUBLIC_URL": "http://localhost:5555",
+}
+
+
+def read_dotenv(path):
+    """KEY=VALUE lines; # comments and blank lines skipped; optional quotes removed."""
+    values = {}
+    if not path.exists():
+        return values
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def broker_parts(rmq_url):
+    parts = urlsplit(rmq_url)
+    return {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 5672,
+        "user": parts.username or "guest",
+        "password": parts.password or "guest",
+    }
+
+
+def build():
+    env = dict(DEFAULTS)
+    env.update(read_dotenv(paths.REPO / ".env"))
+    env.update({k: v for k, v in os.environ.items()})
+    broker = broker_parts(env["RMQ_URL"])
+    env.setdefault(
+        "FLOWER_BROKER_API",
+        f"http://{quote(broker['user'], safe='')}:{quote(broker['password'], safe='')}@{broker['host']}:15672/api/",
+    )
+    env.setdefault("FLOWER_DB", str(paths.DATA / "flower.db"))
+    if not env.get("FLOWER_BASIC_AUTH") and not env.get("FLOWER_AUTH"):
+        # Dev mode as in the guide: no password, and the REST API usable without one.
+        env.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
+    env["PYTHONPATH"] = str(paths.REPO)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

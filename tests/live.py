@@ -1,0 +1,59 @@
+"""Small helpers for tests against the live native stack."""
+import time
+
+import requests
+
+PROMETHEUS = "http://127.0.0.1:9090"
+APP = "http://127.0.0.1:8080"
+FLOWER = "http://127.0.0.1:5555"
+ALERTMANAGER = "http://127.0.0.1:9093"
+
+
+def wait_for(predicate, timeout, interval=0.5, message="condition"):
+    """Poll until predicate() returns a truthy value; return it, or fail naming the condition."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}; last value: {last!r}")
+
+
+def prom_query(expr):
+    r = requests.get(f"{PROMETHEUS}/api/v1/query", params={"query": expr}, timeout=10)
+    body = r.json()
+    assert body.get("status") == "success", f"query failed: {expr}: {body}"
+    return body["data"]["result"]
+
+
+def prom_scalar(expr, default=0.0):
+    result = prom_query(expr)
+    return float(result[0]["value"][1]) if result else default
+
+
+def submit(**fields):
+    r = requests.post(f"{APP}/api/tasks", json=fields, timeout=30)
+    assert r.status_code == 202, r.text
+    return r.json()["task_ids"]
+
+
+def task_state(task_id):
+    return requests.get(f"{APP}/api/tasks/{task_id}", timeout=10).json()
+
+
+def wait_finished(ids, timeout):
+    """Wait until every task is SUCCESS or FAILURE; return {id: state body}."""
+    done = {}
+
+    def all_done():
+        for task_id in ids:
+            if task_id not in done:
+                body = task_state(task_id)
+                if body["state"] in ("SUCCESS", "FAILURE", "REVOKED"):
+                    done[task_id] = body
+        return len(done) == len(ids)
+
+    wait_for(all_done, timeout, message=f"{len(ids)} tasks to finish")
+    return done

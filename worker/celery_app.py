@@ -1,0 +1,33 @@
+"""The Celery application shared by workers, Flower and the web app (`celery -A worker.celery_app`)."""
+from celery import Celery
+
+from worker import settings
+
+app = Celery("bundle", broker=settings.RMQ_URL, backend=settings.REDIS_URL, include=["worker.tasks"])
+
+app.conf.update(
+    # Events: every producer sends task-sent (queue label, queue wait), workers send the rest.
+    task_send_sent_event=True,
+    worker_send_task_events=True,
+    event_queue_ttl=settings.EVENT_QUEUE_TTL,
+    event_queue_expires=settings.EVENT_QUEUE_EXPIRES,
+    # A killed worker loses nothing: ack after the task ran, requeue if the pool child dies,
+    # and hold at most one unacknowledged message per pool process.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    worker_concurrency=settings.WORKER_CONCURRENCY,
+    task_track_started=True,
+    result_expires=24 * 3600,
+    result_extended=True,
+    broker_connection_retry_on_startup=True,
+    broker_connection_max_retries=None,
+    # Don't let a lost broker hang a web request forever (the app answers 503 instead).
+    broker_transport_options={"max_retries": 2, "interval_start": 0, "interval_step": 0.5,
+                              "interval_max": 1},
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    worker_hijack_root_logger=False,
+)
+from worker import metrics  # noqa: F401  (registers the worker_ready hook)
