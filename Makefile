@@ -5,7 +5,7 @@ WORKERS ?= 1
 # With a Docker engine, the stack runs under compose; without one, as local processes.
 DOCKER := $(shell docker info >/dev/null 2>&1 && echo yes)
 
-.PHONY: help deps venv up down status logs test test-fast test-live generate clean
+.PHONY: help deps venv up down status logs test test-fast generate loadtest clean
 
 help:
 	@echo "make up        start the stack (WORKERS=3 make up for three workers)"
@@ -13,6 +13,7 @@ help:
 	@echo "make test      everything: unit, config checks, integration, end to end (installs what is missing)"
 	@echo "make test-fast unit tests and config checks only"
 	@echo "make generate  regenerate alert rules and dashboards from mixin/"
+	@echo "make loadtest  load through the app: SCENARIO=steady|burst|failures|backlog|cpu|memory|slow|mixed ARGS='--rate 20 --duration 30'"
 
 deps:
 	@bash native/install_debian_packages.sh
@@ -29,15 +30,21 @@ venv: .venv/.installed .venv-exporter/.installed
 	.venv-exporter/bin/pip install -q --disable-pip-version-check -r exporter/requirements.txt
 	@touch $@
 
+# PROFILE=production: Flower basic auth on, Grafana anonymous access off.
+PROFILE ?= dev
+export PROFILE
+COMPOSE := docker compose -f compose.yaml $(if $(filter production,$(PROFILE)),-f compose.production.yaml)
+
 ifeq ($(DOCKER),yes)
-up:
-	docker compose up -d --build --scale celery_worker=$(WORKERS) --wait
+up: venv
+	$(PY) -m native init-env
+	$(COMPOSE) up -d --build --scale celery_worker=$(WORKERS) --wait
 down:
-	docker compose down
+	$(COMPOSE) down
 status:
-	docker compose ps
+	$(COMPOSE) ps
 logs:
-	docker compose logs -f
+	$(COMPOSE) logs -f
 else
 up: deps venv
 	$(PY) -m native up --workers $(WORKERS)
@@ -57,6 +64,9 @@ test: deps venv
 
 test-fast: deps venv
 	$(PY) -m pytest tests/unit tests/config
+
+loadtest: venv
+	$(PY) -m loadtest $(SCENARIO) $(ARGS)
 
 clean: down
 	rm -rf .native

@@ -6,6 +6,7 @@ import time
 import uuid
 
 from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from prometheus_client import Counter
 from prometheus_flask_exporter import PrometheusMetrics
 from werkzeug.exceptions import HTTPException
@@ -53,6 +54,9 @@ def create_app():
     flask_app.config.update(MAX_CONTENT_LENGTH=settings.MAX_BODY_BYTES, SECRET_KEY=settings.SECRET_KEY,
                             JSON_SORT_KEYS=False)
     PrometheusMetrics(flask_app, group_by="url_rule", default_labels={})
+    # The form carries a CSRF token; the JSON API needs Content-Type: application/json, which a
+    # cross-site form cannot send without a CORS preflight that this app never allows.
+    csrf = CSRFProtect(flask_app)
     alerts = collections.deque(maxlen=settings.ALERTS_KEPT)
     alerts_lock = threading.Lock()
 
@@ -62,6 +66,13 @@ def create_app():
             field = "body" if exc.code in (400, 413) else None
             return error(exc.code, exc.description or exc.name, field)
         return exc
+
+    @flask_app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        values = {k: getattr(Submission(), k) for k in FIELDS}
+        message = "the form expired or was sent from another site: reload the page and submit again"
+        return render_template("index.html", values=values, flower_url=settings.FLOWER_PUBLIC_URL,
+                               error={"field": "csrf_token", "message": message}, submitted=None), 400
 
     @flask_app.errorhandler(Exception)
     def unexpected(exc):
@@ -73,6 +84,7 @@ def create_app():
         return jsonify(status="ok")
 
     @flask_app.post("/api/tasks")
+    @csrf.exempt
     def api_submit():
         if not request.is_json:
             return error(415, "Content-Type must be application/json", "Content-Type")
@@ -103,6 +115,7 @@ def create_app():
             return error(503, f"the result backend is unavailable: {exc.__class__.__name__}")
 
     @flask_app.post("/api/alerts")
+    @csrf.exempt
     def api_alerts_webhook():
         payload = request.get_json(silent=True)
         if not isinstance(payload, dict) or not isinstance(payload.get("alerts"), list):
@@ -124,6 +137,7 @@ def create_app():
         if request.method == "GET":
             return render_template("index.html", **context)
         form = request.form.to_dict()
+        form.pop("csrf_token", None)  # checked by CSRFProtect before this view runs
         values.update(form)
         try:
             sub = parse_submission(form, from_text=True)

@@ -2,13 +2,14 @@
 import argparse
 import concurrent.futures
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
 import time
 from urllib.parse import urlsplit
 
-from native import broker, derive, env as envmod, paths, process, services
+from native import broker, derive, dotenv, env as envmod, paths, process, services
 
 READY_TIMEOUT = 90.0
 
@@ -22,12 +23,23 @@ def flower_auth(env):
     return tuple(basic.split(":", 1)) if ":" in basic else None
 
 
-def generate_configs(workers):
+def generate_configs(env, workers, alert_profile="standard"):
     paths.ensure()
-    derive.write_yaml(derive.prometheus_config(paths.REPO / "prometheus" / "prometheus.yml", workers),
-                      paths.GENERATED / "prometheus.yml")
-    (paths.GENERATED / "alertmanager.yml").write_text(
-        derive.alertmanager_config(paths.REPO / "alertmanager" / "alertmanager.yml"))
+    config = derive.prometheus_config(paths.REPO / "prometheus" / "prometheus.yml", workers)
+    rules_dir = paths.GENERATED / "rules"
+    shutil.rmtree(rules_dir, ignore_errors=True)
+    if alert_profile == "fast":
+        # Live tests: the real rules with shorter for:/windows/offsets (native/derive.py FAST).
+        rules_dir.mkdir(parents=True)
+        for pattern in config["rule_files"]:
+            for path in sorted(paths.REPO.glob(str(pathlib.Path(pattern).relative_to(paths.REPO)))):
+                derive.write_yaml(derive.fast_rules(path), rules_dir / path.name)
+        config["rule_files"] = [str(rules_dir / "*.yml")]
+    elif alert_profile != "standard":
+        raise ValueError(f"ALERT_PROFILE must be standard or fast, got {alert_profile!r}")
+    derive.write_yaml(config, paths.GENERATED / "prometheus.yml")
+    (paths.GENERATED / "alertmanager.yml").write_text(derive.alertmanager_config(
+        paths.REPO / "alertmanager" / "alertmanager.yml", env, paths.GENERATED / "secrets"))
     shutil.rmtree(paths.GENERATED / "grafana", ignore_errors=True)
     derive.grafana_provisioning(paths.REPO / "grafana" / "provisioning", paths.GENERATED / "grafana")
 
@@ -77,12 +89,13 @@ def reload_prometheus():
 
 def up(workers):
     t0 = time.monotonic()
+    dotenv.ensure(say)
     env = envmod.build()
     rmq = envmod.broker_parts(env["RMQ_URL"])
     redis = urlsplit(env["REDIS_URL"])
     broker.ensure_rabbitmq(rmq, say)
     broker.ensure_redis(redis.hostname or "127.0.0.1", redis.port or 6379, say)
-    generate_configs(workers)
+    generate_configs(env, workers, env.get("ALERT_PROFILE", "standard"))
     # Scale down: stop workers beyond the wanted number.
     for index in running_workers():
         if index > workers:
@@ -185,6 +198,7 @@ def main(argv=None):
     p_up = sub.add_parser("up", help="start the stack (idempotent; scales workers)")
     p_up.add_argument("--workers", type=positive_int, default=os.environ.get("WORKERS") or "1")
     sub.add_parser("down", help="stop what native mode started")
+    sub.add_parser("init-env", help="create .env with random secrets if it does not exist")
     sub.add_parser("status", help="health of each service")
     p_logs = sub.add_parser("logs", help="tail the logs")
     p_logs.add_argument("services", nargs="*")
@@ -195,10 +209,13 @@ def main(argv=None):
             return up(args.workers)
         if args.command == "down":
             return down()
+        if args.command == "init-env":
+            dotenv.ensure(say)
+            return 0
         if args.command == "status":
             return status()
         return logs(args.services, not args.no_follow)
-    except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+    except (RuntimeError, ValueError, subprocess.SubprocessError, OSError) as exc:
         say(f"error: {exc}")
         return 1
 

@@ -9,6 +9,8 @@ import socket
 import subprocess
 import time
 
+import requests
+
 from native import paths, process
 
 RABBITMQ_PLUGINS = ("rabbitmq_management", "rabbitmq_prometheus")
@@ -51,6 +53,8 @@ def _own_rabbitmq_env():
 
 
 def _rabbitmqctl(args, env=None, check=True, timeout=60):
+    if env is None and (paths.RUN / "rabbitmq.owned").exists():
+        env = _own_rabbitmq_env()  # our own node keeps its state under .native/
     return subprocess.run(["rabbitmqctl", *args], env=env, check=check, timeout=timeout,
                           capture_output=True, text=True)
 
@@ -110,6 +114,34 @@ def ensure_rabbitmq(broker, say):
     for port in (MANAGEMENT_PORT, PROMETHEUS_PORT):
         if not wait_listening("127.0.0.1", port, 60):
             raise RuntimeError(f"RabbitMQ plugin port {port} did not open")
+    ensure_user(broker, say)
+
+
+def _can_log_in(broker):
+    try:
+        r = requests.get(f"http://127.0.0.1:{MANAGEMENT_PORT}/api/whoami",
+                         auth=(broker["user"], broker["password"]), timeout=5)
+        return r.status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def ensure_user(broker, say):
+    """The bundle's own RabbitMQ user (not guest): full rights on vhost /, `monitoring` tag so that
+    Flower's Broker page can read the management API."""
+    if broker["user"] == "guest" or _can_log_in(broker):
+        return
+    say(f"rabbitmq: creating user {broker['user']!r} (password from .env)")
+    user, password = broker["user"], broker["password"]
+    if _rabbitmqctl(["add_user", user, password], check=False).returncode != 0:
+        _rabbitmqctl(["change_password", user, password])
+    _rabbitmqctl(["set_permissions", "-p", "/", user, ".*", ".*", ".*"])
+    _rabbitmqctl(["set_user_tags", user, "monitoring"])
+    deadline = time.monotonic() + 20
+    while not _can_log_in(broker):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"cannot log in to RabbitMQ as {user!r} after creating it")
+        time.sleep(0.5)
 
 
 def stop_own_rabbitmq(say):

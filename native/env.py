@@ -1,14 +1,15 @@
 """The environment every native process gets: the shell's, then .env, then derived values."""
 import os
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from native import paths
 
 DEFAULTS = {
-    "RMQ_URL": "amqp://guest:guest@127.0.0.1:5672//",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "FLOWER_PUBLIC_URL": "http://localhost:5555",
+    "FLOWER_USER": "admin",
 }
+PROFILES = ("dev", "production")
 
 
 def read_dotenv(path):
@@ -33,8 +34,8 @@ def broker_parts(rmq_url):
     return {
         "host": parts.hostname or "127.0.0.1",
         "port": parts.port or 5672,
-        "user": parts.username or "guest",
-        "password": parts.password or "guest",
+        "user": unquote(parts.username or "guest"),
+        "password": unquote(parts.password or "guest"),
     }
 
 
@@ -42,13 +43,26 @@ def build():
     env = dict(DEFAULTS)
     env.update(read_dotenv(paths.REPO / ".env"))
     env.update({k: v for k, v in os.environ.items()})
+    profile = env.setdefault("PROFILE", "dev")
+    if profile not in PROFILES:
+        raise ValueError(f"PROFILE must be one of {', '.join(PROFILES)}, got {profile!r}")
+    if "RMQ_URL" not in env:
+        # The same non-guest user compose uses, on the local broker (native/broker.py creates it).
+        user, password = env.get("RMQ_USER"), env.get("RMQ_PASSWORD")
+        env["RMQ_URL"] = (f"amqp://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:5672//"
+                          if user and password else "amqp://guest:guest@127.0.0.1:5672//")
     broker = broker_parts(env["RMQ_URL"])
     env.setdefault(
         "FLOWER_BROKER_API",
         f"http://{quote(broker['user'], safe='')}:{quote(broker['password'], safe='')}@{broker['host']}:15672/api/",
     )
     env.setdefault("FLOWER_DB", str(paths.DATA / "flower.db"))
-    if not env.get("FLOWER_BASIC_AUTH") and not env.get("FLOWER_AUTH"):
+    if profile == "production":
+        if not env.get("FLOWER_PASSWORD"):
+            raise ValueError("PROFILE=production needs FLOWER_PASSWORD in .env")
+        env["FLOWER_BASIC_AUTH"] = f"{env['FLOWER_USER']}:{env['FLOWER_PASSWORD']}"
+        env["FLOWER_UNAUTHENTICATED_API"] = "false"
+    elif not env.get("FLOWER_BASIC_AUTH") and not env.get("FLOWER_AUTH"):
         # Dev mode as in the guide: no password, and the REST API usable without one.
         env.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
     env["PYTHONPATH"] = str(paths.REPO)

@@ -1,4 +1,7 @@
 """Small helpers for tests against the live native stack."""
+import os
+import subprocess
+import sys
 import time
 
 import requests
@@ -7,6 +10,16 @@ PROMETHEUS = "http://127.0.0.1:9090"
 APP = "http://127.0.0.1:8080"
 FLOWER = "http://127.0.0.1:5555"
 ALERTMANAGER = "http://127.0.0.1:9093"
+
+STACK_WORKERS = 3
+# The stack under test runs the "fast" alerting profile (native/derive.py).
+STACK_ENV = {"ALERT_PROFILE": "fast"}
+
+
+def native_cli(*args, timeout=300):
+    """`python -m native ...` as the test session runs it (make up/down/status)."""
+    return subprocess.run([sys.executable, "-m", "native", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **STACK_ENV})
 
 
 def wait_for(predicate, timeout, interval=0.5, message="condition"):
@@ -31,6 +44,22 @@ def prom_query(expr):
 def prom_scalar(expr, default=0.0):
     result = prom_query(expr)
     return float(result[0]["value"][1]) if result else default
+
+
+def settled(*exprs, quiet=12.0, timeout=120):
+    """The values of exprs once none changed for `quiet` seconds (longer than the slowest scrape
+    interval), so that counts from earlier tests are all in before a test counts its own.
+    One expr gives its value; several give {expr: value}."""
+    values, since = {e: prom_scalar(e) for e in exprs}, time.monotonic()
+    deadline = since + timeout
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = {e: prom_scalar(e) for e in exprs}
+        if now != values:
+            values, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return values[exprs[0]] if len(exprs) == 1 else values
+    raise AssertionError(f"{exprs} kept changing for {timeout}s")
 
 
 def submit(**fields):

@@ -27,3 +27,7 @@ persistent = _flag("persistent", "false")
 db = _env("db", "flower.db")
 # With persistence on, save the state every minute too, not only at shutdown (a kill loses less).
 state_save_interval = int(_env("state_save_interval", 60000 if persistent else 0))
+# Flower turns an empty FLOWER_BASIC_AUTH into [""], i.e. "auth on, nobody can log in". Compose
+# passes it empty in the dev profile, so empty means no basic auth here.
+if not os.environ.get("FLOWER_BASIC_AUTH", "").strip(","):
+    basic_auth = []

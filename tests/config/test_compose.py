@@ -388,7 +388,8 @@ def _check_no_secret_literals(path):
     problems = []
     for name, svc in (data.get("services") or {}).items():
         for key, value in env_of(svc).items():
-            if SECRET_KEY_RE.search(key) and value and not is_pure_reference(value):
+            # user:password built only from references (${FLOWER_USER}:${FLOWER_PASSWORD}) is fine
+            if SECRET_KEY_RE.search(key) and value and INTERP_RE.sub("", str(value)).strip(":"):
                 problems.append(f"{name}: {key}={value!r} is a literal; use ${{VAR}} from .env")
     for text in all_strings(data):
         for m in URL_USERINFO_RE.finditer(text):
@@ -496,9 +497,10 @@ def test_production_override_requires_auth():
         pytest.skip("compose.production.yaml not written yet")
     prod = load(PRODUCTION_FILE)["services"]
     flower = env_of(prod["flower"])
-    m = INTERP_RE.fullmatch(flower.get("FLOWER_BASIC_AUTH", ""))
-    assert m and m.group("name") == "FLOWER_BASIC_AUTH" and m.group("op") in (":?", "?"), \
-        "production must refuse to start Flower without FLOWER_BASIC_AUTH"
+    user, password = flower.get("FLOWER_BASIC_AUTH", "").split("}:", 1)
+    m = INTERP_RE.fullmatch(password)
+    assert user.startswith("${FLOWER_USER") and m and m.group("name") == "FLOWER_PASSWORD" \
+        and m.group("op") in (":?", "?"), "production must refuse to start Flower without FLOWER_PASSWORD"
     assert flower.get("FLOWER_UNAUTHENTICATED_API", "").lower() == "false"
     grafana = env_of(prod["grafana"])
     assert grafana.get("GF_AUTH_ANONYMOUS_ENABLED", "").lower() == "false"
@@ -573,8 +575,8 @@ def test_production_refuses_to_start_without_flower_auth():
     if not PRODUCTION_FILE.exists():
         pytest.skip("compose.production.yaml not written yet")
     env = _env_example_values()
-    env["FLOWER_BASIC_AUTH"] = ""
-    with pytest.raises(AssertionError, match="FLOWER_BASIC_AUTH"):
+    env["FLOWER_PASSWORD"] = ""
+    with pytest.raises(AssertionError, match="FLOWER_PASSWORD"):
         _interpolate(load(PRODUCTION_FILE), env)
     _interpolate(load(COMPOSE_FILE), env)  # the dev stack starts without it
 

@@ -3,6 +3,8 @@
 The workers stop consuming the `celery` queue for the duration, so anything enqueued would stay in
 the queue; a good request at the end proves the check can see a message arrive.
 """
+import re
+
 import pytest
 import requests
 
@@ -58,9 +60,14 @@ def test_bad_input_gets_json_errors_and_enqueues_nothing(paused_queue):
     for data, headers, status, field in raw_cases:
         r = requests.post(f"{APP}/api/tasks", data=data, headers=headers, timeout=10)
         assert r.status_code == status and r.json()["field"] == field, (data[:40], r.status_code, r.text)
-    # The form answers 422 with the message on the page.
-    r = requests.post(f"{APP}/", data={"task": "process_task", "count": "-4"}, timeout=10)
+    # The form answers 422 with the message on the page (with its CSRF token, as a browser sends it).
+    browser = requests.Session()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get(f"{APP}/", timeout=10).text).group(1)
+    r = browser.post(f"{APP}/", data={"task": "process_task", "count": "-4", "csrf_token": token}, timeout=10)
     assert r.status_code == 422 and "count must be between" in r.text
+    # A cross-site submission (no token) is refused.
+    r = requests.post(f"{APP}/", data={"task": "process_task", "count": "1"}, timeout=10)
+    assert r.status_code == 400 and "another site" in r.text
     assert queue_depth() == depth
     assert submitted_total() == submitted_before
     # Positive control: a good request is visible in the paused queue.

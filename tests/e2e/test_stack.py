@@ -1,12 +1,11 @@
 """End to end on the native stack with 3 workers: the guide's scenario 2 and the metrics pipeline."""
 import subprocess
-import sys
 
 import pytest
 import requests
 
 from mixin.config import JOBS
-from tests.live import FLOWER, prom_query, prom_scalar, submit, wait_finished, wait_for
+from tests.live import FLOWER, native_cli, prom_query, prom_scalar, settled, submit, wait_finished, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -27,7 +26,7 @@ def test_guide_scenario_2_spreads_20_tasks_over_3_workers_and_every_task_is_coun
     succeeded = 'sum(celery_task_succeeded_total{job="celery_exporter",name="process_task"})'
     flower_ok = 'sum(flower_events_total{job="flower",task="process_task",type="task-succeeded"})'
     flower_received = 'sum(flower_events_total{job="flower",task="process_task",type="task-received"})'
-    before = {q: prom_scalar(q) for q in (succeeded, flower_ok, flower_received)}
+    before = settled(succeeded, flower_ok, flower_received)
     totals_before = {name: sum(w["stats"]["total"].values()) if w.get("stats", {}).get("total") else 0
                      for name, w in requests.get(f"{FLOWER}/api/workers?refresh=1", timeout=10).json().items()}
 
@@ -48,6 +47,9 @@ def test_guide_scenario_2_spreads_20_tasks_over_3_workers_and_every_task_is_coun
     # The exporter and Flower account for every task, as seen through Prometheus.
     for query in (succeeded, flower_ok, flower_received):
         wait_for(lambda: prom_scalar(query) - before[query] == 20, 60, message=f"{query} to grow by 20")
+    # ... and by no more: nothing was counted twice.
+    after = settled(succeeded, flower_ok, flower_received, quiet=6)
+    assert {q: after[q] - before[q] for q in after} == {q: 20 for q in after}
 
 
 def test_each_worker_reports_cpu_and_memory_with_its_full_nodename(stack):
@@ -65,12 +67,11 @@ def test_each_worker_reports_cpu_and_memory_with_its_full_nodename(stack):
 
 def test_a_second_up_starts_no_duplicates(stack):
     before = subprocess.run(["pgrep", "-f", "celery -A worker.celery_app"], capture_output=True, text=True).stdout.split()
-    result = subprocess.run([sys.executable, "-m", "native", "up", "--workers", "3"], capture_output=True,
-                            text=True, timeout=120)
+    result = native_cli("up", "--workers", "3")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "started" not in result.stdout.replace("already running", "")
     after = subprocess.run(["pgrep", "-f", "celery -A worker.celery_app"], capture_output=True, text=True).stdout.split()
     assert sorted(before) == sorted(after)
-    status = subprocess.run([sys.executable, "-m", "native", "status"], capture_output=True, text=True, timeout=60)
+    status = native_cli("status")
     for name in ("prometheus", "alertmanager", "flower", "celery_exporter", "app", "celery_worker-3"):
         assert any(line.startswith(name) and "healthy" in line for line in status.stdout.splitlines()), status.stdout

@@ -43,6 +43,24 @@ def test_alertmanager_urls_point_at_loopback(tmp_path):
     assert "http://example.com:80/x" in text  # hosts that are not compose services are kept
 
 
+AM = paths.REPO / "alertmanager" / "alertmanager.yml"
+
+
+def test_slack_and_email_only_when_their_secret_is_in_the_environment(tmp_path):
+    bare = yaml.safe_load(derive.alertmanager_config(AM, {}, tmp_path))
+    assert not any("slack_configs" in r or "email_configs" in r for r in bare["receivers"])
+    assert "slack_api_url_file" not in bare["global"]
+    full = yaml.safe_load(derive.alertmanager_config(AM, {"SLACK_API_URL": "https://hooks.example/T1",
+                                                         "SMTP_PASSWORD": "pw"}, tmp_path))
+    assert any("slack_configs" in r for r in full["receivers"])
+    assert any("email_configs" in r for r in full["receivers"])
+    assert (tmp_path / "slack_api_url").read_text() == "https://hooks.example/T1"
+    assert full["global"]["smtp_auth_password_file"] == str(tmp_path / "smtp_password")
+    # Every receiver keeps its webhook either way.
+    for doc in (bare, full):
+        assert all(r["webhook_configs"][0]["url"] == "http://127.0.0.1:8080/api/alerts" for r in doc["receivers"])
+
+
 def test_grafana_provisioning_is_rewritten(tmp_path):
     src = tmp_path / "src" / "datasources"
     src.mkdir(parents=True)

@@ -1,0 +1,117 @@
+"""alertmanager/alertmanager.yml: valid for amtool 0.25, each severity reaches its receiver, every
+receiver delivers to the app's webhook, no secret in the file, and the inhibitions do what
+alertmanager/tests/inhibit.yml says."""
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+AM = REPO / "alertmanager" / "alertmanager.yml"
+CASES = REPO / "alertmanager" / "tests"
+RULES = REPO / "alerts" / "celery.rules.yml"
+WEBHOOK = "http://app:8080/api/alerts"
+
+CONFIG = yaml.safe_load(AM.read_text())
+ROUTES = yaml.safe_load((CASES / "routes.yml").read_text())
+INHIBITS = yaml.safe_load((CASES / "inhibit.yml").read_text())
+RULE_ALERTS = [r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"] if "alert" in r]
+
+needs_amtool = pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool missing: run `make deps`")
+
+
+def amtool(*args):
+    return subprocess.run(["amtool", *args], capture_output=True, text=True, timeout=60)
+
+
+@needs_amtool
+def test_amtool_check_config():
+    result = amtool("check-config", str(AM))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_amtool
+@pytest.mark.parametrize("case", ROUTES, ids=lambda c: "-".join(str(v) for v in c["labels"].values()))
+def test_route(case):
+    labels = [f"{k}={v}" for k, v in case["labels"].items()]
+    result = amtool("config", "routes", "test", f"--config.file={AM}",
+                    "--verify.receivers=" + ",".join(case["receivers"]), *labels)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_severity_of_the_rules_has_a_routing_case():
+    severities = {r["labels"]["severity"] for r in RULE_ALERTS}
+    assert severities <= {c["labels"].get("severity") for c in ROUTES}
+
+
+def test_default_receiver_is_the_webhook():
+    assert CONFIG["route"]["receiver"] == "webhook"
+
+
+@pytest.mark.parametrize("receiver", CONFIG["receivers"], ids=lambda r: r["name"])
+def test_every_receiver_delivers_to_the_webhook_with_resolved(receiver):
+    # The demo and the live tests read what the app's webhook received.
+    hooks = receiver.get("webhook_configs", [])
+    assert any(h["url"] == WEBHOOK and h.get("send_resolved") for h in hooks)
+
+
+def test_grouping_is_short_enough_for_the_demo():
+    route = CONFIG["route"]
+    assert {"alertname", "job", "queue", "name", "worker"} <= set(route["group_by"])
+    assert route["group_wait"] == "5s"
+
+
+def test_watchdog_has_its_own_receiver_and_a_long_repeat():
+    route = next(r for r in CONFIG["route"]["routes"] if 'alertname="Watchdog"' in r["matchers"])
+    assert route["receiver"] == "watchdog"
+    assert route["repeat_interval"] in ("12h", "24h")
+
+
+def test_no_secret_is_committed():
+    text = AM.read_text()
+    assert not re.search(r"hooks\.slack\.com|^\s*(api_url|auth_password|smtp_auth_password|slack_api_url):", text, re.M)
+    # Secrets are read from mounted files instead.
+    assert CONFIG["global"]["slack_api_url_file"].startswith("/run/secrets/")
+    assert CONFIG["global"]["smtp_auth_password_file"].startswith("/run/secrets/")
+
+
+# --- Inhibitions, evaluated the way Alertmanager does: source and target matchers (regexes are
+# anchored), and every `equal` label has the same value on both (a missing label is "").
+
+_MATCHER = re.compile(r'^\s*(\w+)\s*(=~|!~|!=|=)\s*"(.*)"\s*$')
+
+
+def _matches(matchers, labels):
+    for matcher in matchers:
+        name, op, value = _MATCHER.match(matcher).groups()
+        have = labels.get(name, "")
+        ok = {"=": have == value, "!=": have != value,
+              "=~": re.fullmatch(value, have) is not None, "!~": re.fullmatch(value, have) is None}[op]
+        if not ok:
+            return False
+    return True
+
+
+def inhibited(source, target):
+    return any(_matches(rule.get("source_matchers", []), source)
+               and _matches(rule.get("target_matchers", []), target)
+               and all(source.get(label, "") == target.get(label, "") for label in rule.get("equal", []))
+               for rule in CONFIG["inhibit_rules"])
+
+
+@pytest.mark.parametrize("case", INHIBITS, ids=lambda c: c["why"])
+def test_inhibition(case):
+    assert inhibited(case["source"], case["target"]) is case["inhibited"]
+
+
+def test_inhibitions_name_only_alerts_that_exist():
+    # Renaming an alert must not silently disable an inhibition.
+    names = {r["alert"] for r in RULE_ALERTS}
+    for rule in CONFIG["inhibit_rules"]:
+        for matcher in rule.get("source_matchers", []) + rule.get("target_matchers", []):
+            label, _, value = _MATCHER.match(matcher).groups()
+            if label == "alertname":
+                assert set(value.split("|")) <= names, matcher

@@ -1,0 +1,57 @@
+"""Inject real faults into the native stack: stop and start the broker, Redis, or one service."""
+import os
+import signal
+import subprocess
+import time
+from urllib.parse import urlsplit
+
+from native import broker, env as native_env, process
+from tests.live import STACK_WORKERS, native_cli, wait_for
+
+REDIS_START = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", "",
+               "--appendonly", "no"]
+
+
+def stop_broker():
+    """Stop RabbitMQ's application (the node stays up, queues and messages on disk survive)."""
+    broker._rabbitmqctl(["stop_app"])
+    wait_for(lambda: not broker.listening("127.0.0.1", 5672), 30, message="the broker port to close")
+
+
+def start_broker():
+    broker._rabbitmqctl(["start_app"])
+    wait_for(lambda: broker.listening("127.0.0.1", 5672), 60, message="the broker port to open")
+
+
+def stop_redis():
+    port = urlsplit(native_env.build()["REDIS_URL"]).port or 6379
+    subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True, timeout=30)
+    wait_for(lambda: not broker.listening("127.0.0.1", port), 30, message="Redis to stop")
+
+
+def start_redis():
+    # The same command the machine (and DESIGN.md) uses; nothing is kept on disk.
+    subprocess.run(REDIS_START, check=True, timeout=30, capture_output=True)
+    wait_for(lambda: broker.listening("127.0.0.1", 6379), 30, message="Redis to start")
+
+
+def kill_service(name, sig=signal.SIGKILL):
+    """Kill a native service's whole process group (e.g. a worker with its pool children)."""
+    pid = process.running_pid(name)
+    assert pid, f"{name} is not running"
+    os.killpg(pid, sig)
+    wait_for(lambda: not process.alive(pid), 30, message=f"{name} to die")
+
+
+def restore_stack(workers=STACK_WORKERS):
+    """`make up` again: starts whatever is missing, leaves the rest."""
+    result = native_cli("up", "--workers", str(workers))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def restart_service(name):
+    process.stop(name)
+    t0 = time.monotonic()
+    restore_stack()
+    return time.monotonic() - t0
