@@ -5,7 +5,7 @@ WORKERS ?= 1
 # With a Docker engine, the stack runs under compose; without one, as local processes.
 DOCKER := $(shell docker info >/dev/null 2>&1 && echo yes)
 
-.PHONY: help deps venv up down status logs test test-fast generate loadtest clean
+.PHONY: help deps venv up down status logs test test-fast generate loadtest bench screenshots clean
 
 help:
 	@echo "make up        start the stack (WORKERS=3 make up for three workers)"
@@ -13,6 +13,8 @@ help:
 	@echo "make test      everything: unit, config checks, integration, end to end (installs what is missing)"
 	@echo "make test-fast unit tests and config checks only"
 	@echo "make generate  regenerate alert rules and dashboards from mixin/"
+	@echo "make bench     what monitoring costs: throughput ratios, capacity, memory, alert latency (docs/performance.md)"
+	@echo "make screenshots  PNGs of the app, Flower and a firing alert for the README (stack must be up)"
 	@echo "make loadtest  load through the app: SCENARIO=steady|burst|failures|backlog|cpu|memory|slow|mixed ARGS='--rate 20 --duration 30'"
 
 deps:
@@ -67,6 +69,12 @@ test-fast: deps venv
 
 loadtest: venv
 	$(PY) -m loadtest $(SCENARIO) $(ARGS)
+
+bench: deps venv
+	$(PY) -m bench $(ARGS)
+
+screenshots: venv
+	$(PY) docs/screenshots.py
 
 clean: down
 	rm -rf .native

@@ -18,6 +18,9 @@ from worker.celery_app import app as celery_app
 
 log = logging.getLogger(__name__)
 
+# A result lookup answers at once, 503 while Redis is down; only workers retry storing results.
+celery_app.conf.result_backend_always_retry = False
+
 TASKS_SUBMITTED = Counter("app_tasks_submitted", "Tasks enqueued through the app", ["task"])
 ALERTS_RECEIVED = Counter("app_alert_notifications", "Alertmanager notifications received", ["status"])
 

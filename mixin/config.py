@@ -27,6 +27,8 @@ SELECTORS = {
     "app": f'job="{JOBS["app"]}"',
     # Celery's task queues on the broker, without the per-worker pidbox and event (celeryev.*) queues.
     "task_queues": f'job="{JOBS["rabbitmq_queues"]}", queue!~"celeryev.*|.*pidbox"',
+    # The event queues of the monitors (Flower, the exporter): celeryev.<uuid>.
+    "event_queues": f'job="{JOBS["rabbitmq_queues"]}", queue=~"celeryev.*"',
 }
 
 # The guide's production thresholds ("Полезные Метрики").
@@ -76,6 +78,11 @@ THRESHOLDS = {
     "worker_vanished_window": "15m",
     # A scrape target down. Shorter than worker_down_for so that its inhibitions arrive first.
     "target_down_for": "30s",
+    # The monitoring pipeline lags: a monitor's event queue holds more than this many events and
+    # keeps growing. Events wait at most EVENT_QUEUE_TTL (60 s) before RabbitMQ drops them.
+    "events_backlog_max": 1000,
+    "events_window": "5m",
+    "events_for": "2m",
 }
 
 # How often Prometheus evaluates the rule groups (a demo value; the scrape interval is 5s).

@@ -216,6 +216,14 @@ def alerting_rules(t):
               "Prometheus cannot scrape {{ $labels.job }} at {{ $labels.instance }}",
               f"Target {{{{ $labels.instance }}}} of job {{{{ $labels.job }}}} is down (up = {{{{ $value }}}}) "
               f"for {t['target_down_for']}: alerts fed by it are blind."),
+        alert("CeleryEventsLagging",
+              f'rabbitmq_detailed_queue_messages_ready{{{SEL["event_queues"]}}} > {num(t["events_backlog_max"])}\n'
+              f'and\nderiv(rabbitmq_detailed_queue_messages_ready{{{SEL["event_queues"]}}}[{t["events_window"]}]) > 0',
+              t["events_for"], "warning", "overview",
+              "A monitor does not keep up with the task events",
+              f"Event queue {{{{ $labels.queue }}}} holds {{{{ $value | humanize }}}} events and keeps growing "
+              f"(threshold {num(t['events_backlog_max'])}): Flower or the exporter lags, and events older than "
+              f"the queue's TTL are dropped, so success rates and throughput will be wrong."),
         alert("Watchdog", "vector(1)", None, "none", "overview",
               "Alerting pipeline heartbeat (always firing)",
               "Always firing. If it stops arriving, the Prometheus -> Alertmanager -> receiver path is broken."),

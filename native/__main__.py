@@ -23,8 +23,14 @@ def flower_auth(env):
     return tuple(basic.split(":", 1)) if ":" in basic else None
 
 
+def _snapshot(directory):
+    return {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
 def generate_configs(env, workers, alert_profile="standard"):
+    """Write the derived configs; returns the names of the servers whose config changed."""
     paths.ensure()
+    before = _snapshot(paths.GENERATED)
     config = derive.prometheus_config(paths.REPO / "prometheus" / "prometheus.yml", workers)
     rules_dir = paths.GENERATED / "rules"
     shutil.rmtree(rules_dir, ignore_errors=True)
@@ -42,7 +48,11 @@ def generate_configs(env, workers, alert_profile="standard"):
         paths.REPO / "alertmanager" / "alertmanager.yml", env, paths.GENERATED / "secrets"))
     shutil.rmtree(paths.GENERATED / "grafana", ignore_errors=True)
     derive.grafana_provisioning(paths.REPO / "grafana" / "provisioning", paths.GENERATED / "grafana")
-
+    after = _snapshot(paths.GENERATED)
+    changed = {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+    return {name for name, prefix in (("prometheus", "prometheus.yml"), ("prometheus", "rules"),
+                                      ("alertmanager", "alertmanager.yml"), ("alertmanager", "secrets"))
+            if any(p.relative_to(paths.GENERATED).parts[0] == prefix for p in changed)}
 
 def running_workers():
     return sorted(int(n.split("-")[1]) for n in process.owned() if n.startswith("celery_worker-"))
@@ -79,12 +89,20 @@ def wait_healthy(svc, env, timeout=READY_TIMEOUT):
     return False
 
 
-def reload_prometheus():
-    try:
-        import requests
-        requests.post("http://127.0.0.1:9090/-/reload", timeout=5)
-    except Exception:
-        pass
+RELOAD = {"prometheus": "http://127.0.0.1:9090/-/reload", "alertmanager": "http://127.0.0.1:9093/-/reload"}
+
+
+def reload(names):
+    """Reload running servers whose config changed, and only those: a reload while an alert resolves
+    can drop its resolved notification (Prometheus re-creates its notifier)."""
+    import requests
+    for name in sorted(names):
+        if process.running_pid(name):
+            try:
+                requests.post(RELOAD[name], timeout=10).raise_for_status()
+                say(f"{name}: configuration changed, reloaded")
+            except requests.RequestException as exc:
+                say(f"{name}: reload failed ({exc}); restart it with make down && make up")
 
 
 def up(workers):
@@ -95,7 +113,7 @@ def up(workers):
     redis = urlsplit(env["REDIS_URL"])
     broker.ensure_rabbitmq(rmq, say)
     broker.ensure_redis(redis.hostname or "127.0.0.1", redis.port or 6379, say)
-    generate_configs(env, workers, env.get("ALERT_PROFILE", "standard"))
+    changed = generate_configs(env, workers, env.get("ALERT_PROFILE", "standard"))
     # Scale down: stop workers beyond the wanted number.
     for index in running_workers():
         if index > workers:
@@ -104,7 +122,7 @@ def up(workers):
     svcs = wanted(workers)
     # Workers come up before Flower, whose first inspect then finds them (`curl /api/workers`).
     first = [s for s in svcs if s.name in ("prometheus", "alertmanager") or s.name.startswith("celery_worker-")]
-    results = {}
+    results, fresh = {}, set()
     for phase in (first, [s for s in svcs if s not in first]):
         started = []
         for svc in phase:
@@ -112,9 +130,11 @@ def up(workers):
             say(message)
             if message.endswith("started") or message.endswith("already running"):
                 started.append(svc)
+            if message.endswith(": started"):
+                fresh.add(svc.name)
         with concurrent.futures.ThreadPoolExecutor(len(started) or 1) as pool:
             results.update(zip([s.name for s in started], pool.map(lambda s: wait_healthy(s, env), started)))
-    reload_prometheus()  # picks up a changed worker count when Prometheus was already running
+    reload(changed - fresh)  # e.g. a changed worker count, when Prometheus was already running
     failed = [name for name, ok in results.items() if not ok]
     elapsed = time.monotonic() - t0
     print_table(svcs, env)

@@ -52,7 +52,7 @@ def _own_rabbitmq_env():
     }
 
 
-def _rabbitmqctl(args, env=None, check=True, timeout=60):
+def rabbitmqctl(args, env=None, check=True, timeout=60):
     if env is None and (paths.RUN / "rabbitmq.owned").exists():
         env = _own_rabbitmq_env()  # our own node keeps its state under .native/
     return subprocess.run(["rabbitmqctl", *args], env=env, check=check, timeout=timeout,
@@ -91,7 +91,7 @@ def _has_user(name):
 def _enable_plugins_on_running_node():
     """Bind the plugin listeners to loopback first (they default to all interfaces), then enable."""
     for app, port in (("rabbitmq_management", MANAGEMENT_PORT), ("rabbitmq_prometheus", PROMETHEUS_PORT)):
-        _rabbitmqctl(["eval", f'application:set_env({app}, tcp_config, [{{ip, "127.0.0.1"}}, {{port, {port}}}]).'],
+        rabbitmqctl(["eval", f'application:set_env({app}, tcp_config, [{{ip, "127.0.0.1"}}, {{port, {port}}}]).'],
                      check=False)
     subprocess.run(["rabbitmq-plugins", "enable", *RABBITMQ_PLUGINS], check=True, timeout=120,
                    capture_output=True, text=True)
@@ -133,10 +133,10 @@ def ensure_user(broker, say):
         return
     say(f"rabbitmq: creating user {broker['user']!r} (password from .env)")
     user, password = broker["user"], broker["password"]
-    if _rabbitmqctl(["add_user", user, password], check=False).returncode != 0:
-        _rabbitmqctl(["change_password", user, password])
-    _rabbitmqctl(["set_permissions", "-p", "/", user, ".*", ".*", ".*"])
-    _rabbitmqctl(["set_user_tags", user, "monitoring"])
+    if rabbitmqctl(["add_user", user, password], check=False).returncode != 0:
+        rabbitmqctl(["change_password", user, password])
+    rabbitmqctl(["set_permissions", "-p", "/", user, ".*", ".*", ".*"])
+    rabbitmqctl(["set_user_tags", user, "monitoring"])
     deadline = time.monotonic() + 20
     while not _can_log_in(broker):
         if time.monotonic() > deadline:
@@ -149,7 +149,7 @@ def stop_own_rabbitmq(say):
     if not marker.exists():
         return False
     say("rabbitmq: stopping our own broker")
-    _rabbitmqctl(["stop"], env=_own_rabbitmq_env(), check=False)
+    rabbitmqctl(["stop"], env=_own_rabbitmq_env(), check=False)
     marker.unlink(missing_ok=True)
     return True
 

@@ -96,9 +96,11 @@ _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y
 _RANGE = re.compile(r"\[(\d+(?:ms|s|m|h|d|w|y))(:\d+(?:ms|s|m|h|d|w|y))?\]")
 _OFFSET = re.compile(r"\boffset\s+(\d+(?:ms|s|m|h|d|w|y))")
 
-# Live tests cannot wait minutes per alert: `for:` and range windows shrink by DIVISOR (never below
-# the floors, so a rate still sees several scrapes), and baselines look back BASELINE_OFFSET.
-FAST = {"divisor": 10, "min_for": 5, "min_window": 30, "baseline_offset": 120}
+# Live tests cannot wait minutes per alert: `for:` and range windows shrink by `divisor` (never below
+# the floors, so a rate still sees several scrapes), baselines look back `baseline_offset`, and no
+# `for:` exceeds `max_for`, which keeps it well inside that offset (a drop compared with 2 minutes
+# ago can only be seen for 2 minutes minus one window).
+FAST = {"divisor": 10, "min_for": 5, "max_for": 60, "min_window": 30, "baseline_offset": 120}
 
 
 def seconds(duration):
@@ -125,5 +127,6 @@ def fast_rules(source: Path, profile=FAST) -> dict:
         for rule in group["rules"]:
             rule["expr"] = fast_expr(rule["expr"], profile)
             if "for" in rule:
-                rule["for"] = duration(max(seconds(rule["for"]) / profile["divisor"], profile["min_for"]))
+                scaled = max(seconds(rule["for"]) / profile["divisor"], profile["min_for"])
+                rule["for"] = duration(min(scaled, max(profile["max_for"], profile["min_for"])))
     return rules

@@ -14,12 +14,12 @@ REDIS_START = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--p
 
 def stop_broker():
     """Stop RabbitMQ's application (the node stays up, queues and messages on disk survive)."""
-    broker._rabbitmqctl(["stop_app"])
+    broker.rabbitmqctl(["stop_app"])
     wait_for(lambda: not broker.listening("127.0.0.1", 5672), 30, message="the broker port to close")
 
 
 def start_broker():
-    broker._rabbitmqctl(["start_app"])
+    broker.rabbitmqctl(["start_app"])
     wait_for(lambda: broker.listening("127.0.0.1", 5672), 60, message="the broker port to open")
 
 

@@ -12,8 +12,10 @@ FLOWER = "http://127.0.0.1:5555"
 ALERTMANAGER = "http://127.0.0.1:9093"
 
 STACK_WORKERS = 3
-# The stack under test runs the "fast" alerting profile (native/derive.py).
-STACK_ENV = {"ALERT_PROFILE": "fast"}
+# The stack under test runs the "fast" alerting profile (native/derive.py), and gives each of its
+# 3 workers a budget of half a core (they share 2 cores), so that a CPU-bound task exceeds it
+# clearly even on a busy machine.
+STACK_ENV = {"ALERT_PROFILE": "fast", "WORKER_CPU_LIMIT_CORES": "0.5"}
 
 
 def native_cli(*args, timeout=300):

@@ -1,9 +1,10 @@
 """The Celery application shared by workers, Flower and the web app (`celery -A worker.celery_app`)."""
 from celery import Celery
 
-from worker import settings
+from worker import result_backend, settings
 
 app = Celery("bundle", broker=settings.RMQ_URL, backend=settings.REDIS_URL, include=["worker.tasks"])
+result_backend.use_in(app)
 
 app.conf.update(
     # Events: every producer sends task-sent (queue label, queue wait), workers send the rest.
@@ -19,6 +20,10 @@ app.conf.update(
     worker_concurrency=settings.WORKER_CONCURRENCY,
     task_track_started=True,
     result_expires=24 * 3600,
+    # A Redis blip loses no result: retry storing final states for about half a minute.
+    result_backend_always_retry=True,
+    result_backend_max_retries=40,
+    result_backend_max_sleep_between_retries_ms=2000,
     result_extended=True,
     broker_connection_retry_on_startup=True,
     broker_connection_max_retries=None,

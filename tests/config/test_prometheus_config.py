@@ -41,7 +41,8 @@ def test_exporter_scrape_timeout_leaves_room_for_its_two_second_scrape():
     config = yaml.safe_load(PROM.read_text())
     [job] = [j for j in config["scrape_configs"] if j["job_name"] == JOBS["exporter"]]
     timeout = float(job["scrape_timeout"].rstrip("s"))
-    assert timeout >= 4 and timeout < float(job["scrape_interval"].rstrip("s"))
+    interval = float(job.get("scrape_interval", config["global"]["scrape_interval"]).rstrip("s"))
+    assert 4 <= timeout < interval
 
 
 def test_prometheus_sends_alerts_to_alertmanager():

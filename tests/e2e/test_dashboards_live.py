@@ -26,11 +26,13 @@ def mixed_load(stack):
     wait_for(lambda: len(prom_query('sum by (name) (celery_task_succeeded_total)')) >= 2
              and prom_query('sum(celery_task_failed_total{exception!=""}) > 0')
              and prom_query("sum by (task) (flower_task_runtime_seconds_count)")
-             # rate() needs two samples of the series the load created (the exporter is scraped every 10 s)
+             # rate() needs two samples of the series the load created (one exporter scrape every 5 s)
              and prom_query("sum(rate(celery_task_runtime_bucket[2m]))")
              and prom_query("sum(rate(celery_task_failed_total[2m]))"), 90,
              message="the load to show up in Prometheus")
-    worker = prom_query("celery_worker_pool_processes")[0]["metric"]["worker"]
+    # A worker that ran some of this load (Flower has per-worker series only for those).
+    worker = prom_query('topk(1, sum by (worker) (increase(flower_events_total{type="task-succeeded"}[2m])))'
+                        )[0]["metric"]["worker"]
     return {"queue": "celery", "task": "process_task", "worker": worker, "__rate_interval": "2m"}
 
 

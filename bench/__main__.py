@@ -1,0 +1,253 @@
+"""`python -m bench [options]` (make bench ARGS=...): what the monitoring costs, side by side in one run.
+
+Sections: throughput (bare / events / full bundle / full without worker metrics; trivial and 10 ms
+tasks), capacity (highest rate the monitors keep up with), memory (Flower and exporter RSS and scrape
+time), alerts (fault -> webhook latency against its bound), coldstart (opt-in: --cold-start).
+--quick uses tiny sizes (the smoke test); its figures are not measurements.
+Exit codes: 0 done, 1 a section failed, 2 bad options, 130 interrupted.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+import traceback
+
+from rich.console import Console
+
+SECTIONS = ("throughput", "capacity", "memory", "alerts", "coldstart")
+CONFIG_NAMES = ("bare", "events", "full", "full_wm_off", "stock")  # stock: opt-in (--configs)
+KINDS = ("trivial", "cpu10")
+# Full-run defaults, and the --quick ones (used only for options not given).
+FULL = {"tasks": 20000, "cpu_tasks": 2000, "rounds": 3, "capacity_rates": [200, 400, 600, 800, 1000, 1200, 1400, 1600],
+        "step_seconds": 20.0, "memory_tasks": [10000, 100000], "names": [20, 200], "settle": 10.0,
+        "alert_profile": "standard", "warmup": 60.0, "alert_rate": 10.0}
+QUICK = {"tasks": 300, "cpu_tasks": 40, "rounds": 1, "capacity_rates": [50, 100], "step_seconds": 3.0,
+         "memory_tasks": [200, 400], "names": [3, 6], "settle": 1.0, "alert_profile": "fast", "warmup": 10.0,
+         "alert_rate": 10.0}
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"bench: error: {message}\n")  # one line, naming the value
+
+
+def _int(low, high=None):
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if v < low or (high is not None and v > high):
+            raise argparse.ArgumentTypeError(f"must be {'>= %d' % low if high is None else f'between {low} and {high}'}, got {v}")
+        return v
+    return parse
+
+
+def _float(low):
+    def parse(text):
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not v > low:
+            raise argparse.ArgumentTypeError(f"must be > {low:g}, got {text}")
+        return v
+    return parse
+
+
+def _list(item, choices=None, increasing=False):
+    def parse(text):
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError(f"must be a comma-separated list, got {text!r}")
+        if choices:
+            bad = [v for v in values if v not in choices]
+            if bad:
+                raise argparse.ArgumentTypeError(f"unknown {bad[0]!r} (choose from {', '.join(choices)})")
+            return values
+        out = [item(v) for v in values]
+        if increasing and out != sorted(set(out)):
+            raise argparse.ArgumentTypeError(f"must be increasing, got {text!r}")
+        return out
+    return parse
+
+
+def _conf(text):
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"must be SETTING=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except ValueError:
+        return key.strip(), value
+
+
+def _variant(text):
+    from bench.stack import variant
+    try:
+        return variant(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _out(suffix=None):
+    def parse(text):
+        parent = os.path.dirname(os.path.abspath(text))
+        if not os.path.isdir(parent):
+            raise argparse.ArgumentTypeError(f"directory {parent!r} does not exist (for {text!r})")
+        if suffix and not text.lower().endswith(suffix):
+            raise argparse.ArgumentTypeError(f"must end with {suffix}, got {text!r}")
+        return text
+    return parse
+
+
+def build_parser():
+    p = Parser(prog="bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run (not figures)")
+    p.add_argument("--sections", type=_list(str, SECTIONS), default=list(SECTIONS), help="comma list of " + ",".join(SECTIONS))
+    p.add_argument("--tasks", type=_int(1), help=f"trivial tasks per throughput run ({FULL['tasks']})")
+    p.add_argument("--cpu-tasks", type=_int(1), help=f"10 ms tasks per throughput run ({FULL['cpu_tasks']})")
+    p.add_argument("--rounds", type=_int(1, 50), help=f"interleaved rounds ({FULL['rounds']})")
+    p.add_argument("--configs", type=_list(str, CONFIG_NAMES), default=list(CONFIG_NAMES[:4]),
+                   help="throughput configurations (bare,events,full,full_wm_off; stock = Celery's defaults)")
+    p.add_argument("--kinds", type=_list(str, KINDS), default=list(KINDS))
+    p.add_argument("--capacity-rates", type=_list(_int(1), increasing=True), help="tasks/s steps (200,400,...,1600)")
+    p.add_argument("--step-seconds", type=_float(0), help=f"seconds per capacity step ({FULL['step_seconds']:g})")
+    p.add_argument("--memory-tasks", type=_list(_int(1), increasing=True), help="cumulative points (10000,100000)")
+    p.add_argument("--names", type=_list(_int(1, 1000)), help="task-name counts (20,200)")
+    p.add_argument("--settle", type=_float(-1), help="seconds after catch-up before reading memory (10)")
+    p.add_argument("--alert-profile", choices=["standard", "fast"], help="real rules (for: 2m) or native/derive.py fast_rules")
+    p.add_argument("--warmup", type=_float(0), help="alert section: seconds of healthy traffic first (60)")
+    p.add_argument("--alert-rate", type=_float(0), help="alert section: tasks/s (10)")
+    p.add_argument("--cold-start", action="store_true", help="time `python -m native up` (needs the stack stopped)")
+    p.add_argument("--conf", type=_conf, action="append", default=[], metavar="SETTING=VALUE",
+                   help="override a Celery setting of the bench worker and publisher (tuning experiments)")
+    p.add_argument("--variant", type=_variant, action="append", default=[], metavar="NAME:SETTING=VALUE[,...]",
+                   help="add the configuration full+NAME: the full bundle with these Celery settings (or "
+                        "nice=N for Flower and the exporter), interleaved and paired like the others")
+    p.add_argument("--loglevel", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="bench worker log level (the native stack runs INFO)")
+    p.add_argument("--json", type=_out(), help="write every figure as JSON here (always also .native/bench/last.json)")
+    p.add_argument("--chart", type=_out(".png"), help="write the throughput chart (PNG) here")
+    return p
+
+
+def resolve(parser, args):
+    base = QUICK if args.quick else FULL
+    for key, value in base.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if "throughput" in args.sections and "bare" not in args.configs:
+        parser.error("argument --configs: must include bare (ratios are to bare)")
+    from bench.stack import CONFIGS
+    for config in args.variant:
+        CONFIGS[config.name] = config
+        args.configs.append(config.name)
+    return args
+
+
+def machine():
+    model = ""
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{platform.system()} {platform.release()}, {os.cpu_count()} cores {model}, {mem:.0f} GiB RAM, Python {platform.python_version()}"
+
+
+def versions(mgmt, auth):
+    from importlib.metadata import version
+
+    import requests
+    out = {p: version(p) for p in ("celery", "kombu", "flower")}
+    try:
+        out["rabbitmq"] = requests.get(f"{mgmt}/overview", auth=auth, timeout=5).json()["rabbitmq_version"]
+    except Exception:
+        out["rabbitmq"] = None
+    return out
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = resolve(parser, parser.parse_args(argv))
+    console = Console(width=None if sys.stdout.isatty() else 150)  # wide tables in logs and pipes
+    say = lambda m: console.print(m, markup=False, highlight=False)  # noqa: E731
+
+    from bench import capacity, coldstart, latency, measure, memory, report, stack, throughput
+    import worker.flowerconfig as flowerconfig
+
+    results = {}
+    exit_code = 0
+    try:
+        with stack.Bench(say, loglevel=args.loglevel, conf=dict(args.conf)) as bench:
+            from bench import tasks
+            conf = tasks.app.conf
+            results["meta"] = {
+                "command": "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+                "started": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
+                "quick": args.quick, "versions": versions(stack.MGMT, bench.auth), "background_load": measure.background_load(),
+                "conf": dict(args.conf), "worker_loglevel": args.loglevel,
+                "bundle_settings": {k: conf[k] for k in ("task_acks_late", "worker_prefetch_multiplier", "worker_concurrency",
+                                                         "event_queue_ttl", "event_queue_expires", "task_track_started")},
+                "flower_max_tasks": int(bench.env.get("FLOWER_MAX_TASKS") or flowerconfig.max_tasks),
+                "sizes": {k: getattr(args, k) for k in FULL},
+            }
+            if results["meta"]["background_load"] > 0.15:
+                say(f"warning: {results['meta']['background_load']:.0%} of the CPU is busy before the bench starts; "
+                    "the bench is CPU-bound, so its figures will be skewed")
+            sections = {
+                "throughput": lambda: throughput.run(bench, args.configs, args.kinds,
+                                                     {"trivial": args.tasks, "cpu10": args.cpu_tasks}, args.rounds, say),
+                "capacity": lambda: capacity.run(bench, args.capacity_rates, args.step_seconds, say),
+                "memory": lambda: memory.run(bench, args.memory_tasks, args.names, args.settle, say),
+                "alerts": lambda: latency.run(bench, args.alert_profile, args.warmup, args.alert_rate, say),
+                "coldstart": lambda: coldstart.run(args.cold_start, say, bench.outer_env),
+            }
+            for name in SECTIONS:
+                if name in args.sections:
+                    t = time.monotonic()
+                    try:
+                        results[name] = sections[name]()
+                    except stack.BenchError as exc:
+                        say(f"bench: {name} failed: {exc}")
+                        results[name] = {"error": str(exc)}
+                        exit_code = 1
+                    except Exception as exc:  # noqa: BLE001  one broken section must not lose the others
+                        with open(stack.LOGS / "bench-errors.log", "a") as log:
+                            traceback.print_exc(file=log)
+                        say(f"bench: {name} failed: {exc!r} (traceback in {stack.LOGS / 'bench-errors.log'})")
+                        results[name] = {"error": repr(exc)}
+                        exit_code = 1
+                    if isinstance(results[name], dict):
+                        results[name]["section_seconds"] = round(time.monotonic() - t, 1)
+    except stack.BenchError as exc:
+        say(f"bench: error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        say("bench: interrupted; every bench process was stopped")
+        exit_code = 130
+    if "meta" not in results:
+        return exit_code
+    ok = {k: v for k, v in results.items() if not (isinstance(v, dict) and "error" in v)}
+    report.print_all(ok, console)
+    report.write_json(results, stack.STATE / "last.json")
+    if args.json:
+        report.write_json(results, args.json)
+    if args.chart and "throughput" in ok:
+        try:
+            report.write_chart(ok["throughput"], args.chart,
+                               note="SMOKE (--quick): not figures" if args.quick else "")
+            say(f"chart: {args.chart}")
+        except Exception as exc:  # the figures are printed and saved already; the chart is extra
+            say(f"bench: could not render the chart: {exc}")
+            exit_code = exit_code or 1
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

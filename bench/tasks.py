@@ -1,0 +1,66 @@
+"""The bench's Celery app: the bundle's own app and settings (worker/celery_app.py), on the bench vhost.
+
+The orchestrator points RMQ_URL at the `bench` vhost, so this is the bundle's configuration exactly
+(acks_late, prefetch 1, event TTL 60 s, concurrency, worker metrics hook) with three bench changes:
+- no result backend: the bench tasks ignore results, and the lead's Redis must not be touched;
+- BENCH_EVENTS=0 turns task events off (the "bare" and baseline configurations);
+- BENCH_CONF (JSON) overrides settings for tuning experiments (e.g. {"worker_prefetch_multiplier": 4}).
+Completion is counted by a task_postrun handler in shared memory (bench/counter.py).
+"""
+import json
+import os
+import time
+
+from celery import signals
+
+from bench import counter
+from worker.celery_app import app
+
+app.conf.result_backend = None
+if os.environ.get("BENCH_EVENTS", "1") == "0":
+    app.conf.worker_send_task_events = False
+    app.conf.task_send_sent_event = False
+app.conf.update(json.loads(os.environ.get("BENCH_CONF") or "{}"))
+
+
+class BenchFault(Exception):
+    """Raised by maybe_fail(True): the fault of the alert-latency section."""
+
+
+@app.task(name="bench.add", ignore_result=True)
+def add(x, y):
+    return x + y
+
+
+@app.task(name="bench.cpu10", ignore_result=True)
+def cpu10():
+    # 10 ms of this thread's CPU time, not wall time: under contention every configuration does the
+    # same work per task.
+    end = time.thread_time() + 0.010
+    while time.thread_time() < end:
+        pass
+
+
+@app.task(name="bench.maybe_fail", ignore_result=True)
+def maybe_fail(fail):
+    if fail:
+        raise BenchFault("failing on purpose")
+
+
+def _named(name):
+    @app.task(name=name, ignore_result=True)
+    def trivial(x, y):
+        return x + y
+    return trivial
+
+
+# BENCH_NAMES copies of the trivial task (bench.t000, ...): the memory section's task-name cardinality.
+NAMED = [_named(f"bench.t{i:03d}") for i in range(int(os.environ.get("BENCH_NAMES", "0")))]
+
+_writer = counter.Writer(os.environ["BENCH_COUNTER"]) if os.environ.get("BENCH_COUNTER") else None
+
+
+@signals.task_postrun.connect
+def _count(**_):
+    if _writer is not None:
+        _writer.increment(time.time())

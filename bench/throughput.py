@@ -1,0 +1,126 @@
+"""Section 1: stream throughput of each configuration and CPU per 1,000 tasks of each process.
+
+Method (docs/performance.md, as in the perf anchors): a fresh worker (and fresh monitors) per run; a
+separate publisher process publishes N tasks as fast as it can; the clock runs from its first publish
+to the N-th task_postrun. Configurations are interleaved within each round, ratios are paired by round.
+"""
+import time
+
+import requests
+
+from bench import measure
+from bench.stack import CONFIGS, PORTS, Publisher, cpu_seconds
+
+KINDS = {"trivial": "add", "cpu10": "cpu10"}
+PROCESSES = ("worker", "broker", "publisher", "flower", "exporter", "prometheus", "other")
+
+
+def one_run(bench, config, kind, n, say):
+    bench.up(config)
+    try:
+        pub = Publisher(bench, "--kind", KINDS[kind], "--count", n, "--wait-go")
+        before, busy0, steal0 = bench.cpu(), measure.busy_cpu(), measure.steal_cpu()
+        t0 = pub.go()
+        t_done = measure.wait_count(bench.counter, n, timeout=max(120.0, n / 20))
+        at_done = bench.cpu()
+        published = pub.result(60)
+        run = {"config": config.name, "kind": kind, "tasks": n, "seconds": t_done - t0,
+               "rate": n / (t_done - t0), "publish_rate": n / (published["t_end"] - published["t0"])}
+        after = at_done
+        if config.monitors:
+            caught = measure.catch_up(bench, n, t_done)
+            after = {**bench.cpu(), **{m: caught[m]["cpu"] for m in ("flower", "exporter")}}
+            run["catch_up"] = {m: caught[m]["lag"] for m in caught}
+            run["events_counted"] = {m: caught[m]["count"] for m in caught}
+        # The worker and publisher are done at the last completion; the monitors (and the broker
+        # feeding them) when they caught up.
+        cpu = {p: after[p] - before[p] for p in after if after.get(p) is not None and before.get(p) is not None}
+        cpu["worker"] = at_done["worker"] - before["worker"]
+        cpu["publisher"] = published["cpu"]
+        cpu["other"] = max(0.0, measure.busy_cpu() - busy0 - sum(cpu.values()))
+        run["cpu"] = cpu
+        run["steal_s"] = measure.steal_cpu() - steal0
+        if config.name == "full" and not getattr(bench, "_collector_measured", False):
+            run["collector_ms_per_scrape"] = collector_cost(bench)
+            bench._collector_measured = True
+        say(f"  {config.name:<12} {kind:<8} {run['rate']:8.0f} tasks/s"
+            + (f"  catch-up flower {_s(run['catch_up']['flower'])} exporter {_s(run['catch_up']['exporter'])}"
+               if config.monitors else ""))
+        return run
+    finally:
+        bench.down()
+
+
+def collector_cost(bench, scrapes=20):
+    """CPU of one worker /metrics scrape, in ms of the worker's main process (where the collector runs)."""
+    pid = bench.pid("worker")
+    url = f"http://127.0.0.1:{PORTS['worker_metrics']}/metrics"
+    requests.get(url, timeout=5)
+    c0 = cpu_seconds(pid)
+    for _ in range(scrapes):
+        requests.get(url, timeout=5)
+    return (cpu_seconds(pid) - c0) / scrapes * 1000
+
+
+def run(bench, configs, kinds, sizes, rounds, say):
+    runs = []
+    for r in range(1, rounds + 1):
+        for kind in kinds:
+            for name in configs:
+                say(f"throughput round {r}/{rounds}: {name} / {kind} ({sizes[kind]} tasks)")
+                result = one_run(bench, CONFIGS[name], kind, sizes[kind], lambda m: say(m))
+                result["round"] = r
+                runs.append(result)
+                time.sleep(1)
+    return summarize(runs, configs, kinds, sizes, rounds)
+
+
+def summarize(runs, configs, kinds, sizes, rounds):
+    out = {"rounds": rounds, "sizes": sizes, "configs": {c: CONFIGS[c].label for c in configs},
+           "kinds": {}, "runs": runs}
+    for kind in kinds:
+        mine = [r for r in runs if r["kind"] == kind]
+        by = {(r["config"], r["round"]): r for r in mine}
+        table = {}
+        for name in configs:
+            rs = [r for r in mine if r["config"] == name]
+            paired = [by[(name, r)]["rate"] / by[("bare", r)]["rate"] for r in range(1, rounds + 1)
+                      if (name, r) in by and ("bare", r) in by]
+            table[name] = {
+                "rate": measure.spread([r["rate"] for r in rs]),
+                "ratio_to_bare": measure.spread(paired),
+                "cpu_s_per_1000": {p: _median([r["cpu"].get(p) * 1000 / r["tasks"] for r in rs if p in r["cpu"]])
+                                   for p in PROCESSES},
+                "catch_up_s": {m: measure.spread([r.get("catch_up", {}).get(m) for r in rs])
+                               for m in ("flower", "exporter")},
+                "events_lost": sum(1 for r in rs for v in r.get("events_counted", {}).values()
+                                   if v is None or v < r["tasks"]),
+                # Other load on the machine above 10% of the bench's own CPU: that run is skewed.
+                "noisy_runs": sum(1 for r in rs if r["cpu"]["other"] > 0.1 * sum(
+                    v for p, v in r["cpu"].items() if p != "other")),
+            }
+            total = [sum(r["cpu"].get(p, 0) for p in PROCESSES if p != "other") * 1000 / r["tasks"] for r in rs]
+            table[name]["cpu_s_per_1000"]["total"] = _median(total)
+        wm = {}
+        if "full" in configs and "full_wm_off" in configs:
+            pairs = [(by[("full", r)], by[("full_wm_off", r)]) for r in range(1, rounds + 1)
+                     if ("full", r) in by and ("full_wm_off", r) in by]
+            wm = {"ratio_on_to_off": measure.spread([on["rate"] / off["rate"] for on, off in pairs]),
+                  "worker_cpu_s_per_1000_on_minus_off": _median(
+                      [(on["cpu"]["worker"] - off["cpu"]["worker"]) * 1000 / on["tasks"] for on, off in pairs])}
+        out["kinds"][kind] = {"configs": table, "worker_metrics": wm}
+    costs = [r["collector_ms_per_scrape"] for r in runs if "collector_ms_per_scrape" in r]
+    if costs:
+        # Prometheus scrapes it every scrape_interval (5 s): the collector's share of one core.
+        out["collector_ms_per_scrape"] = costs[0]
+        out["collector_core_share_at_5s"] = costs[0] / 1000 / 5
+    return out
+
+
+def _median(values):
+    s = measure.spread(values)
+    return s["median"] if s else None
+
+
+def _s(value):
+    return "lost events" if value is None else f"{value:.1f}s"

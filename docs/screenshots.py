@@ -1,0 +1,231 @@
+"""`make screenshots`: the README's four pictures, taken from the live native stack in headless Chromium.
+
+With the stack up (`make up`, best with WORKERS=3), this script
+1. submits 6 `process_task` tasks through the app's form, half of them failing, and shoots the form
+   with the submitted ids (app-form.png);
+2. waits for them, then shoots Flower's Workers page (flower-workers.png) and the task page of a
+   failed task, with its exception and traceback (flower-task.png);
+3. makes an alert fire if none but the Watchdog is firing: it submits batches of failing tasks
+   through the app's API until CeleryTaskSuccessRateLow or CelerySuccessRateLow fires (at least
+   2 minutes with the standard rules), within --alert-timeout seconds;
+4. shoots Prometheus's alerts page with that alert opened (prometheus-alerts.png).
+
+Options: --out DIR (default docs/screenshots), --alert-timeout SECONDS (default 480), --app, --flower,
+--prometheus (default the native stack on 127.0.0.1). Exit code 1 with a one-line reason when the
+stack is not up or no alert fired in time (the other pictures are still saved).
+"""
+import argparse
+import pathlib
+import re
+import sys
+import time
+
+import requests
+from playwright.sync_api import sync_playwright
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from native import env as native_env  # noqa: E402  (needs the repo on sys.path)
+from tests.browser import launch  # noqa: E402
+
+VIEWPORT = {"width": 1280, "height": 860}
+# Alerts the script can cause itself, in order of preference.
+SUCCESS_RATE_ALERTS = ("CeleryTaskSuccessRateLow", "CelerySuccessRateLow")
+# One batch of failing tasks: enough finished tasks in 5m for the rules' minimum-traffic guard (20).
+FAILING_BATCH = {"task": "process_task", "count": 40, "timeout": 0.1, "fail_rate": 0.5}
+BATCH_EVERY = 60.0
+
+
+def say(message):
+    print(f"screenshots: {message}", flush=True)
+
+
+class Failed(Exception):
+    """A one-line reason to stop."""
+
+
+def flower_auth():
+    """Flower's basic-auth credentials from .env and PROFILE, as `make up` configures Flower."""
+    env = native_env.build()
+    first = (env.get("FLOWER_BASIC_AUTH") or "").split(",")[0]
+    return tuple(first.split(":", 1)) if ":" in first else None
+
+
+def check_stack(args, auth):
+    for name, url, kwargs in (("app", f"{args.app}/healthz", {}),
+                              ("Flower", f"{args.flower}/healthcheck", {}),
+                              ("Prometheus", f"{args.prometheus}/-/ready", {}),
+                              ("Flower's API", f"{args.flower}/api/workers?status=true", {"auth": auth})):
+        try:
+            r = requests.get(url, timeout=10, **kwargs)
+        except requests.RequestException as exc:
+            raise Failed(f"{name} does not answer at {url} ({exc.__class__.__name__}): start the stack with "
+                         "`WORKERS=3 make up` first") from None
+        if r.status_code != 200:
+            raise Failed(f"{name} answered {r.status_code} at {url}")
+    workers = requests.get(f"{args.flower}/api/workers?status=true", timeout=10, auth=auth).json()
+    online = sorted(name for name, alive in workers.items() if alive)
+    say(f"workers online in Flower: {len(online)} ({', '.join(online)})")
+    if not online:
+        raise Failed("no worker is online: start the stack with `WORKERS=3 make up`")
+
+
+def wait_finished(app, ids, timeout=180):
+    deadline = time.monotonic() + timeout
+    states = {}
+    while time.monotonic() < deadline:
+        for task_id in ids:
+            if task_id not in states:
+                body = requests.get(f"{app}/api/tasks/{task_id}", timeout=10).json()
+                if body.get("state") in ("SUCCESS", "FAILURE", "REVOKED"):
+                    states[task_id] = body["state"]
+        if len(states) == len(ids):
+            return states
+        time.sleep(0.5)
+    raise Failed(f"{len(ids) - len(states)} of the submitted tasks did not finish within {timeout}s")
+
+
+def wait_flower_knows(flower, auth, task_id, state, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = requests.get(f"{flower}/api/task/info/{task_id}", timeout=10, auth=auth)
+        if r.status_code == 200 and r.json().get("state") == state:
+            return
+        time.sleep(0.5)
+    raise Failed(f"Flower did not show task {task_id} as {state} within {timeout}s")
+
+
+def shoot_form(page, args, out):
+    page.goto(f"{args.app}/")
+    page.select_option("#task", "process_task")
+    page.fill("#count", "6")
+    page.fill("#task_num_start", "1")
+    page.fill("#timeout", "2")
+    page.fill("#fail_rate", "0.5")
+    page.fill("#memory_mb", "0")
+    page.click("#submit")
+    page.wait_for_selector("#task-ids")
+    links = page.locator("a.task-link")
+    ids = [links.nth(i).inner_text().strip() for i in range(links.count())]
+    page.screenshot(path=str(out / "app-form.png"), full_page=True)
+    say(f"app-form.png: submitted {len(ids)} tasks through the form")
+    return ids
+
+
+def shoot_flower(page, args, auth, out, ids):
+    states = wait_finished(args.app, ids)
+    failed = [i for i in ids if states[i] == "FAILURE"]
+    if not failed:
+        raise Failed("none of the tasks submitted with fail_rate 0.5 failed")
+    wait_flower_knows(args.flower, auth, failed[0], "FAILURE")
+    # Flower's pages reference external assets that may never load here: do not wait for "load".
+    page.goto(f"{args.flower}/workers", wait_until="domcontentloaded")
+    page.wait_for_selector("#workers-table tbody tr td a")
+    page.wait_for_function("document.querySelector('#workers-online').textContent.trim() !== '—'")
+    page.wait_for_timeout(1500)  # one more auto-refresh, so that the counters are current
+    page.screenshot(path=str(out / "flower-workers.png"), full_page=True)
+    say("flower-workers.png: Flower's Workers page")
+    page.goto(f"{args.flower}/task/{failed[0]}", wait_until="domcontentloaded")
+    page.wait_for_selector("text=Task details")
+    page.wait_for_selector("text=SimulatedTaskError")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(out / "flower-task.png"), full_page=True)
+    say(f"flower-task.png: the failed task {failed[0]}")
+
+
+def firing_alerts(prometheus):
+    body = requests.get(f"{prometheus}/api/v1/alerts", timeout=10).json()
+    return sorted({a["labels"]["alertname"] for a in body["data"]["alerts"]
+                   if a["state"] == "firing" and a["labels"]["alertname"] != "Watchdog"})
+
+
+def pick(firing):
+    for name in SUCCESS_RATE_ALERTS:
+        if name in firing:
+            return name
+    return firing[0] if firing else None
+
+
+def make_alert_fire(args):
+    name = pick(firing_alerts(args.prometheus))
+    if name:
+        say(f"{name} is already firing")
+        return name
+    say(f"no alert but the Watchdog is firing: submitting failing tasks until {' or '.join(SUCCESS_RATE_ALERTS)} "
+        f"fires (up to {args.alert_timeout:.0f}s; with the standard rules it takes a little over 2 minutes)")
+    started = time.monotonic()
+    last_batch = None
+    while time.monotonic() - started < args.alert_timeout:
+        if last_batch is None or time.monotonic() - last_batch >= BATCH_EVERY:
+            r = requests.post(f"{args.app}/api/tasks", json=FAILING_BATCH, timeout=30)
+            if r.status_code != 202:
+                raise Failed(f"the app refused the failing batch: HTTP {r.status_code} {r.text.strip()}")
+            last_batch = time.monotonic()
+        name = pick(firing_alerts(args.prometheus))
+        if name:
+            say(f"{name} fired after {time.monotonic() - started:.0f}s")
+            return name
+        time.sleep(5)
+    raise Failed(f"no alert fired within {args.alert_timeout:.0f}s although half of the tasks failed; check that "
+                 f"Prometheus loads alerts/celery.rules.yml ({args.prometheus}/classic/rules) and that the exporter "
+                 "counts the tasks (celery_task_failed_total)")
+
+
+def shoot_alerts(page, args, out, name):
+    classic = requests.get(f"{args.prometheus}/classic/alerts", timeout=10).status_code == 200
+    if classic:
+        # Debian's Prometheus 2.42 ships only the classic UI.
+        page.goto(f"{args.prometheus}/classic/alerts")
+        page.wait_for_selector("#alertsTable")
+        page.click("label:has(#inactiveAlerts)")  # hide the rules that are not active
+        page.click("div.show-annotations")
+        header = page.locator("tr.alert_header").filter(
+            has=page.locator("b", has_text=re.compile(rf"^\s*{re.escape(name)}\s*$")))
+        header.first.click()
+        # Keep the page's heading in the picture unless the alert is further down; then scroll it up
+        # to just below the fixed navbar.
+        header.first.evaluate("el => { if (el.getBoundingClientRect().top > 400) {"
+                              " el.scrollIntoView(); window.scrollBy(0, -70); } }")
+    else:
+        page.goto(f"{args.prometheus}/alerts")
+        page.get_by_text(name, exact=True).first.click()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(out / "prometheus-alerts.png"))
+    say(f"prometheus-alerts.png: {name} firing")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="docs/screenshots.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=pathlib.Path, default=REPO / "docs" / "screenshots")
+    p.add_argument("--alert-timeout", type=float, default=480.0)
+    p.add_argument("--app", default="http://127.0.0.1:8080")
+    p.add_argument("--flower", default="http://127.0.0.1:5555")
+    p.add_argument("--prometheus", default="http://127.0.0.1:9090")
+    args = p.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        auth = flower_auth()
+        check_stack(args, auth)
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            try:
+                context = browser.new_context(
+                    viewport=VIEWPORT,
+                    http_credentials={"username": auth[0], "password": auth[1]} if auth else None)
+                page = context.new_page()
+                ids = shoot_form(page, args, args.out)
+                shoot_flower(page, args, auth, args.out, ids)
+                name = make_alert_fire(args)
+                shoot_alerts(page, args, args.out, name)
+            finally:
+                browser.close()
+    except (Failed, ValueError) as exc:
+        say(f"error: {exc}")
+        return 1
+    say(f"done: {', '.join(sorted(f.name for f in args.out.glob('*.png')))} in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Watching alerts live: Prometheus fires them, Alertmanager delivers them to the app's webhook.
+
+Expected labels and annotations, and how long to wait, come from the rules the stack really runs
+(.native/generated/rules: the fast profile derived from alerts/*.rules.yml).
+"""
+import re
+import threading
+import time
+
+import requests
+import yaml
+
+from mixin import config
+from native import derive, paths
+from tests.live import APP, PROMETHEUS, wait_for
+
+SCRAPE_MAX = 5         # the slowest scrape interval
+EVALUATION = 5
+GROUP_WAIT = 5
+GROUP_INTERVAL = 10
+
+
+def running_rules():
+    rules = {}
+    for path in sorted((paths.GENERATED / "rules").glob("*.yml")):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    rules[rule["alert"]] = rule
+    assert rules, "the stack does not run the fast alerting profile (ALERT_PROFILE=fast)"
+    return rules
+
+
+def bound(rule):
+    """Seconds from condition to notification at worst: window + for + scrape + evaluation + group_wait."""
+    windows = [derive.seconds(w) for w in re.findall(r"\[(\d+[smhd](?:\d+[smhd])?)", rule["expr"])]
+    return (max(windows, default=0) + derive.seconds(rule.get("for", "0s")) + 2 * SCRAPE_MAX
+            + EVALUATION + GROUP_WAIT)
+
+
+def matches(labels, want):
+    return all(labels.get(k) == v for k, v in want.items())
+
+
+def prometheus_alerts(name, want):
+    alerts = requests.get(f"{PROMETHEUS}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+    return [a for a in alerts if a["labels"]["alertname"] == name and matches(a["labels"], want)]
+
+
+def delivered(name, want, status, since):
+    notifications = requests.get(f"{APP}/api/alerts", timeout=10).json()["notifications"]
+    return [a for n in notifications if n["received_at"] >= since for a in n["alerts"]
+            if a["labels"]["alertname"] == name and a["status"] == status and matches(a["labels"], want)]
+
+
+class AlertCheck:
+    """fire() then resolve(): each waits for Prometheus and for the webhook, and checks the payload."""
+
+    def __init__(self, alertname, /, slack=60, **want):
+        self.name, self.want = alertname, want
+        self.rule = running_rules()[alertname]
+        self.timeout = bound(self.rule) + slack
+        self.since = time.time()
+
+    def fire(self, timeout=None):
+        t0 = time.monotonic()
+        timeout = timeout or self.timeout
+        wait_for(lambda: any(a["state"] == "firing" for a in prometheus_alerts(self.name, self.want)),
+                 timeout, 1, message=f"{self.name}{self.want} to fire in Prometheus")
+        [alert] = wait_for(lambda: delivered(self.name, self.want, "firing", self.since)[:1], 60, 1,
+                           message=f"{self.name}{self.want} to reach the webhook")
+        self.check_payload(alert)
+        self.fired_after = time.monotonic() - t0
+        return alert
+
+    def resolve(self, timeout=None):
+        timeout = timeout or self.timeout + GROUP_INTERVAL
+        wait_for(lambda: not prometheus_alerts(self.name, self.want), timeout, 1,
+                 message=f"{self.name}{self.want} to end in Prometheus")
+        try:
+            wait_for(lambda: delivered(self.name, self.want, "resolved", self.since), 60, 1,
+                     message=f"the resolved {self.name}{self.want} to reach the webhook")
+        except AssertionError as exc:
+            seen = [(a["status"], a["labels"]) for n in requests.get(f"{APP}/api/alerts", timeout=10).json()
+                    ["notifications"] if n["received_at"] >= self.since for a in n["alerts"]
+                    if a["labels"]["alertname"] == self.name]
+            raise AssertionError(f"{exc}\nnotifications for {self.name} since the check began: {seen}") from None
+
+    def check_payload(self, alert):
+        labels, notes = alert["labels"], alert["annotations"]
+        assert labels["severity"] == self.rule["labels"]["severity"]
+        assert notes["summary"] and "{{" not in notes["summary"]
+        assert re.search(r"\d", notes["description"]) and "{{" not in notes["description"]
+        assert notes["runbook_url"].endswith(f"/{self.name}.md")
+        assert (paths.REPO / "docs" / "runbooks" / f"{self.name}.md").exists()
+        assert notes["dashboard_url"].startswith(f"{config.GRAFANA_URL}/d/")
+
+
+class SteadyLoad:
+    """Submit `fields` through the API at `rate` requests per second until stopped."""
+
+    def __init__(self, rate, **fields):
+        self.interval, self.fields = 1.0 / rate, {"count": 1, **fields}
+        self.stop_event, self.ids = threading.Event(), []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        next_at = time.monotonic()
+        while not self.stop_event.is_set():
+            r = requests.post(f"{APP}/api/tasks", json=self.fields, timeout=30)
+            if r.status_code == 202:
+                self.ids += r.json()["task_ids"]
+            next_at += self.interval
+            self.stop_event.wait(max(0.0, next_at - time.monotonic()))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join(30)
