@@ -36,15 +36,17 @@ def wait_for(predicate, timeout, interval=0.5, message="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {message}; last value: {last!r}")
 
 
-def prom_query(expr):
-    r = requests.get(f"{PROMETHEUS}/api/v1/query", params={"query": expr}, timeout=10)
+def prom_query(expr, at=None):
+    """Instant query, now or at the Unix time `at`."""
+    params = {"query": expr} if at is None else {"query": expr, "time": at}
+    r = requests.get(f"{PROMETHEUS}/api/v1/query", params=params, timeout=10)
     body = r.json()
     assert body.get("status") == "success", f"query failed: {expr}: {body}"
     return body["data"]["result"]
 
 
-def prom_scalar(expr, default=0.0):
-    result = prom_query(expr)
+def prom_scalar(expr, default=0.0, at=None):
+    result = prom_query(expr, at)
     return float(result[0]["value"][1]) if result else default
 
 

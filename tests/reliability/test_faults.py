@@ -79,8 +79,8 @@ def test_worker_sigkill_mid_task_redelivers_it(stack):
     [task_id] = submit(task="process_task", count=1, timeout=8, task_num_start=777)
 
     def running_on():
-        info = requests.get(f"{FLOWER}/api/task/info/{task_id}", timeout=10).json()
-        return info.get("state") == "STARTED" and info.get("worker")
+        r = requests.get(f"{FLOWER}/api/task/info/{task_id}", timeout=10)  # 404 until Flower saw it
+        return r.status_code == 200 and r.json().get("state") == "STARTED" and r.json().get("worker")
 
     worker = wait_for(running_on, 30, message="the task to start")
     name = worker.split("@")[0]
@@ -103,10 +103,11 @@ def test_monitor_restarts_cause_no_false_alert(stack):
         time.sleep(40)
         for service in ("celery_exporter", "flower"):
             faults.restart_service(service)
-        # Metrics resume: both monitors count new tasks again.
-        for query in ('sum(celery_task_succeeded_total)', 'sum(flower_events_total{type="task-succeeded"})'):
-            first = wait_for(lambda: prom_query(query), 60, message=query)
-            wait_for(lambda: prom_scalar(query) > float(first[0]["value"][1]), 60, message=f"{query} to grow")
+        # Metrics resume: over a window that starts after the restarts, both monitors count tasks.
+        time.sleep(35)
+        for query in ('sum(increase(celery_task_succeeded_total[30s]))',
+                      'sum(increase(flower_events_total{type="task-succeeded"}[30s]))'):
+            wait_for(lambda: prom_scalar(query) > 0, 30, message=f"{query} > 0 after the restart")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             for name in watch:
@@ -115,13 +116,14 @@ def test_monitor_restarts_cause_no_false_alert(stack):
 
 
 def test_prometheus_restart_keeps_its_data(stack):
-    probe = 'count_over_time(up{job="app"}[1h])'
-    before = prom_scalar(probe)
+    # Samples of a fixed past window must read the same after the restart.
+    probe, at = 'count_over_time(up{job="app"}[5m])', time.time() - 15
+    before = prom_scalar(probe, at=at)
     assert before > 5
     faults.restart_service("prometheus")
     wait_for(lambda: requests.get(f"{PROMETHEUS}/-/ready", timeout=5).status_code == 200, 60,
              message="Prometheus ready")
-    assert prom_scalar(probe) >= before
+    assert prom_scalar(probe, at=at) == before
 
 
 def test_redis_down_tasks_still_run_and_lookups_say_unavailable(stack):
