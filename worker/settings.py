@@ -19,3 +19,29 @@ EVENT_QUEUE_EXPIRES = float(os.environ.get("EVENT_QUEUE_EXPIRES", "120"))
 MAX_TASKS_PER_REQUEST = int(os.environ.get("MAX_TASKS_PER_REQUEST", "1000"))
 MAX_TIMEOUT_SECONDS = float(os.environ.get("MAX_TIMEOUT_SECONDS", "600"))
 MAX_MEMORY_MB_PER_TASK = int(os.environ.get("MAX_MEMORY_MB_PER_TASK", "256"))
+
+# --- Memory containment and the fault-mode budget -------------------------------------------------
+# A pool process whose resident memory (peak RSS, checked after each task) is above this is replaced
+# by a fresh one once its task has finished: Celery's worker_max_memory_per_child (in KiB there).
+# 256 MiB fits a 2-core demo host: 3 workers x 2 processes stay under ~2 GB even when every process
+# is at the limit. 0 turns the limit off.
+WORKER_MAX_MEMORY_PER_CHILD_MB = int(os.environ.get("WORKER_MAX_MEMORY_PER_CHILD_MB", "256"))
+# Replace a pool process after this many tasks (Celery's worker_max_tasks_per_child). 0 = never: the
+# memory limit above is what contains a leak, and routine replacements would only blur the
+# replacement metric that shows it.
+WORKER_MAX_TASKS_PER_CHILD = int(os.environ.get("WORKER_MAX_TASKS_PER_CHILD", "0"))
+# Total memory one pool process keeps for memory_mb tasks. A task that would go over it keeps only
+# what is left: RSS of a pool process stays below its baseline + this, even with the limit above off.
+WORKER_MAX_RETAINED_MB = int(os.environ.get("WORKER_MAX_RETAINED_MB", str(WORKER_MAX_MEMORY_PER_CHILD_MB or 256)))
+
+# Requests whose total work is out of proportion are refused (422) before anything is enqueued.
+# count x timeout: pool-process seconds one request may ask for (1 h; the guide's burst is 200 s).
+MAX_TASK_SECONDS_PER_REQUEST = float(os.environ.get("MAX_TASK_SECONDS_PER_REQUEST", "3600"))
+# count x memory_mb: memory one request may ask the workers to keep.
+MAX_MEMORY_MB_PER_REQUEST = int(os.environ.get("MAX_MEMORY_MB_PER_REQUEST", "512"))
+
+# Fault injection (fail_rate, memory_mb): on in the dev profile, off with PROFILE=production unless
+# FAULT_INJECTION=on says otherwise. Off, the app refuses those fields with 422.
+PROFILE = os.environ.get("PROFILE", "dev")
+FAULT_INJECTION = os.environ.get("FAULT_INJECTION", "off" if PROFILE == "production" else "on").strip().lower() in (
+    "1", "on", "true", "yes")
