@@ -59,30 +59,49 @@ def _wait(predicate, timeout=20):
     return False
 
 
-def test_replacements_are_counted_by_reason():
-    """A real billiard pool: processes leaving at maxtasksperchild count as recycled, a SIGKILLed one
+def _mark_and_sleep(path):
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(60)
+
+
+def _run_in(pool):
+    return pool.apply_async(_pid).get(timeout=20)
+
+
+def test_replacements_are_counted_by_reason(tmp_path):
+    """Real billiard pools: processes leaving at maxtasksperchild count as recycled, a SIGKILLed one
     as died; a collector exports both with the worker label."""
-    pool = Pool(processes=1, maxtasksperchild=1)
     replacements = PoolReplacements()
-    assert replacements.attach(pool)
+    recycling = Pool(processes=1, maxtasksperchild=1)
     try:
-        pids = {pool.apply(_pid) for _ in range(3)}
-        assert len(pids) == 3  # a fresh process for every task
+        assert replacements.attach(recycling)
+        assert len({_run_in(recycling) for _ in range(3)}) == 3  # a fresh process for every task
         assert _wait(lambda: replacements.snapshot()["recycled"] >= 2)
-        victim = pool._pool[0].pid if pool._pool else None
-        assert victim
+        assert replacements.snapshot()["died"] == 0
+    finally:
+        recycling.terminate()
+    steady = Pool(processes=1)
+    try:
+        assert replacements.attach(steady)
+        first = _run_in(steady)
+        assert _run_in(steady) == first  # no limit: the same process keeps running
+        # Kill it while it runs a task (killed while idle it could take the pool's queue lock along).
+        marker = tmp_path / "running"
+        steady.apply_async(_mark_and_sleep, (str(marker),))
+        assert _wait(lambda: marker.exists() and marker.read_text())
+        victim = int(marker.read_text())
         os.kill(victim, signal.SIGKILL)
         assert _wait(lambda: replacements.snapshot()["died"] == 1)
-        assert pool.apply(_pid) != victim
+        assert _run_in(steady) != victim
     finally:
-        pool.terminate()
-        pool.join()
+        steady.terminate()
     collector = WorkerProcessTreeCollector("celery_worker-1@host", replacements=replacements)
     fams = {f.name: f for f in collector.collect()}
-    samples = {s.labels["reason"]: s.value for s in fams["celery_worker_pool_process_replacements"].samples
-               if s.name.endswith("_total")}
+    family = fams["celery_worker_pool_process_replacements"]
+    samples = {s.labels["reason"]: s.value for s in family.samples if s.name.endswith("_total")}
     assert samples["died"] == 1 and samples["recycled"] >= 2
-    assert all(s.labels["worker"] == "celery_worker-1@host" for s in fams["celery_worker_pool_process_replacements"].samples)
+    assert all(s.labels["worker"] == "celery_worker-1@host" for s in family.samples)
     assert fams["celery_worker_max_memory_per_child_bytes"].samples[0].value == settings.WORKER_MAX_MEMORY_PER_CHILD_MB * MB
 
 
@@ -91,3 +110,29 @@ def test_no_replacement_counter_without_a_process_pool():
     names = {f.name for f in WorkerProcessTreeCollector("w@h").collect()}
     assert "celery_worker_pool_process_replacements" not in names
     assert "celery_worker_pool_process_max_rss_bytes" in names
+
+
+@pytest.mark.parametrize("budget, concurrency, expected", [(6000, 2, 256), (512, 2, 128), (100, 4, 64)])
+def test_default_limit_fits_the_machine(monkeypatch, budget, concurrency, expected):
+    monkeypatch.setattr(settings, "memory_budget_mb", lambda: budget)
+    monkeypatch.setattr(settings, "WORKER_CONCURRENCY", concurrency)
+    assert settings.default_max_memory_per_child_mb() == expected
+
+
+def test_memory_budget_is_a_share_of_this_machine():
+    assert 0 < settings.memory_budget_mb() <= psutil.virtual_memory().total // MB
+
+
+def test_compose_passes_the_limits_to_workers_and_app():
+    import pathlib
+
+    import yaml
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    services = yaml.safe_load((repo / "compose.yaml").read_text())["services"]
+    for name in ("celery_worker", "app"):
+        env = services[name]["environment"]
+        for var in ("WORKER_MAX_MEMORY_PER_CHILD_MB", "WORKER_MAX_TASKS_PER_CHILD", "WORKER_MAX_RETAINED_MB",
+                    "MAX_TASK_SECONDS_PER_REQUEST", "MAX_MEMORY_MB_PER_REQUEST", "FAULT_INJECTION"):
+            assert env[var] == "${%s:-}" % var, (name, var)  # empty: worker/settings.py's default
+    production = yaml.safe_load((repo / "compose.production.yaml").read_text())["services"]
+    assert production["app"]["environment"]["PROFILE"] == "production"
