@@ -136,3 +136,24 @@ def test_compose_passes_the_limits_to_workers_and_app():
             assert env[var] == "${%s:-}" % var, (name, var)  # empty: worker/settings.py's default
     production = yaml.safe_load((repo / "compose.production.yaml").read_text())["services"]
     assert production["app"]["environment"]["PROFILE"] == "production"
+
+
+def _keep(mb):
+    tasks._retain_memory(mb)
+    return os.getpid()
+
+
+def test_a_process_at_the_retained_cap_is_over_the_memory_limit_and_replaced():
+    """With the defaults, a pool process that keeps all it may keep is over worker_max_memory_per_child,
+    so billiard replaces it after that task (real pool, real memory)."""
+    pool = Pool(processes=1, max_memory_per_child=settings.WORKER_MAX_MEMORY_PER_CHILD_MB * 1024)
+    counted = PoolReplacements()
+    counted.attach(pool)
+    try:
+        first = pool.apply_async(_keep, (settings.WORKER_MAX_RETAINED_MB // 2,)).get(timeout=30)
+        assert pool.apply_async(_keep, (0,)).get(timeout=30) == first  # under the limit: kept
+        assert pool.apply_async(_keep, (settings.WORKER_MAX_RETAINED_MB,)).get(timeout=30) == first  # capped
+        assert _wait(lambda: counted.snapshot()["recycled"] == 1)
+        assert pool.apply_async(_keep, (0,)).get(timeout=30) != first
+    finally:
+        pool.terminate()
