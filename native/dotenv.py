@@ -7,10 +7,23 @@ PLACEHOLDER = "change-me"
 
 
 def ensure(say=print, example=None, dest=None):
-    """Write .env if it does not exist; returns True when it was created."""
+    """Write .env if it does not exist; returns True when it was created.
+
+    An existing .env that lacks a secret added to .env.example since (a `change-me` key) gets that
+    key appended with a random value; nothing else in it is changed.
+    """
     example = example or paths.REPO / ".env.example"
     dest = dest or paths.REPO / ".env"
     if dest.exists():
+        have = dest.read_text()
+        keys = {line.partition("=")[0].strip() for line in have.splitlines() if "=" in line and not line.lstrip().startswith("#")}
+        missing = [line.partition("=")[0] for line in example.read_text().splitlines()
+                   if not line.lstrip().startswith("#") and line.partition("=")[2].strip() == PLACEHOLDER
+                   and line.partition("=")[0].strip() not in keys]
+        if missing:
+            extra = "".join(f"{key}={secrets.token_urlsafe(24)}\n" for key in missing)
+            dest.write_text(have + ("" if have.endswith("\n") or not have else "\n") + extra)
+            say(f"added {', '.join(missing)} with random values to {dest}")
         return False
     lines = []
     for line in example.read_text().splitlines():
