@@ -18,6 +18,12 @@ def main():
             print(f"wrote {path}")
     # --- end dashboards ---
 
+    # The Helm chart's embedded copies (charts/celery-observability/files/).
+    from mixin import chart
+
+    for path in chart.generate():
+        print(f"wrote {path}")
+
 
 if __name__ == "__main__":
     main()
