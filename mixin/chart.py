@@ -3,7 +3,8 @@
 `python -m mixin` writes them (committed); tests/k8s fails when they drift from what this renders.
 The chart's templates embed these files with `.Files.Get`, so no PromQL or dashboard JSON passes
 through Helm's template engine, and the sources stay where they are:
-- files/celery.rules.yml: the rule groups (PrometheusRule `spec`), from mixin/rules.py;
+- files/celery.rules.yml: the rule groups (PrometheusRule `spec`) of the kubernetes profile (30 s
+  scrape and evaluation, windows and `for` scaled), from mixin/rules.py;
 - files/dashboards/*.json: the dashboards, byte for byte, from mixin/dashboards/;
 - files/scrape.yaml: job names (mixin/config.py JOBS), the Grafana datasource uid the dashboards
   carry, and RabbitMQ's /metrics/detailed params and queue drop rule (prometheus/prometheus.yml);
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from mixin import config, rules
+from mixin import config, profiles, rules
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART_DIR = ROOT / "charts" / "celery-observability"
@@ -32,9 +33,12 @@ def _yaml(data):
     return yaml.safe_dump(data, sort_keys=False, width=200, allow_unicode=True)
 
 
+PROFILE = "kubernetes"
+
+
 def rules_text():
     """The rule file the PrometheusRule embeds (its `groups:` become `spec.groups`)."""
-    return rules.render()
+    return rules.render(profiles.get(PROFILE))
 
 
 def scrape_text():

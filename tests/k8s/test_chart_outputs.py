@@ -1,19 +1,30 @@
-"""What the chart carries is the mixin's output, unchanged: the PrometheusRule's groups pass
-`promtool check rules` and the mixin's promtool tests, each dashboard ConfigMap holds exactly the
+"""What the chart carries is the mixin's output, unchanged: the PrometheusRule's groups are the
+kubernetes profile's rules (`python -m mixin --profile kubernetes`) and pass `promtool check rules` and
+that profile's generated promtool tests, each dashboard ConfigMap holds exactly the
 generated dashboard, and the Alertmanager values pass `amtool check-config` with the same routes and
 inhibitions as alertmanager/alertmanager.yml."""
 import json
 import shutil
+import sys
 
 import pytest
 import yaml
 
-from mixin import config, dashboards
+from mixin import chart as chart_gen
+from mixin import config, dashboards, profiles
 from tests.k8s.chart import CHART, FEATURES, REPO, of_kind, one, render, run
 
 needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing: run `make deps`")
 needs_amtool = pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool missing: run `make deps`")
-RULE_TESTS = sorted((REPO / "alerts" / "tests").glob("*.test.yml"))
+
+
+@pytest.fixture(scope="module")
+def kubernetes_profile(tmp_path_factory):
+    """The kubernetes profile's rules and promtool tests, rendered by the mixin's own CLI."""
+    out = tmp_path_factory.mktemp("kubernetes-profile")
+    result = run(sys.executable, "-m", "mixin", "--profile", chart_gen.PROFILE, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
 
 
 def extracted_rules(tmp_path):
@@ -24,9 +35,13 @@ def extracted_rules(tmp_path):
     return rule["spec"], path
 
 
-def test_prometheus_rule_holds_the_mixin_rules_verbatim(tmp_path):
+def test_prometheus_rule_holds_the_kubernetes_profile_rules_verbatim(tmp_path, kubernetes_profile):
     spec, _ = extracted_rules(tmp_path)
-    assert spec == yaml.safe_load((CHART / "files" / "celery.rules.yml").read_text())
+    assert spec == yaml.safe_load((kubernetes_profile / "celery.rules.yml").read_text())
+    profile = profiles.get("kubernetes")
+    assert {g["interval"] for g in spec["groups"]} == {profile.evaluation_interval}
+    backlog = next(r for g in spec["groups"] for r in g["rules"] if r.get("alert") == "CeleryQueueBacklog")
+    assert backlog["for"] == profile.thresholds["queue_backlog_for"]
     alerts = [r["alert"] for g in spec["groups"] for r in g["rules"] if "alert" in r]
     assert "CelerySuccessRateLow" in alerts and "Watchdog" in alerts
     # Helm did not eat the alert templates.
@@ -43,11 +58,12 @@ def test_promtool_checks_the_extracted_groups(tmp_path):
 
 
 @needs_promtool
-def test_promtool_unit_tests_pass_on_the_extracted_groups(tmp_path):
+def test_promtool_unit_tests_pass_on_the_extracted_groups(tmp_path, kubernetes_profile):
     _, path = extracted_rules(tmp_path)
-    assert RULE_TESTS
+    rule_tests = sorted((kubernetes_profile / "tests").glob("*.test.yml"))
+    assert rule_tests
     copies = []
-    for test in RULE_TESTS:
+    for test in rule_tests:
         doc = yaml.safe_load(test.read_text())
         doc["rule_files"] = [path.name]
         copy = tmp_path / test.name
@@ -58,7 +74,7 @@ def test_promtool_unit_tests_pass_on_the_extracted_groups(tmp_path):
 
 
 @needs_promtool
-def test_promtool_tests_fail_when_the_rules_change(tmp_path):
+def test_promtool_tests_fail_when_the_rules_change(tmp_path, kubernetes_profile):
     """The cases really exercise the extracted file: raising a threshold makes them fail."""
     spec, path = extracted_rules(tmp_path)
     for g in spec["groups"]:
@@ -66,7 +82,7 @@ def test_promtool_tests_fail_when_the_rules_change(tmp_path):
             if r.get("alert") == "CeleryQueueBacklog":
                 r["expr"] = r["expr"].replace(f"> {config.THRESHOLDS['queue_backlog_max']}", "> 100000")
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    test = REPO / "alerts" / "tests" / "queue.test.yml"
+    test = kubernetes_profile / "tests" / "queue.test.yml"
     doc = yaml.safe_load(test.read_text())
     doc["rule_files"] = [path.name]
     (tmp_path / test.name).write_text(yaml.safe_dump(doc, sort_keys=False))
