@@ -188,3 +188,20 @@ def test_keda_counts_ready_and_unacked_messages_with_string_metadata():
 def test_keda_rejects_min_above_max_naming_the_values():
     error = render_error({"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}})
     assert error and "autoscaling.minReplicas (5)" in error and "autoscaling.maxReplicas (2)" in error
+
+
+@pytest.mark.parametrize("release", ["obs", "celery-observability", "prod-celery-observability-eu"])
+def test_kubernetes_rules_find_the_hpa_keda_makes_for_the_chart(release):
+    """The kubernetes profile's backlog alerts wait for KEDA's HPA `keda-hpa-<ScaledObject>` to reach
+    its maximum: the rules' regex must match the name the chart gives the ScaledObject."""
+    import re
+
+    from helm_python import Chart
+
+    from mixin import autoscaling
+
+    out = Chart.load(str(CHART)).render(FEATURES["autoscaling"], name=release, namespace="celery", is_install=True)
+    so = next(d for d in yaml.safe_load_all(out["celery-observability/templates/keda.yaml"]) if d and d["kind"] == "ScaledObject")
+    pattern = re.search(r'=~"([^"]+)"', autoscaling.KEDA_HPA).group(1)
+    assert re.fullmatch(pattern, f"keda-hpa-{so['metadata']['name']}")
+    assert not re.fullmatch(pattern, "keda-hpa-some-other-app")
