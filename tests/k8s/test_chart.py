@@ -205,3 +205,30 @@ def test_kubernetes_rules_find_the_hpa_keda_makes_for_the_chart(release):
     pattern = re.search(r'=~"([^"]+)"', autoscaling.KEDA_HPA).group(1)
     assert re.fullmatch(pattern, f"keda-hpa-{so['metadata']['name']}")
     assert not re.fullmatch(pattern, "keda-hpa-some-other-app")
+
+
+@pytest.mark.parametrize("feature", ["defaults", "everything"])
+def test_client_dry_run_install_gives_the_rendered_objects(feature):
+    """`helm install --dry-run=client` through Helm's SDK: no cluster is contacted (in-memory release
+    storage), the release is assembled and its manifest holds exactly the rendered objects."""
+    from helm_python import Chart, Config
+
+    with Config(namespace="celery", storage_driver="memory", kubeconfig_path=str(REPO / "no-such-kubeconfig")) as cfg:
+        release = cfg.install(Chart.load(str(CHART)), "obs", FEATURES[feature], dry_run="client", namespace="celery")
+    manifest = [d for d in yaml.safe_load_all(release["manifest"]) if d]
+    key = lambda d: (d["kind"], d["metadata"]["name"])  # noqa: E731
+    assert sorted(map(key, manifest)) == sorted(map(key, render(FEATURES[feature])))
+    assert release["chart_name"] == "celery-observability" and "port-forward" in release["notes"]
+
+
+@pytest.mark.parametrize("values, where, says", [
+    ({"autoscalling": {"enabled": True}}, "at ''", "'autoscalling' not allowed"),
+    ({"autoscaling": {"maxReplicas": "ten"}}, "/autoscaling/maxReplicas", "want integer"),
+    ({"grafana": {"datasourceUid": "my prom"}}, "/grafana/datasourceUid", "does not match"),
+    ({"scrapeInterval": "30 seconds"}, "/scrapeInterval", "does not match"),
+    ({"flower": {"persistence": {"enabled": "yes"}}}, "/flower/persistence/enabled", "want boolean"),
+])
+def test_bad_values_are_refused_naming_the_value(values, where, says):
+    """values.schema.json: Helm refuses a typo or a wrong type before rendering anything."""
+    error = render_error(values)
+    assert error and where in error and says in error, error
