@@ -15,7 +15,9 @@ import shutil
 import socket
 import subprocess
 import threading
+import re
 import time
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -35,6 +37,31 @@ EXTERNAL_URL = "http://localhost:9093"
 SMTP_USER = "alertmanager"  # the smtp_auth_username of alertmanager.yml
 # Short timings so that a test takes seconds (the committed config keeps its own).
 TIMINGS = {"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"}
+
+
+# --- Alerts as Prometheus would send them, built from the rules file ----------------------------
+RULES = {r["alert"]: r for g in yaml.safe_load((paths.REPO / "alerts" / "celery.rules.yml").read_text())["groups"]
+         for r in g["rules"] if "alert" in r}
+VALUES = {"humanizePercentage": "62.5%", "humanize": "42", "humanizeDuration": "3.2s", "humanize1024": "2Mi"}
+
+
+def rendered(text, labels):
+    """A rule annotation as Prometheus renders it (labels and a made-up $value)."""
+    text = re.sub(r"\{\{\s*\$labels\.(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), text)
+    text = re.sub(r"\{\{\s*\$value\s*\|\s*(\w+)\s*\}\}", lambda m: VALUES[m.group(1)], text)
+    return re.sub(r"\{\{\s*\$value\s*\}\}", "0", text)
+
+
+def alert(alertname, /, **labels):
+    rule = RULES[alertname]
+    labels = {"alertname": alertname, **rule["labels"], **labels}
+    return {"labels": labels, "annotations": {k: rendered(v, labels) for k, v in rule["annotations"].items()},
+            "generatorURL": "http://localhost:9090/graph"}
+
+
+def ended(a):
+    return {**a, "endsAt": (datetime.now(timezone.utc) - timedelta(seconds=1)).isoformat()}
+
 
 
 def free_port():

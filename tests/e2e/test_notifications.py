@@ -11,36 +11,14 @@ import re
 import shutil
 import time
 from urllib.parse import unquote
-from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
-import yaml
 
-from native import paths
-from tests.notification_rig import EXTERNAL_URL, Rig, wait_for
+from tests.notification_rig import EXTERNAL_URL, Rig, alert, ended, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus-alertmanager") is None,
                                 reason="prometheus-alertmanager is not installed (make deps)")
-
-RULES = {r["alert"]: r for g in yaml.safe_load((paths.REPO / "alerts" / "celery.rules.yml").read_text())["groups"]
-         for r in g["rules"] if "alert" in r}
-VALUES = {"humanizePercentage": "62.5%", "humanize": "42", "humanizeDuration": "3.2s", "humanize1024": "2Mi"}
-
-
-def rendered(text, labels):
-    """A rule annotation as Prometheus renders it (labels and a made-up $value)."""
-    text = re.sub(r"\{\{\s*\$labels\.(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), text)
-    text = re.sub(r"\{\{\s*\$value\s*\|\s*(\w+)\s*\}\}", lambda m: VALUES[m.group(1)], text)
-    return re.sub(r"\{\{\s*\$value\s*\}\}", "0", text)
-
-
-def alert(alertname, /, **labels):
-    rule = RULES[alertname]
-    labels = {"alertname": alertname, **rule["labels"], **labels}
-    return {"labels": labels, "annotations": {k: rendered(v, labels) for k, v in rule["annotations"].items()},
-            "generatorURL": "http://localhost:9090/graph"}
-
 
 # One alert per severity, with the labels the real rules give them (plus cluster/namespace on one).
 CRITICAL = alert("CeleryQueueNoConsumer", job="rabbitmq_queues", vhost="/", queue="reports",
@@ -48,10 +26,6 @@ CRITICAL = alert("CeleryQueueNoConsumer", job="rabbitmq_queues", vhost="/", queu
 WARNING = alert("CeleryTaskSuccessRateLow", job="celery_exporter", name="process_task", queue_name="celery")
 INFO = alert("CeleryThroughputBelowBaseline", job="celery_exporter")
 ALL = (CRITICAL, WARNING, INFO)
-
-
-def ended(a):
-    return {**a, "endsAt": (datetime.now(timezone.utc) - timedelta(seconds=1)).isoformat()}
 
 
 def name_of(a):
