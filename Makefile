@@ -14,7 +14,7 @@ help:
 	@echo "make test-fast unit tests and config checks only"
 	@echo "make generate  regenerate alert rules and dashboards from mixin/"
 	@echo "make bench     what monitoring costs: throughput ratios, capacity, memory, alert latency (docs/performance.md)"
-	@echo "make screenshots  PNGs of the app, Flower and a firing alert for the README (stack must be up)"
+	@echo "make screenshots  PNGs of the app, Flower, a firing alert, an alert email and /alerts for the README (stack must be up)"
 	@echo "make k8s-smoke the Helm chart on a real cluster (current kubectl context, kube-prometheus-stack installed)"
 	@echo "make loadtest  load through the app: SCENARIO=steady|burst|failures|backlog|cpu|memory|slow|mixed ARGS='--rate 20 --duration 30'"
 

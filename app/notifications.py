@@ -68,6 +68,13 @@ def validate(payload):
     return payload
 
 
+def _when(stamp):
+    """Alertmanager's RFC 3339 time (nanoseconds, Z) to seconds; its zero time ("0001-...") to ""."""
+    if not stamp or stamp.startswith("0001-"):
+        return ""
+    return stamp[:19].replace("T", " ") + (" UTC" if stamp.endswith("Z") else "")
+
+
 def _http(url):
     return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
 
@@ -92,7 +99,7 @@ def view(notification):
             "name": labels["alertname"], "status": alert["status"], "severity": labels.get("severity", "none"),
             "summary": ann.get("summary", ""), "description": ann.get("description", ""),
             "labels": [(k, labels[k]) for k in KEY_LABELS if labels.get(k)],
-            "starts_at": alert.get("startsAt", ""), "ends_at": alert.get("endsAt", ""),
+            "starts_at": _when(alert.get("startsAt", "")), "ends_at": _when(alert.get("endsAt", "")),
             "links": [(title, url) for title, url in links if url],
         })
     return {"received_at": notification["received_at"], "status": notification["status"],
