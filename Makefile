@@ -47,11 +47,20 @@ MODE ?= auto
 export PROFILE MODE WORKERS DRY_RUN
 STACK := sh scripts/compose_stack.sh
 
-up down status logs:
-	@mode=$$($(STACK) mode) || exit 1; \
+# Docker path: scripts/compose_stack.sh; native path: the native-* targets below.
+ROUTE = mode=$$($(STACK) mode $@) || exit 1; \
 	if [ "$$mode" = docker ]; then exec $(STACK) $@; fi; \
 	if [ -n "$(DRY_RUN)" ] && [ "$(DRY_RUN)" != 0 ]; then echo "DRY_RUN covers the Docker path (MODE=docker)"; exit 1; fi; \
 	exec $(MAKE) --no-print-directory native-$@
+
+up:
+	@$(ROUTE)
+down:
+	@$(ROUTE)
+status:
+	@$(ROUTE)
+logs:
+	@$(ROUTE)
 
 native-up: python-check deps venv
 	$(PY) -m native up --workers $(WORKERS)

@@ -1,8 +1,10 @@
 #!/bin/sh
 # The Docker path of `make up/down/status/logs`: needs only Docker and a POSIX shell (no Python).
 #
-#   scripts/compose_stack.sh mode     print "docker" or "native" (what `make up` runs), or stop
-#                                     with the reason when Docker is installed but unusable
+#   scripts/compose_stack.sh mode [up|down|status|logs]
+#                                     print "docker" or "native" (the path `make <that>` takes);
+#                                     for up, stop with the reason when Docker is installed but
+#                                     its daemon does not answer
 #   scripts/compose_stack.sh env      create .env from .env.example (random secrets), or add the
 #                                     keys an older .env lacks; existing values are never changed
 #   scripts/compose_stack.sh up|down|status|logs|urls
@@ -65,6 +67,13 @@ mode() {
         native|docker) say "$MODE"; return ;;
     esac
     if ! command -v docker >/dev/null 2>&1; then
+        say native
+        return
+    fi
+    # `up` stops when the daemon does not answer; down/status/logs then look at native mode
+    # (no compose stack can be running where no daemon answers).
+    if [ "${1:-up}" != up ] && ! docker info >/dev/null 2>&1; then
+        say "note: the Docker daemon does not answer; $1 acts on native mode" >&2
         say native
         return
     fi
@@ -218,7 +227,7 @@ main() {
     check_settings
     set_compose
     case $command in
-        mode) mode ;;
+        mode) mode "${2:-up}" ;;
         env) ensure_env ;;
         up) up ;;
         # shellcheck disable=SC2086

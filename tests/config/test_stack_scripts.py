@@ -210,6 +210,9 @@ def test_unreachable_daemon_stops_make_up_with_the_reason(checkout, bare_path):
     # Nothing else happened: no native mode, no apt-get, no virtualenv, no .env.
     assert "installing Debian packages" not in result.stdout + result.stderr
     assert not (checkout / ".venv").exists() and not (checkout / ".env").exists()
+    # Stopping or looking needs no daemon: no compose stack can run where none answers.
+    result = run(["sh", "scripts/compose_stack.sh", "mode", "down"], checkout, bare_path)
+    assert result.returncode == 0 and result.stdout.strip() == "native"
 
 
 # --- native path: Python 3.11/3.12 first -----------------------------------------------------
