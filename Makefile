@@ -8,7 +8,8 @@ WORKERS ?= 1
 .PHONY: help deps python-check venv up down status logs native-up native-down native-status native-logs test test-fast generate loadtest bench screenshots clean
 
 help:
-	@echo "make up        start the stack (WORKERS=3 make up for three workers)"
+	@echo "make up        start the stack (WORKERS=3 make up for three workers); Docker if its daemon answers,"
+	@echo "               else native (MODE=docker|native to choose; MODE=docker DRY_RUN=1 make up: print, run nothing)"
 	@echo "make down      stop it;  make status: health of each service;  make logs: tail the logs"
 	@echo "make test      everything: unit, config checks, integration, end to end (installs what is missing)"
 	@echo "make test-fast unit tests and config checks only"
