@@ -328,7 +328,10 @@ def test_workers_scale_to_three(stack, env_file, tmp_path):
     worker = result.model["services"]["celery_worker"]
     assert worker["scale"] == 3
     assert not worker.get("container_name") and not worker.get("hostname")
-    for port in worker.get("ports") or []:
+    # One binding whose host side is a range: the engine gives each replica one free port of it.
+    # (Were the range expanded into one binding per port, every replica would ask for all of them.)
+    assert len(worker["ports"]) == 1, worker["ports"]
+    for port in worker["ports"]:
         low, _, high = port["published"].partition("-")
         assert high and int(high) - int(low) + 1 >= 3, f"3 replicas need 3 host ports, got {port['published']}"
 
