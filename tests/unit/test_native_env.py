@@ -50,16 +50,3 @@ def test_unknown_profile_is_refused(dotenv_file, monkeypatch):
     with pytest.raises(ValueError, match="PROFILE must be one of dev, production, got 'prod'"):
         native_env.build()
 
-
-def test_an_old_env_gets_new_secrets_appended(tmp_path):
-    from native import dotenv
-    example = tmp_path / ".env.example"
-    example.write_text("# c\nA=change-me\nB=change-me\nC=plain\n")
-    dest = tmp_path / ".env"
-    dest.write_text("A=kept")
-    assert dotenv.ensure(lambda m: None, example, dest) is False
-    lines = dest.read_text().splitlines()
-    assert lines[0] == "A=kept" and lines[1].startswith("B=") and len(lines[1]) > 20 and len(lines) == 2
-    before = dest.read_text()
-    dotenv.ensure(lambda m: None, example, dest)
-    assert dest.read_text() == before  # idempotent
