@@ -49,4 +49,3 @@ def test_unknown_profile_is_refused(dotenv_file, monkeypatch):
     monkeypatch.setenv("PROFILE", "prod")
     with pytest.raises(ValueError, match="PROFILE must be one of dev, production, got 'prod'"):
         native_env.build()
-
