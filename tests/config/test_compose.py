@@ -72,7 +72,7 @@ DATA_VOLUMES = {
     "flower-data": ("flower", "/data"),
 }
 # Required secrets: no default anywhere, so Compose refuses to start without them.
-REQUIRED_SECRETS = ["RMQ_USER", "RMQ_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "FLASK_SECRET_KEY"]
+REQUIRED_SECRETS = ["RMQ_USER", "RMQ_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "FLASK_SECRET_KEY", "ALERT_WEBHOOK_TOKEN"]
 # Distinct values, so the tests can see where each one ends up.
 SENTINELS = {
     "RMQ_USER": "rmq-user-s1",
@@ -84,6 +84,7 @@ SENTINELS = {
     "FLOWER_PASSWORD": "flower-pass-s7",
     "SLACK_API_URL": "",
     "SMTP_PASSWORD": "",
+    "ALERT_WEBHOOK_TOKEN": "webhook-token-s8",
 }
 LOOPBACK = {"127.0.0.1", "::1"}
 
@@ -417,7 +418,7 @@ def test_alertmanager_secrets_readable_by_its_user(models):
     """Alertmanager runs as nobody: an explicit world-readable mode on every Compose version."""
     for name, model in models.items():
         secrets = {s["source"]: s for s in model["services"]["alertmanager"]["secrets"]}
-        assert set(secrets) == {"slack_api_url", "smtp_password"}, name
+        assert set(secrets) == {"slack_api_url", "smtp_password", "alert_webhook_token"}, name
         for source, spec in secrets.items():
             assert spec["target"] in (source, f"/run/secrets/{source}"), spec
             mode = int(str(spec.get("mode", "0")), 8)
@@ -425,6 +426,7 @@ def test_alertmanager_secrets_readable_by_its_user(models):
             assert not mode & 0o222, f"{name}: secret {source} must not be writable"
         assert model["secrets"]["slack_api_url"]["environment"] == "SLACK_API_URL"
         assert model["secrets"]["smtp_password"]["environment"] == "SMTP_PASSWORD"
+        assert model["secrets"]["alert_webhook_token"]["environment"] == "ALERT_WEBHOOK_TOKEN"
 
 
 @pytest.mark.parametrize("var", REQUIRED_SECRETS)
