@@ -66,3 +66,18 @@ def test_task_alerts_link_to_flower_filtered_by_the_task(rule):
 def test_every_alert_has_a_runbook_file():
     have = {p.stem for p in (REPO / "docs" / "runbooks").glob("*.md")}
     assert {r["alert"] for r in ALERTS} <= have
+
+
+def test_the_image_keeps_the_runbooks():
+    # .dockerignore: the last matching pattern wins; the app in the image serves docs/runbooks.
+    import fnmatch
+    lines = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    path, excluded = "docs/runbooks/Watchdog.md", False
+    for pattern in lines:
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!").rstrip("/")
+        parts = path.split("/")
+        if any(fnmatch.fnmatch("/".join(parts[:i]), pattern) for i in range(1, len(parts) + 1)):
+            excluded = not negate
+    assert not excluded
