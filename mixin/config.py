@@ -53,7 +53,6 @@ THRESHOLDS = {
     # Throughput against a baseline: below this fraction of the same window a day earlier.
     "throughput_ratio_min": 0.5,
     "throughput_baseline_offset": "1d",
-    # --- Knobs added with the alert rules (mixin/rules.py). ---
     # Queue growing steadily: depth above queue_backlog_max and rising this fast over the window.
     "queue_growth_window": "10m",
     "queue_growth_min_per_minute": 3,
@@ -99,7 +98,7 @@ DASHBOARD_UIDS = {
 }
 
 # Where runbooks live, for runbook_url annotations.
-RUNBOOK_BASE_URL = "https://github.com/celery-observability-bundle/bundle/blob/main/docs/runbooks"
+RUNBOOK_BASE_URL = "http://localhost:8080/runbooks"
 FLOWER_URL = "http://localhost:5555"
 # RabbitMQ management UI, linked from the broker dashboard.
 RABBITMQ_MANAGEMENT_URL = "http://localhost:15672"

@@ -49,6 +49,8 @@ _URL_HOST = re.compile(r"//(%s):" % "|".join(COMPOSE_SERVICES))
 # Optional integrations: (env var with the secret, global key naming its file, receiver key).
 AM_SECRETS = (("SLACK_API_URL", "slack_api_url_file", "slack_configs"),
               ("SMTP_PASSWORD", "smtp_auth_password_file", "email_configs"))
+# The app's webhook token: Alertmanager sends it as `Authorization: Bearer` (http_config).
+WEBHOOK_TOKEN = "ALERT_WEBHOOK_TOKEN"
 
 
 def alertmanager_config(source: Path, env=None, secrets_dir: Path = None) -> str:
@@ -57,20 +59,39 @@ def alertmanager_config(source: Path, env=None, secrets_dir: Path = None) -> str
     Slack and email read their secret from a file (Alertmanager expands no environment variables):
     with the variable set, native mode writes it to secrets_dir and points the file key there;
     without it, that integration is left out instead of failing at every notification.
+    The webhook's bearer token (ALERT_WEBHOOK_TOKEN, which the app checks) is rendered the same way;
+    without it the webhook posts carry no token. Template paths become absolute (they are relative
+    to the source file's folder, and the rendered file lives elsewhere).
     """
     config = yaml.safe_load(_URL_HOST.sub(f"//{HOST}:", source.read_text()))
     env = env or {}
+    base = source.resolve().parent
+    config["templates"] = [str(base / t) for t in config.get("templates", [])]
+
+    def secret_file(var):
+        secrets_dir.mkdir(parents=True, exist_ok=True)
+        path = secrets_dir / var.lower()
+        path.write_text(env[var])
+        path.chmod(0o600)
+        return str(path)
+
     for var, file_key, receiver_key in AM_SECRETS:
         if env.get(var) and secrets_dir is not None:
-            secrets_dir.mkdir(parents=True, exist_ok=True)
-            path = secrets_dir / var.lower()
-            path.write_text(env[var])
-            path.chmod(0o600)
-            config["global"][file_key] = str(path)
+            config["global"][file_key] = secret_file(var)
             continue
         config.get("global", {}).pop(file_key, None)
         for receiver in config.get("receivers", []):
             receiver.pop(receiver_key, None)
+    token = secret_file(WEBHOOK_TOKEN) if env.get(WEBHOOK_TOKEN) and secrets_dir is not None else None
+    for receiver in config.get("receivers", []):
+        for hook in receiver.get("webhook_configs", []):
+            auth = hook.get("http_config", {}).get("authorization")
+            if auth is None:
+                continue
+            if token:
+                auth["credentials_file"] = token
+            else:
+                del hook["http_config"]["authorization"]
     return yaml.safe_dump(config, sort_keys=False)
 
 
@@ -87,46 +108,3 @@ def grafana_provisioning(source: Path, dest: Path):
             text = _URL_HOST.sub(f"//{HOST}:", path.read_text())
             # The dashboards provider names the compose mount point; natively it is `dest`.
             target.write_text(text.replace("/etc/grafana/provisioning", str(dest)))
-
-
-# --- A faster alerting profile for live tests, derived from the real rule files -----------------
-
-_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-_RANGE = re.compile(r"\[(\d+(?:ms|s|m|h|d|w|y))(:\d+(?:ms|s|m|h|d|w|y))?\]")
-_OFFSET = re.compile(r"\boffset\s+(\d+(?:ms|s|m|h|d|w|y))")
-
-# Live tests cannot wait minutes per alert: `for:` and range windows shrink by `divisor` (never below
-# the floors, so a rate still sees several scrapes), baselines look back `baseline_offset`, and no
-# `for:` exceeds `max_for`, which keeps it well inside that offset (a drop compared with 2 minutes
-# ago can only be seen for 2 minutes minus one window).
-FAST = {"divisor": 10, "min_for": 5, "max_for": 60, "min_window": 30, "baseline_offset": 120}
-
-
-def seconds(duration):
-    return sum(int(n) * _SECONDS[unit] for n, unit in _DURATION.findall(duration))
-
-
-def duration(secs):
-    secs = int(round(secs))
-    return f"{secs // 60}m{secs % 60}s" if secs % 60 and secs > 60 else (f"{secs // 60}m" if secs % 60 == 0 else f"{secs}s")
-
-
-def fast_expr(expr, profile=FAST):
-    def window(match):
-        scaled = max(seconds(match.group(1)) / profile["divisor"], profile["min_window"])
-        return f"[{duration(scaled)}{match.group(2) or ''}]"
-    expr = _RANGE.sub(window, expr)
-    return _OFFSET.sub(f"offset {duration(profile['baseline_offset'])}", expr)
-
-
-def fast_rules(source: Path, profile=FAST) -> dict:
-    """The rule file with shorter `for:`, windows and offsets; names, labels and thresholds unchanged."""
-    rules = yaml.safe_load(source.read_text())
-    for group in rules["groups"]:
-        for rule in group["rules"]:
-            rule["expr"] = fast_expr(rule["expr"], profile)
-            if "for" in rule:
-                scaled = max(seconds(rule["for"]) / profile["divisor"], profile["min_for"])
-                rule["for"] = duration(min(scaled, max(profile["max_for"], profile["min_for"])))
-    return rules
