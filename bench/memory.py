@@ -12,7 +12,9 @@ import requests
 import yaml
 
 from bench import measure
-from bench.stack import CONFIGS, Publisher, rss_bytes
+from bench.configs import CONFIGS
+from bench.probes import rss_bytes
+from bench.publisher import Publisher
 from native import derive, paths
 
 SCRAPES = 5

@@ -9,7 +9,10 @@ import time
 import requests
 
 from bench import measure
-from bench.stack import CONFIGS, PORTS, Publisher, cpu_seconds
+from bench.configs import CONFIGS
+from bench.probes import cpu_seconds
+from bench.publisher import Publisher
+from bench.state import PORTS
 
 KINDS = {"trivial": "add", "cpu10": "cpu10"}
 PROCESSES = ("worker", "broker", "publisher", "flower", "exporter", "prometheus", "other")
@@ -99,8 +102,22 @@ def summarize(runs, configs, kinds, sizes, rounds):
                 "noisy_runs": sum(1 for r in rs if r["cpu"]["other"] > 0.1 * sum(
                     v for p, v in r["cpu"].items() if p != "other")),
             }
-            total = [sum(r["cpu"].get(p, 0) for p in PROCESSES if p != "other") * 1000 / r["tasks"] for r in rs]
+            total = [_total(r) for r in rs]
             table[name]["cpu_s_per_1000"]["total"] = _median(total)
+            pairs = [(by[(name, r)], by[("bare", r)]) for r in range(1, rounds + 1)
+                     if (name, r) in by and ("bare", r) in by]
+            # CPU seconds per 1,000 tasks = ms per task. Paired by round: what monitoring adds.
+            table[name]["monitoring_ms_per_task"] = measure.spread([_total(c) - _total(b) for c, b in pairs])
+            table[name]["worker_ms_per_task_over_bare"] = measure.spread(
+                [(c["cpu"]["worker"] - b["cpu"]["worker"]) * 1000 / c["tasks"] for c, b in pairs])
+            table[name]["events_lost_pct"] = {
+                m: measure.spread([100.0 * (r["tasks"] - (r["events_counted"][m] or 0)) / r["tasks"]
+                                   for r in rs if m in r.get("events_counted", {})])
+                for m in ("flower", "exporter")}
+        cost = {n: table[n]["monitoring_ms_per_task"] for n in table if table[n]["monitoring_ms_per_task"]}
+        vs = {}
+        if "offshelf" in cost and cost["offshelf"]["median"] > 0:
+            vs = {n: cost[n]["median"] / cost["offshelf"]["median"] for n in cost if n != "bare"}
         wm = {}
         if "full" in configs and "full_wm_off" in configs:
             pairs = [(by[("full", r)], by[("full_wm_off", r)]) for r in range(1, rounds + 1)
@@ -108,13 +125,18 @@ def summarize(runs, configs, kinds, sizes, rounds):
             wm = {"ratio_on_to_off": measure.spread([on["rate"] / off["rate"] for on, off in pairs]),
                   "worker_cpu_s_per_1000_on_minus_off": _median(
                       [(on["cpu"]["worker"] - off["cpu"]["worker"]) * 1000 / on["tasks"] for on, off in pairs])}
-        out["kinds"][kind] = {"configs": table, "worker_metrics": wm}
+        out["kinds"][kind] = {"configs": table, "worker_metrics": wm, "monitoring_cost_to_offshelf": vs}
     costs = [r["collector_ms_per_scrape"] for r in runs if "collector_ms_per_scrape" in r]
     if costs:
         # Prometheus scrapes it every scrape_interval (5 s): the collector's share of one core.
         out["collector_ms_per_scrape"] = costs[0]
         out["collector_core_share_at_5s"] = costs[0] / 1000 / 5
     return out
+
+
+def _total(run):
+    """CPU seconds per 1,000 tasks of the bench's processes in one run."""
+    return sum(run["cpu"].get(p, 0) for p in PROCESSES if p != "other") * 1000 / run["tasks"]
 
 
 def _median(values):
