@@ -25,6 +25,7 @@ class Config:
     nice: int = 0                 # nice level of Flower and the exporter (a tuning experiment)
     flower_args: tuple = ()       # extra Flower options (--name=value), after the bundle's
     exporter_args: tuple = ()     # extra exporter options (--name=value), after the bundle's
+    worker_args: tuple = ()       # extra worker options (--without-gossip, --heartbeat-interval=10)
     scrape_interval: str = ""     # Prometheus scrape interval ("" = the bundle's)
     off_the_shelf: bool = False   # Flower and exporter as their docs start them, not the bundle's
 
@@ -44,8 +45,9 @@ CONFIGS = {c.name: c for c in (
     Config("stock", label="bare with Celery's defaults (early ack, prefetch 4)", conf=CELERY_DEFAULTS[:3]),
 )}
 
-SPEC_HELP = ("NAME:KEY=VALUE[,KEY=VALUE...] where KEY is a Celery setting (JSON value), flower.OPTION or "
-             "exporter.OPTION (passed as --OPTION=VALUE), scrape (Prometheus interval, e.g. 15s) or nice (0..19)")
+SPEC_HELP = ("NAME:KEY=VALUE[,KEY=VALUE...] where KEY is a Celery setting (JSON value), flower.OPTION, "
+             "exporter.OPTION or worker.OPTION (passed as --OPTION=VALUE; worker.FLAG=true as --FLAG), "
+             "scrape (Prometheus interval, e.g. 15s) or nice (0..19)")
 
 
 def variant(spec):
@@ -53,7 +55,7 @@ def variant(spec):
     name, sep, changes = spec.partition(":")
     if not sep or not name.strip() or not changes.strip():
         raise ValueError(f"must be {SPEC_HELP}, got {spec!r}")
-    conf, flower, exporter, nice, scrape = [], [], [], 0, ""
+    conf, flower, exporter, worker, nice, scrape = [], [], [], [], 0, ""
     for change in changes.split(","):
         key, eq, raw = change.partition("=")
         key = key.strip()
@@ -73,10 +75,13 @@ def variant(spec):
             scrape = value
         elif key.startswith("flower."):
             flower.append(f"--{key[7:]}={raw.strip()}")
+        elif key.startswith("worker."):
+            worker.append(f"--{key[7:]}" if value is True else f"--{key[7:]}={raw.strip()}")
         elif key.startswith("exporter."):
             exporter.append(f"--{key[9:]}={raw.strip()}")
         else:
             conf.append((key, value))
     return Config(f"full+{name.strip()}", events=True, monitors=True, worker_metrics=True,
                   label=f"full bundle with {changes.strip()}", conf=tuple(conf), nice=nice,
-                  flower_args=tuple(flower), exporter_args=tuple(exporter), scrape_interval=scrape)
+                  flower_args=tuple(flower), exporter_args=tuple(exporter), worker_args=tuple(worker),
+                  scrape_interval=scrape)

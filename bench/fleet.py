@@ -73,12 +73,14 @@ class Fleet:
                     time.sleep(min(0.005, (tasks + 1) / rate - (now - t0)))
                     continue
                 for _ in range(min(due - tasks, 200)):
-                    events += self._task(send, tasks)
+                    ok = self._task(send, tasks)
+                    events += 4
                     tasks += 1
-                    succeeded += tasks % FAIL_EVERY != 0
+                    succeeded += ok
         return tasks, succeeded, events
 
     def _task(self, send, i):
+        """The four events of task i; True if it succeeded."""
         task_id = str(uuid.uuid4())
         name = self.names[i % len(self.names)]
         queue = self.queues[i % len(self.queues)]
@@ -90,12 +92,12 @@ class Fleet:
              parent_id=None, retries=0, eta=None, expires=None)
         send(host, "task-started", uuid=task_id)
         self.processed[host] += 1
-        if i % FAIL_EVERY == 0 and i:
+        if i % FAIL_EVERY == FAIL_EVERY - 1:
             send(host, "task-failed", uuid=task_id, exception="ValueError('simulated')",
                  traceback="Traceback (most recent call last):\nValueError: simulated")
-        else:
-            send(host, "task-succeeded", uuid=task_id, result="None", runtime=runtime)
-        return 4
+            return False
+        send(host, "task-succeeded", uuid=task_id, result="None", runtime=runtime)
+        return True
 
 
 def _timed(url, times=3):

@@ -6,7 +6,6 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.state import LOGS, BenchError
-from worker.metrics import WorkerProcessTreeCollector
 
 
 def cpu_seconds(pid, tree=False):
@@ -16,6 +15,8 @@ def cpu_seconds(pid, tree=False):
     try:
         proc = psutil.Process(pid)
         if tree:  # the worker's own collector: main + pool children + reaped children
+            # (imported here: worker.settings reads RMQ_URL at import, after the Bench has set it)
+            from worker.metrics import WorkerProcessTreeCollector
             family = next(WorkerProcessTreeCollector("bench", root=proc).collect())
             return family.samples[0].value
         t = proc.cpu_times()

@@ -141,19 +141,19 @@ def memory(console, m):
 def fleet(console, f):
     table = Table(title=f"Fleet simulation: {f['task_rate']:g} tasks/s over {f['names']} task names and "
                         f"{f['queues']} queues, heartbeat every {f['heartbeat_s']:g} s per worker, {f['seconds']:g} s per point")
-    for col in ("workers", "events/s", "Flower cores", "Flower MB", "Flower /metrics KB", "Flower scrape s",
-                "Flower max ev/s", "exporter cores", "exporter MB", "exporter /metrics KB", "exporter scrape s",
-                "exporter max ev/s", "lag F/E s", "lost F/E %", "Prometheus series", "rule eval ms"):
-        table.add_column(col, justify="right")
+    for col in ("workers", "events/s", "monitor", "cores", "CPU ms/event", "max events/s on 1 core", "RSS MB",
+                "/metrics KB", "samples", "scrape s", "lag s", "lost %"):
+        table.add_column(col, justify="left" if col == "monitor" else "right")
     for p in f["points"]:
-        fl, ex, pr = p["flower"], p["exporter"], p["prometheus"]
-        table.add_row(str(p["workers"]), f"{p['events_per_s']:.0f}", f"{fl['cpu_cores']:.2f}", f"{fl['rss_mb']:.0f}",
-                      f"{fl['metrics_bytes'] / 1024:.0f}", f"{fl['scrape_s']:.3f}", num(fl["max_events_per_s_one_core"], "{:.0f}"),
-                      f"{ex['cpu_cores']:.2f}", f"{ex['rss_mb']:.0f}", f"{ex['metrics_bytes'] / 1024:.0f}",
-                      f"{ex['scrape_s']:.3f}", num(ex["max_events_per_s_one_core"], "{:.0f}"),
-                      f"{num(fl['lag_s'], '{:.1f}')}/{num(ex['lag_s'], '{:.1f}')}",
-                      f"{fl['events_lost_pct']:.1f}/{ex['events_lost_pct']:.1f}",
-                      str(pr["head_series"]), f"{pr['rule_eval_s'] * 1000:.1f}")
+        for m in ("flower", "exporter"):
+            d = p[m]
+            table.add_row(str(p["workers"]), f"{p['events_per_s']:.0f}", m, f"{d['cpu_cores']:.2f}",
+                          f"{d['cpu_ms_per_event']:.3f}", num(d["max_events_per_s_one_core"], "{:.0f}"),
+                          f"{d['rss_mb']:.0f}", f"{d['metrics_bytes'] / 1024:.0f}", str(d["samples"]),
+                          f"{d['scrape_s']:.3f}", num(d["lag_s"], "{:.1f}"), f"{d['events_lost_pct']:.1f}")
+        pr = p["prometheus"]
+        table.add_row(str(p["workers"]), "", "prometheus", f"{pr['cpu_cores']:.2f}", "", "", f"{pr['rss_mb']:.0f}",
+                      "", f"{pr['head_series']} series", f"rules {pr['rule_eval_s'] * 1000:.1f} ms", "", "")
     console.print(table)
     last = f["points"][-1]
     for m in ("flower", "exporter"):

@@ -112,12 +112,15 @@ class Bench:
         env = {**self.env, "BENCH_CONF": json.dumps({**dict(config.conf), **self.conf}),
                "BENCH_EVENTS": "1" if config.events else "0", "BENCH_NAMES": str(names),
                "BENCH_COUNTER": str(self.counter), "WORKER_METRICS": "1" if config.worker_metrics else "0"}
+        conf = {**dict(config.conf), **self.conf}
+        if "event_serializer" in conf:  # the exporter reads it from its environment
+            env["EVENT_SERIALIZER"] = conf["event_serializer"]
         self.run_env = env
         if config.monitors:
             self.monitors_up(config, env, alert_rules, webhook)
         if self._worker_answers():  # a stray bench worker would take tasks and skew the figures
             raise BenchError(f"a worker named {NODENAME} already answers on vhost {VHOST}; stop it first")
-        self.start("worker", self._worker_argv(env), env)
+        self.start("worker", [*self._worker_argv(env), *config.worker_args], env)
         wait_until(self._worker_answers, 60, f"worker {NODENAME}", interval=0.5)
         if config.worker_metrics:
             wait_until(lambda: http_ok(f"http://127.0.0.1:{PORTS['worker_metrics']}/metrics"), 30, "worker metrics")

@@ -11,7 +11,8 @@ from native import derive, services
 
 def test_variant_spec_routes_each_key_to_its_component():
     c = configs.variant("lean:event_serializer=msgpack,flower.enable_events=false,exporter.worker-timeout=60,"
-                        "scrape=15s,nice=5")
+                        "worker.without-gossip=true,worker.heartbeat-interval=10,scrape=15s,nice=5")
+    assert c.worker_args == ("--without-gossip", "--heartbeat-interval=10")
     assert c.name == "full+lean" and c.monitors and c.events and c.worker_metrics
     assert c.conf == (("event_serializer", "msgpack"),)
     assert c.flower_args == ("--enable_events=false",)
