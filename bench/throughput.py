@@ -12,7 +12,7 @@ from bench import measure
 from bench.configs import CONFIGS
 from bench.probes import cpu_seconds
 from bench.publisher import Publisher
-from bench.state import PORTS
+from bench.state import PORTS, BenchError
 
 KINDS = {"trivial": "add", "cpu10": "cpu10"}
 PROCESSES = ("worker", "broker", "publisher", "flower", "exporter", "prometheus", "other")
@@ -24,7 +24,11 @@ def one_run(bench, config, kind, n, say):
         pub = Publisher(bench, "--kind", KINDS[kind], "--count", n, "--wait-go")
         before, busy0, steal0 = bench.cpu(), measure.busy_cpu(), measure.steal_cpu()
         t0 = pub.go()
-        t_done = measure.wait_count(bench.counter, n, timeout=max(120.0, n / 20))
+        try:
+            t_done = measure.wait_count(bench.counter, n, timeout=max(120.0, n / 20))
+        except BenchError as exc:
+            left = {q["name"]: q["messages"] for q in bench.vhost_queues() if q["name"] == "celery"}
+            raise BenchError(f"{exc} (task queue now: {left or 'empty'})") from None
         at_done = bench.cpu()
         published = pub.result(60)
         run = {"config": config.name, "kind": kind, "tasks": n, "seconds": t_done - t0,
@@ -66,16 +70,25 @@ def collector_cost(bench, scrapes=20):
 
 
 def run(bench, configs, kinds, sizes, rounds, say):
-    runs = []
+    runs, failed = [], []
     for r in range(1, rounds + 1):
         for kind in kinds:
             for name in configs:
                 say(f"throughput round {r}/{rounds}: {name} / {kind} ({sizes[kind]} tasks)")
-                result = one_run(bench, CONFIGS[name], kind, sizes[kind], lambda m: say(m))
+                try:
+                    result = one_run(bench, CONFIGS[name], kind, sizes[kind], lambda m: say(m))
+                except BenchError as exc:  # one stuck run must not lose the others: it is left out
+                    say(f"  {name} {kind} round {r}: left out: {exc}")
+                    failed.append({"config": name, "kind": kind, "round": r, "error": str(exc)})
+                    continue
                 result["round"] = r
                 runs.append(result)
                 time.sleep(1)
-    return summarize(runs, configs, kinds, sizes, rounds)
+    if not runs:
+        raise BenchError(f"every run failed; first: {failed[0]['error']}")
+    out = summarize(runs, configs, kinds, sizes, rounds)
+    out["failed_runs"] = failed
+    return out
 
 
 def summarize(runs, configs, kinds, sizes, rounds):
