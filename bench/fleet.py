@@ -4,8 +4,8 @@ One machine cannot run a thousand workers, but it can send their events. For eac
 the bench starts the bundle's monitors (no real worker), and a simulator publishes into the event
 exchange what N workers and their clients would: worker-online, a worker-heartbeat every 2 s per
 worker (Celery's default), and per task task-sent / task-received / task-started and
-task-succeeded or task-failed (1 in 50) with a runtime, spread over up to 1,000 task names and 50
-queues, at a fixed task rate. Each event is its own message (a real worker batches task events, so
+task-succeeded or task-failed (1 in 50) with a runtime, round-robin over up to 1,000 task names and 50
+queues, each task on a worker chosen at random, at a fixed task rate. Each event is its own message (a real worker batches task events, so
 this is the heavier case for the broker; the monitors handle each event alike).
 
 Per N: CPU of Flower, the exporter and Prometheus during the publishing window (cores = CPU s / s),
@@ -84,7 +84,7 @@ class Fleet:
         task_id = str(uuid.uuid4())
         name = self.names[i % len(self.names)]
         queue = self.queues[i % len(self.queues)]
-        host = self.hosts[i % len(self.hosts)]
+        host = self.rng.choice(self.hosts)  # any worker runs any task: name x worker pairs grow with N
         runtime = self.rng.expovariate(1 / 0.05)
         send("client@fleet-app", "task-sent", uuid=task_id, name=name, args="()", kwargs="{}", retries=0,
              eta=None, expires=None, queue=queue, exchange="", routing_key=queue, root_id=task_id, parent_id=None)
