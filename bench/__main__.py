@@ -150,7 +150,7 @@ def build_parser():
                    help="bench worker log level (the native stack runs INFO)")
     p.add_argument("--json", type=_out(), help="write every figure as JSON here (always also .native/bench/last.json)")
     p.add_argument("--chart", type=_out(".svg"), help="write the throughput chart (SVG) here")
-    p.add_argument("--charts", type=_dir, help="write every chart (SVG) into this directory")
+    p.add_argument("--charts", type=_dir, help="write every chart (performance-*.svg) into this directory")
     return p
 
 

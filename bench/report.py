@@ -317,11 +317,11 @@ def write_charts(results, directory, note=""):
     out = []
     charts = []
     if "throughput" in results:
-        charts.append(("throughput.svg", chart_svg(results["throughput"], note=note)))
+        charts.append(("performance-throughput.svg", chart_svg(results["throughput"], note=note)))
         for kind in results["throughput"]["kinds"]:
-            charts.append((f"cpu-{kind}.svg", cpu_svg(results["throughput"], kind, note=note)))
+            charts.append((f"performance-cpu-{kind}.svg", cpu_svg(results["throughput"], kind, note=note)))
     if "fleet" in results and results["fleet"].get("points"):
-        charts.append(("fleet.svg", fleet_svg(results["fleet"], note=note)))
+        charts.append(("performance-fleet.svg", fleet_svg(results["fleet"], note=note)))
     for name, svg in charts:
         path = os.path.join(directory, name)
         with open(path, "w", encoding="utf-8") as f:

@@ -51,8 +51,8 @@ def test_quick_bench_prints_every_figure_and_writes_every_key(stack, tmp_path):
     for text in PRINTED:
         assert text in r.stdout, f"{text!r} not printed:\n{r.stdout[-4000:]}"
     assert chart.read_text().startswith("<svg")
-    assert {p.name for p in tmp_path.glob("*.svg")} == {"bench.svg", "throughput.svg", "cpu-trivial.svg",
-                                                       "cpu-cpu10.svg", "fleet.svg"}
+    assert {p.name for p in tmp_path.glob("*.svg")} == {"bench.svg", "performance-throughput.svg", "performance-cpu-trivial.svg",
+                                                       "performance-cpu-cpu10.svg", "performance-fleet.svg"}
 
     data = json.loads(out.read_text())
     assert set(data) == {"meta", "throughput", "capacity", "memory", "fleet", "alerts", "coldstart"}

@@ -122,7 +122,7 @@ def _results():
 
 def test_charts_are_well_formed_svg(tmp_path):
     paths = report.write_charts(_results(), str(tmp_path))
-    assert sorted(p.rsplit("/", 1)[1] for p in paths) == ["cpu-trivial.svg", "fleet.svg", "throughput.svg"]
+    assert sorted(p.rsplit("/", 1)[1] for p in paths) == ["performance-cpu-trivial.svg", "performance-fleet.svg", "performance-throughput.svg"]
     for p in paths:
         doc = xml.dom.minidom.parse(p)
         assert doc.documentElement.tagName == "svg"
