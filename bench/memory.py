@@ -3,7 +3,7 @@ time of one /metrics scrape of each (with the bundle's defaults, e.g. Flower's m
 
 Per name count a fresh full bundle; tasks are streamed cumulatively up to each point, then, once both
 monitors counted every task and `settle` seconds passed, RSS is read and each /metrics is fetched
-SCRAPES times, alternating (as in the perf anchors).
+SCRAPES times, alternating.
 """
 import statistics
 import time

@@ -1,6 +1,6 @@
 """Section 1: stream throughput of each configuration and CPU per 1,000 tasks of each process.
 
-Method (docs/performance.md, as in the perf anchors): a fresh worker (and fresh monitors) per run; a
+Method (docs/performance.md): a fresh worker (and fresh monitors) per run; a
 separate publisher process publishes N tasks as fast as it can; the clock runs from its first publish
 to the N-th task_postrun. Configurations are interleaved within each round, ratios are paired by round.
 """
