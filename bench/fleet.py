@@ -4,9 +4,10 @@ One machine cannot run a thousand workers, but it can send their events. For eac
 the bench starts the bundle's monitors (no real worker), and a simulator publishes into the event
 exchange what N workers and their clients would: worker-online, a worker-heartbeat every 2 s per
 worker (Celery's default), and per task task-sent / task-received / task-started and
-task-succeeded or task-failed (1 in 50) with a runtime, round-robin over up to 1,000 task names and 50
-queues, each task on a worker chosen at random, at a fixed task rate. Each event is its own message (a real worker batches task events, so
-this is the heavier case for the broker; the monitors handle each event alike).
+task-succeeded or task-failed (1 in 50) with a runtime, round-robin over up to 1,000 task names and
+50 queues, each task on a worker chosen at random, at a fixed task rate. Each event is its own
+message (a real worker batches task events, so this is the heavier case for the broker; the
+monitors handle each event alike).
 
 Per N: CPU of Flower, the exporter and Prometheus during the publishing window (cores = CPU s / s),
 their RSS, /metrics size and scrape time, Prometheus's head series and rule evaluation time, the
