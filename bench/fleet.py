@@ -145,8 +145,10 @@ def one(bench, n, rate, seconds, names, queues, settle, say):
             scrape_s, body = _timed(bench.flower_url("/metrics") if m == "flower" else bench.exporter_url("/metrics"))
             count, labels = series_by_label(body.decode())
             cores = during[m] / window
-            point[m] = {"cpu_cores": cores, "cpu_ms_per_event": during[m] * 1000 / events,
-                        "max_events_per_s_one_core": events / during[m] if during[m] else None,
+            # CPU until it caught up (or gave up): a lagging monitor handles the window's events later.
+            total = (caught[m]["cpu"] or 0) - before[m]
+            point[m] = {"cpu_cores": cores, "cpu_ms_per_event": total * 1000 / events,
+                        "max_events_per_s_one_core": events / total if total > 0 else None,
                         "rss_mb": rss_bytes(pids[m]) / 2**20, "metrics_bytes": len(body), "samples": count,
                         "label_values": labels, "scrape_s": scrape_s,
                         "lag_s": caught[m]["lag"], "succeeded_counted": caught[m]["count"],
