@@ -1,8 +1,9 @@
 """`python -m bench [options]` (make bench ARGS=...): what the monitoring costs, side by side in one run.
 
-Sections: throughput (bare / events / full bundle / full without worker metrics; trivial and 10 ms
-tasks), capacity (highest rate the monitors keep up with), memory (Flower and exporter RSS and scrape
-time), alerts (fault -> webhook latency against its bound), coldstart (opt-in: --cold-start).
+Sections: throughput (bare / events / full bundle / full without worker metrics / off the shelf, and
+--variant configurations; trivial and 10 ms tasks), capacity (highest rate the monitors keep up with),
+memory (Flower and exporter RSS and scrape time), fleet (N simulated workers' events: what each monitor
+needs), alerts (fault -> webhook latency against its bound), coldstart (opt-in: --cold-start).
 --quick uses tiny sizes (the smoke test); its figures are not measurements.
 Exit codes: 0 done, 1 a section failed, 2 bad options, 130 interrupted.
 """
@@ -18,16 +19,21 @@ import traceback
 
 from rich.console import Console
 
-SECTIONS = ("throughput", "capacity", "memory", "alerts", "coldstart")
-CONFIG_NAMES = ("bare", "events", "full", "full_wm_off", "stock")  # stock: opt-in (--configs)
+from bench.configs import SPEC_HELP
+
+SECTIONS = ("throughput", "capacity", "memory", "fleet", "alerts", "coldstart")
+CONFIG_NAMES = ("bare", "events", "full", "full_wm_off", "offshelf", "stock")  # stock: opt-in (--configs)
 KINDS = ("trivial", "cpu10")
 # Full-run defaults, and the --quick ones (used only for options not given).
 FULL = {"tasks": 20000, "cpu_tasks": 2000, "rounds": 3, "capacity_rates": [200, 400, 600, 800, 1000, 1200, 1400, 1600],
         "step_seconds": 20.0, "memory_tasks": [10000, 100000], "names": [20, 200], "settle": 10.0,
-        "alert_profile": "standard", "warmup": 60.0, "alert_rate": 10.0}
+        "alert_profile": "standard", "warmup": 60.0, "alert_rate": 10.0,
+        "fleet_workers": [10, 100, 1000], "fleet_rate": 200.0, "fleet_seconds": 30.0, "fleet_names": 1000,
+        "fleet_queues": 50}
 QUICK = {"tasks": 300, "cpu_tasks": 40, "rounds": 1, "capacity_rates": [50, 100], "step_seconds": 3.0,
          "memory_tasks": [200, 400], "names": [3, 6], "settle": 1.0, "alert_profile": "fast", "warmup": 10.0,
-         "alert_rate": 10.0}
+         "alert_rate": 10.0, "fleet_workers": [10, 100], "fleet_rate": 50.0, "fleet_seconds": 4.0,
+         "fleet_names": 20, "fleet_queues": 5}
 
 
 class Parser(argparse.ArgumentParser):
@@ -87,7 +93,7 @@ def _conf(text):
 
 
 def _variant(text):
-    from bench.stack import variant
+    from bench.configs import variant
     try:
         return variant(text)
     except ValueError as exc:
@@ -105,6 +111,12 @@ def _out(suffix=None):
     return parse
 
 
+def _dir(text):
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"directory {text!r} does not exist")
+    return text
+
+
 def build_parser():
     p = Parser(prog="bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run (not figures)")
@@ -112,14 +124,20 @@ def build_parser():
     p.add_argument("--tasks", type=_int(1), help=f"trivial tasks per throughput run ({FULL['tasks']})")
     p.add_argument("--cpu-tasks", type=_int(1), help=f"10 ms tasks per throughput run ({FULL['cpu_tasks']})")
     p.add_argument("--rounds", type=_int(1, 50), help=f"interleaved rounds ({FULL['rounds']})")
-    p.add_argument("--configs", type=_list(str, CONFIG_NAMES), default=list(CONFIG_NAMES[:4]),
-                   help="throughput configurations (bare,events,full,full_wm_off; stock = Celery's defaults)")
+    p.add_argument("--configs", type=_list(str, CONFIG_NAMES), default=list(CONFIG_NAMES[:5]),
+                   help="throughput configurations (bare,events,full,full_wm_off,offshelf; stock = bare with "
+                        "Celery's defaults)")
     p.add_argument("--kinds", type=_list(str, KINDS), default=list(KINDS))
     p.add_argument("--capacity-rates", type=_list(_int(1), increasing=True), help="tasks/s steps (200,400,...,1600)")
     p.add_argument("--step-seconds", type=_float(0), help=f"seconds per capacity step ({FULL['step_seconds']:g})")
     p.add_argument("--memory-tasks", type=_list(_int(1), increasing=True), help="cumulative points (10000,100000)")
     p.add_argument("--names", type=_list(_int(1, 1000)), help="task-name counts (20,200)")
     p.add_argument("--settle", type=_float(-1), help="seconds after catch-up before reading memory (10)")
+    p.add_argument("--fleet-workers", type=_list(_int(1, 5000), increasing=True), help="simulated worker counts (10,100,1000)")
+    p.add_argument("--fleet-rate", type=_float(0), help=f"fleet: simulated tasks/s ({FULL['fleet_rate']:g})")
+    p.add_argument("--fleet-seconds", type=_float(0), help=f"fleet: seconds of traffic per worker count ({FULL['fleet_seconds']:g})")
+    p.add_argument("--fleet-names", type=_int(1, 1000), help=f"fleet: task names ({FULL['fleet_names']})")
+    p.add_argument("--fleet-queues", type=_int(1, 50), help=f"fleet: queues ({FULL['fleet_queues']})")
     p.add_argument("--alert-profile", choices=["standard", "fast"], help="the mixin's alerting profile: real rules (for: 2m) or the live tests' fast one")
     p.add_argument("--warmup", type=_float(0), help="alert section: seconds of healthy traffic first (60)")
     p.add_argument("--alert-rate", type=_float(0), help="alert section: tasks/s (10)")
@@ -127,12 +145,12 @@ def build_parser():
     p.add_argument("--conf", type=_conf, action="append", default=[], metavar="SETTING=VALUE",
                    help="override a Celery setting of the bench worker and publisher (tuning experiments)")
     p.add_argument("--variant", type=_variant, action="append", default=[], metavar="NAME:SETTING=VALUE[,...]",
-                   help="add the configuration full+NAME: the full bundle with these Celery settings (or "
-                        "nice=N for Flower and the exporter), interleaved and paired like the others")
+                   help="add the configuration full+NAME, interleaved and paired like the others: " + SPEC_HELP)
     p.add_argument("--loglevel", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="bench worker log level (the native stack runs INFO)")
     p.add_argument("--json", type=_out(), help="write every figure as JSON here (always also .native/bench/last.json)")
-    p.add_argument("--chart", type=_out(".png"), help="write the throughput chart (PNG) here")
+    p.add_argument("--chart", type=_out(".svg"), help="write the throughput chart (SVG) here")
+    p.add_argument("--charts", type=_dir, help="write every chart (performance-*.svg) into this directory")
     return p
 
 
@@ -143,7 +161,7 @@ def resolve(parser, args):
             setattr(args, key, value)
     if "throughput" in args.sections and "bare" not in args.configs:
         parser.error("argument --configs: must include bare (ratios are to bare)")
-    from bench.stack import CONFIGS
+    from bench.configs import CONFIGS
     for config in args.variant:
         CONFIGS[config.name] = config
         args.configs.append(config.name)
@@ -178,7 +196,7 @@ def main(argv=None):
     console = Console(width=None if sys.stdout.isatty() else 150)  # wide tables in logs and pipes
     say = lambda m: console.print(m, markup=False, highlight=False)  # noqa: E731
 
-    from bench import capacity, coldstart, latency, measure, memory, report, stack, throughput
+    from bench import capacity, coldstart, fleet, latency, measure, memory, report, stack, state, throughput
     import worker.flowerconfig as flowerconfig
 
     results = {}
@@ -190,7 +208,7 @@ def main(argv=None):
             results["meta"] = {
                 "command": "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
                 "started": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
-                "quick": args.quick, "versions": versions(stack.MGMT, bench.auth), "background_load": measure.background_load(),
+                "quick": args.quick, "versions": versions(state.MGMT, bench.auth), "background_load": measure.background_load(),
                 "conf": dict(args.conf), "worker_loglevel": args.loglevel,
                 "bundle_settings": {k: conf[k] for k in ("task_acks_late", "worker_prefetch_multiplier", "worker_concurrency",
                                                          "event_queue_ttl", "event_queue_expires", "task_track_started")},
@@ -205,6 +223,8 @@ def main(argv=None):
                                                      {"trivial": args.tasks, "cpu10": args.cpu_tasks}, args.rounds, say),
                 "capacity": lambda: capacity.run(bench, args.capacity_rates, args.step_seconds, say),
                 "memory": lambda: memory.run(bench, args.memory_tasks, args.names, args.settle, say),
+                "fleet": lambda: fleet.run(bench, args.fleet_workers, args.fleet_rate, args.fleet_seconds,
+                                           args.fleet_names, args.fleet_queues, max(args.settle, 6.0), say),
                 "alerts": lambda: latency.run(bench, args.alert_profile, args.warmup, args.alert_rate, say),
                 "coldstart": lambda: coldstart.run(args.cold_start, say, bench.outer_env),
             }
@@ -213,19 +233,19 @@ def main(argv=None):
                     t = time.monotonic()
                     try:
                         results[name] = sections[name]()
-                    except stack.BenchError as exc:
+                    except state.BenchError as exc:
                         say(f"bench: {name} failed: {exc}")
                         results[name] = {"error": str(exc)}
                         exit_code = 1
                     except Exception as exc:  # noqa: BLE001  one broken section must not lose the others
-                        with open(stack.LOGS / "bench-errors.log", "a") as log:
+                        with open(state.LOGS / "bench-errors.log", "a") as log:
                             traceback.print_exc(file=log)
-                        say(f"bench: {name} failed: {exc!r} (traceback in {stack.LOGS / 'bench-errors.log'})")
+                        say(f"bench: {name} failed: {exc!r} (traceback in {state.LOGS / 'bench-errors.log'})")
                         results[name] = {"error": repr(exc)}
                         exit_code = 1
                     if isinstance(results[name], dict):
                         results[name]["section_seconds"] = round(time.monotonic() - t, 1)
-    except stack.BenchError as exc:
+    except state.BenchError as exc:
         say(f"bench: error: {exc}")
         return 1
     except KeyboardInterrupt:
@@ -235,7 +255,7 @@ def main(argv=None):
         return exit_code
     ok = {k: v for k, v in results.items() if not (isinstance(v, dict) and "error" in v)}
     report.print_all(ok, console)
-    report.write_json(results, stack.STATE / "last.json")
+    report.write_json(results, state.STATE / "last.json")
     if args.json:
         report.write_json(results, args.json)
     if args.chart and "throughput" in ok:
@@ -245,6 +265,13 @@ def main(argv=None):
             say(f"chart: {args.chart}")
         except Exception as exc:  # the figures are printed and saved already; the chart is extra
             say(f"bench: could not render the chart: {exc}")
+            exit_code = exit_code or 1
+    if args.charts:
+        try:
+            for path in report.write_charts(ok, args.charts, note="SMOKE (--quick): not figures" if args.quick else ""):
+                say(f"chart: {path}")
+        except Exception as exc:  # noqa: BLE001  the figures are printed and saved already
+            say(f"bench: could not render the charts: {exc}")
             exit_code = exit_code or 1
     return exit_code
 

@@ -9,7 +9,9 @@ import threading
 import time
 
 from bench import measure
-from bench.stack import CONFIGS, BenchError, Depths, Publisher
+from bench.configs import CONFIGS
+from bench.publisher import Publisher
+from bench.state import BenchError
 
 LAG = 5.0
 
@@ -83,7 +85,7 @@ def run(bench, rates, seconds, say):
     depths = None
     try:
         owners = bench.event_queue_owners()
-        depths = Depths()
+        depths = bench.depths()
         steps, done = [], 0
         for rate in rates:
             s = step(bench, rate, seconds, done, owners, depths, say)

@@ -18,7 +18,9 @@ import yaml
 
 from mixin import profiles, rules
 from native import derive, paths
-from bench.stack import CONFIGS, STATE, BenchError, Publisher
+from bench.configs import CONFIGS
+from bench.publisher import Publisher
+from bench.state import STATE, BenchError
 
 ALERT = "CelerySuccessRateLow"
 RULES = paths.REPO / "alerts" / "celery.rules.yml"

@@ -7,7 +7,8 @@ import psutil
 import requests
 
 from bench import counter
-from bench.stack import BenchError, cpu_seconds
+from bench.probes import cpu_seconds
+from bench.state import BenchError
 
 
 def wait_count(path, n, timeout):
@@ -22,19 +23,22 @@ def wait_count(path, n, timeout):
         time.sleep(0.01)
 
 
-def catch_up(bench, n, t_done, timeout=120.0):
+def catch_up(bench, n, t_done, timeout=120.0, stall=15.0):
     """Poll Flower's and the exporter's /metrics (each in its own thread, the exporter's takes ~2 s)
-    until each counted n task-succeeded events. Per monitor: lag after t_done, its CPU at that
-    moment, and the last count seen (short of n when events were lost)."""
+    until each counted n task-succeeded events, or its count stayed the same for `stall` seconds
+    (events expired from its queue never come). Per monitor: lag after t_done (None when short),
+    its CPU at that moment, and the last count seen (short of n when events were lost)."""
     probes = {"flower": bench.flower_succeeded, "exporter": bench.exporter_succeeded}
     result = {}
 
     def poll(name, probe):
         deadline = time.monotonic() + timeout
-        seen = None
-        while time.monotonic() < deadline:
+        seen, changed = None, time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - changed < stall:
             try:
-                seen = probe()
+                now_seen = probe()
+                if now_seen != seen:
+                    seen, changed = now_seen, time.monotonic()
             except (requests.RequestException, ValueError):
                 pass
             if seen is not None and seen >= n:

@@ -3,7 +3,7 @@ time of one /metrics scrape of each (with the bundle's defaults, e.g. Flower's m
 
 Per name count a fresh full bundle; tasks are streamed cumulatively up to each point, then, once both
 monitors counted every task and `settle` seconds passed, RSS is read and each /metrics is fetched
-SCRAPES times, alternating (as in the perf anchors).
+SCRAPES times, alternating.
 """
 import statistics
 import time
@@ -12,7 +12,9 @@ import requests
 import yaml
 
 from bench import measure
-from bench.stack import CONFIGS, Publisher, rss_bytes
+from bench.configs import CONFIGS
+from bench.probes import rss_bytes
+from bench.publisher import Publisher
 from native import derive, paths
 
 SCRAPES = 5

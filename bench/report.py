@@ -7,7 +7,9 @@ from rich.table import Table
 
 from bench.throughput import PROCESSES
 
-GOALS = {"trivial": 0.5, "cpu10": 0.9}  # full bundle / bare (issue 6)
+GOALS = {"trivial": 0.5, "cpu10": 0.9}  # full bundle / bare
+MONITORING_MS_GOAL = 2.0   # CPU the monitoring adds per trivial task (all processes)
+WORKER_MS_GOAL = 0.3       # CPU events add per task in the worker (paid on every worker of a fleet)
 KIND_TITLES = {"trivial": "trivial task", "cpu10": "10 ms CPU-bound task"}
 
 
@@ -31,7 +33,7 @@ def print_all(results, console=None):
     if meta.get("conf"):
         console.print(f"settings overridden for this run: {meta['conf']}")
     for name, printer in (("throughput", throughput), ("capacity", capacity), ("memory", memory),
-                          ("alerts", alerts), ("coldstart", coldstart)):
+                          ("fleet", fleet), ("alerts", alerts), ("coldstart", coldstart)):
         if name in results:
             printer(console, results[name])
 
@@ -55,6 +57,32 @@ def throughput(console, t):
         for name, row in data["configs"].items():
             cpu.add_row(name, *[num(row["cpu_s_per_1000"].get(p)) for p in PROCESSES + ("total",)])
         console.print(cpu)
+        cost = Table(title=f"What monitoring adds, {KIND_TITLES[kind]} (paired with bare by round; min / median / max)")
+        for col in ("configuration", "CPU ms per task, all processes", "worker CPU ms per task",
+                    "events lost Flower %", "events lost exporter %", "cost / off-the-shelf's"):
+            cost.add_column(col, justify="left" if col == "configuration" else "right")
+        vs = data.get("monitoring_cost_to_offshelf") or {}
+        for name, row in data["configs"].items():
+            if name == "bare":
+                continue
+            lost = row.get("events_lost_pct", {})
+            cost.add_row(name, spread(row.get("monitoring_ms_per_task"), "{:.2f}"),
+                         spread(row.get("worker_ms_per_task_over_bare"), "{:.2f}"),
+                         spread(lost.get("flower"), "{:.1f}"), spread(lost.get("exporter"), "{:.1f}"),
+                         num(vs.get(name), "{:.2f}x"))
+        console.print(cost)
+        full = data["configs"].get("full", {})
+        if kind == "trivial" and full.get("monitoring_ms_per_task"):
+            m, w = full["monitoring_ms_per_task"]["median"], full["worker_ms_per_task_over_bare"]["median"]
+            console.print(f"full bundle, monitoring CPU per trivial task: median {m:.2f} ms (goal <= {MONITORING_MS_GOAL}): "
+                          f"{'[green]met[/green]' if m <= MONITORING_MS_GOAL else '[red]not met[/red]'}; worker side "
+                          f"{w:.2f} ms (goal <= {WORKER_MS_GOAL}): {'[green]met[/green]' if w <= WORKER_MS_GOAL else '[red]not met[/red]'}")
+        if "full" in vs and "offshelf" in data["configs"]:
+            lost = data["configs"]["offshelf"]["events_lost_pct"]
+            worst = max((v["max"] for v in lost.values() if v), default=0.0)
+            console.print(f"the bundle's monitoring costs {vs['full']:.2f}x what the off-the-shelf setup's costs, "
+                          f"{KIND_TITLES[kind]}; off the shelf lost up to {worst:.1f}% of events, the bundle "
+                          f"{max((v['max'] for v in full['events_lost_pct'].values() if v), default=0.0):.1f}%")
         if any(row["noisy_runs"] for row in data["configs"].values()):
             console.print("noisy runs: other processes used more than 10% of the bench's CPU during them; "
                           "rerun on an idle machine for figures")
@@ -108,6 +136,29 @@ def memory(console, m):
                       str(f["samples"]), f"{e['rss_mb']:.0f}", f"{e['scrape_s']['median']:.3f}", str(e["samples"]),
                       f"{worst:.2f}")
     console.print(table)
+
+
+def fleet(console, f):
+    table = Table(title=f"Fleet simulation: {f['task_rate']:g} tasks/s over {f['names']} task names and "
+                        f"{f['queues']} queues, heartbeat every {f['heartbeat_s']:g} s per worker, {f['seconds']:g} s per point")
+    for col in ("workers", "events/s", "monitor", "cores", "CPU ms/event", "max events/s on 1 core", "RSS MB",
+                "/metrics KB", "samples", "scrape s", "lag s", "lost %"):
+        table.add_column(col, justify="left" if col == "monitor" else "right")
+    for p in f["points"]:
+        for m in ("flower", "exporter"):
+            d = p[m]
+            table.add_row(str(p["workers"]), f"{p['events_per_s']:.0f}", m, f"{d['cpu_cores']:.2f}",
+                          f"{d['cpu_ms_per_event']:.3f}", num(d["max_events_per_s_one_core"], "{:.0f}"),
+                          f"{d['rss_mb']:.0f}", f"{d['metrics_bytes'] / 1024:.0f}", str(d["samples"]),
+                          f"{d['scrape_s']:.3f}", num(d["lag_s"], "{:.1f}"), f"{d['events_lost_pct']:.1f}")
+        pr = p["prometheus"]
+        table.add_row(str(p["workers"]), "", "prometheus", f"{pr['cpu_cores']:.2f}", "", "", f"{pr['rss_mb']:.0f}",
+                      "", f"{pr['head_series']} series", f"rules {pr['rule_eval_s'] * 1000:.1f} ms", "", "")
+    console.print(table)
+    last = f["points"][-1]
+    for m in ("flower", "exporter"):
+        top = sorted(last[m]["label_values"].items(), key=lambda kv: -kv[1])[:4]
+        console.print(f"{m} label values at {last['workers']} workers: " + ", ".join(f"{k} {v}" for k, v in top))
 
 
 def alerts(console, a):
@@ -179,16 +230,101 @@ def chart_svg(t, width=900, height=380, note=""):
 
 
 def write_chart(t, path, note=""):
-    """Render the SVG in Debian Chromium through Playwright (no new dependency) and save a PNG."""
-    from playwright.sync_api import sync_playwright
+    """The throughput chart as an SVG file (opens in any browser; Markdown renders it)."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(chart_svg(t, note=note))
 
-    from tests.browser import launch  # the project's launch flags and Chromium path
-    svg = chart_svg(t, note=note)
-    with sync_playwright() as p:
-        browser = launch(p)
-        try:
-            page = browser.new_page(viewport={"width": 900, "height": 380})
-            page.set_content(f"<html><body style='margin:0'>{svg}</body></html>")
-            page.locator("svg").screenshot(path=str(path))
-        finally:
-            browser.close()
+
+def _svg(width, height, body, title):
+    return "\n".join([f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif">',
+                      f'<rect width="{width}" height="{height}" fill="white"/>',
+                      f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">{html.escape(title)}</text>',
+                      *body, "</svg>"])
+
+
+CPU_COLORS = {"worker": "#4c72b0", "broker": "#dd8452", "publisher": "#55a868", "flower": "#c44e52",
+              "exporter": "#8172b3", "prometheus": "#937860"}
+
+
+def cpu_svg(t, kind="trivial", width=900, height=420, note=""):
+    """Stacked bars: CPU ms per task of each process, per configuration (medians)."""
+    rows = t["kinds"][kind]["configs"]
+    parts = [p for p in PROCESSES if p in CPU_COLORS]
+    totals = {n: sum(r["cpu_s_per_1000"].get(p) or 0 for p in parts) for n, r in rows.items()}
+    peak = max(totals.values() or [1]) * 1.15 or 1
+    top, bottom, left = 50, 70, 60
+    plot_h, plot_w = height - top - bottom, width - left - 150
+    bw = plot_w / max(1, len(rows))
+    body = [f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#333"/>']
+    for j, (name, r) in enumerate(rows.items()):
+        y = top + plot_h
+        x = left + j * bw + bw * 0.15
+        for p in parts:
+            v = r["cpu_s_per_1000"].get(p) or 0
+            h = v / peak * plot_h
+            y -= h
+            body.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bw * 0.7:.1f}" height="{h:.1f}" fill="{CPU_COLORS[p]}"/>')
+        body.append(f'<text x="{x + bw * 0.35:.1f}" y="{y - 6:.1f}" text-anchor="middle" font-size="12">{totals[name]:.2f}</text>')
+        body.append(f'<text x="{x + bw * 0.35:.1f}" y="{top + plot_h + 18}" text-anchor="middle" font-size="11">{html.escape(name)}</text>')
+    for i, p in enumerate(parts):
+        body.append(f'<rect x="{width - 130}" y="{top + i * 20}" width="12" height="12" fill="{CPU_COLORS[p]}"/>'
+                    f'<text x="{width - 112}" y="{top + i * 20 + 11}" font-size="12">{p}</text>')
+    body.append(f'<text x="{width / 2}" y="{height - 12}" text-anchor="middle" font-size="12" fill="#555">'
+                f'{t["sizes"][kind]} tasks, {t["rounds"]} rounds; medians per process{html.escape("  " + note) if note else ""}</text>')
+    return _svg(width, height, body, f"CPU ms per {KIND_TITLES[kind]}, by process (stacked)")
+
+
+def fleet_svg(f, width=900, height=420, note=""):
+    """Per simulated worker count (log scale): each monitor's cores and RSS."""
+    pts = f["points"]
+    top, bottom, left = 50, 70, 60
+    plot_h, pw = height - top - bottom, (width - 2 * left) / 2
+    body = []
+    import math
+    xs = [math.log10(p["workers"]) for p in pts]
+    lo, hi = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    styles = {"flower": "#c44e52", "exporter": "#8172b3", "prometheus": "#937860"}
+    for k, (key, unit) in enumerate((("cpu_cores", "cores"), ("rss_mb", "MB RSS"))):
+        x0 = left + k * (pw + 20)
+        peak = max(p[m][key] for p in pts for m in styles) * 1.15 or 1
+        body.append(f'<line x1="{x0}" y1="{top + plot_h}" x2="{x0 + pw - 20}" y2="{top + plot_h}" stroke="#333"/>')
+        body.append(f'<text x="{x0 + pw / 2}" y="{top - 8}" text-anchor="middle" font-size="13">{unit}</text>')
+        X = lambda v: x0 + (v - lo) / (hi - lo) * (pw - 40) + 10  # noqa: E731
+        Y = lambda v: top + plot_h - v / peak * plot_h  # noqa: E731
+        for m, color in styles.items():
+            line = " ".join(f"{X(x):.1f},{Y(p[m][key]):.1f}" for x, p in zip(xs, pts))
+            body.append(f'<polyline points="{line}" fill="none" stroke="{color}" stroke-width="2"/>')
+            for x, p in zip(xs, pts):
+                body.append(f'<circle cx="{X(x):.1f}" cy="{Y(p[m][key]):.1f}" r="3" fill="{color}"/>'
+                            f'<text x="{X(x) + 4:.1f}" y="{Y(p[m][key]) - 4:.1f}" font-size="10">{p[m][key]:.2f}</text>'
+                            if key == "cpu_cores" else
+                            f'<circle cx="{X(x):.1f}" cy="{Y(p[m][key]):.1f}" r="3" fill="{color}"/>'
+                            f'<text x="{X(x) + 4:.1f}" y="{Y(p[m][key]) - 4:.1f}" font-size="10">{p[m][key]:.0f}</text>')
+        for x, p in zip(xs, pts):
+            body.append(f'<text x="{X(x):.1f}" y="{top + plot_h + 16}" text-anchor="middle" font-size="11">{p["workers"]}</text>')
+    for i, (m, color) in enumerate(styles.items()):
+        body.append(f'<rect x="{left + i * 120}" y="{height - 44}" width="12" height="12" fill="{color}"/>'
+                    f'<text x="{left + i * 120 + 16}" y="{height - 34}" font-size="12">{m}</text>')
+    body.append(f'<text x="{width / 2}" y="{height - 12}" text-anchor="middle" font-size="12" fill="#555">'
+                f'simulated workers (log scale); {f["task_rate"]:g} tasks/s, {f["names"]} names, {f["queues"]} queues'
+                f'{html.escape("  " + note) if note else ""}</text>')
+    return _svg(width, height, body, "Fleet simulation: monitor CPU and memory by worker count")
+
+
+def write_charts(results, directory, note=""):
+    """Every chart the results allow, as SVG files in `directory`; returns their paths."""
+    import os
+    out = []
+    charts = []
+    if "throughput" in results:
+        charts.append(("performance-throughput.svg", chart_svg(results["throughput"], note=note)))
+        for kind in results["throughput"]["kinds"]:
+            charts.append((f"performance-cpu-{kind}.svg", cpu_svg(results["throughput"], kind, note=note)))
+    if "fleet" in results and results["fleet"].get("points"):
+        charts.append(("performance-fleet.svg", fleet_svg(results["fleet"], note=note)))
+    for name, svg in charts:
+        path = os.path.join(directory, name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(svg)
+        out.append(path)
+    return out

@@ -1,154 +1,33 @@
 """The bench's own copy of the bundle, started and stopped configuration by configuration.
 
-Isolation from a running native stack: RabbitMQ vhost `bench` (same broker, same user), its own ports
-(PORTS), state and logs under .native/bench/, worker node name bench-w1@host. Every process runs in its
-own process group and is stopped by PID (SIGTERM, then SIGKILL), also on errors and Ctrl-C; pid files
-let the next run stop what a killed bench left behind. A lock file keeps to one bench at a time.
+Processes are native mode's services (native/services.py) started by native/process.py, with the
+bench's app, ports (bench/state.py PORT_MAP) and state directory; every process runs in its own
+process group and is stopped by pid (SIGTERM, then SIGKILL), also on errors and Ctrl-C, and the next
+run stops what a killed bench left behind. A lock file keeps to one bench at a time.
 """
 import fcntl
 import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.parse
-from dataclasses import dataclass
 
-import psutil
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
-from native import broker as native_broker, derive, env as native_env, paths
+from bench import probes, vhost
+from bench.probes import http_ok, metric_sum, wait_until
+from bench.state import (HOST, LOGS, MGMT, NODE, NODENAME, PORTS, RUN, STATE, VHOST, BenchError,  # noqa: F401
+                         bench_argv, bench_target)
+from native import broker as native_broker, derive, env as native_env, paths, process, services
 
-STATE = paths.REPO / ".native" / "bench"
-RUN, LOGS = STATE / "run", STATE / "logs"
-VHOST = "bench"
-PORTS = {"flower": 15556, "exporter": 19808, "prometheus": 19090, "alertmanager": 19093, "worker_metrics": 19191}
-# The bundle's ports in prometheus/prometheus.yml -> the bench's. The app is not run (tasks are
-# published directly); the RabbitMQ metrics (15692) are the shared broker's, read-only.
-PORT_MAP = {"9090": PORTS["prometheus"], "9093": PORTS["alertmanager"], "5555": PORTS["flower"],
-            "9808": PORTS["exporter"], "9191": PORTS["worker_metrics"]}
-NODE = "bench-w1"
-HOST = socket.gethostname()
-NODENAME = f"{NODE}@{HOST}"
-MGMT = f"http://127.0.0.1:{native_broker.MANAGEMENT_PORT}/api"
+# The order processes are stopped in: the worker first (its last events still reach the monitors).
+STOP_ORDER = ("publisher", "worker")
 
 
-class BenchError(Exception):
-    """A problem the user can act on: printed as one line, exit 1."""
-
-
-@dataclass(frozen=True)
-class Config:
-    name: str
-    events: bool = False         # task events (worker_send_task_events + task_send_sent_event)
-    monitors: bool = False       # Flower + exporter + Prometheus scraping them
-    worker_metrics: bool = False  # our worker /metrics (WORKER_METRICS=1), scraped by Prometheus
-    label: str = ""
-    conf: tuple = ()             # Celery settings this configuration changes, as (name, value) pairs
-    nice: int = 0                # nice level of Flower and the exporter (a tuning experiment)
-
-
-CONFIGS = {c.name: c for c in (
-    Config("bare", label="bare Celery (events off, no monitors)"),
-    Config("events", events=True, label="task events on, nobody consuming"),
-    Config("full", events=True, monitors=True, worker_metrics=True,
-           label="full bundle: events + Flower + exporter + Prometheus + worker metrics"),
-    Config("full_wm_off", events=True, monitors=True, label="full bundle with WORKER_METRICS=0"),
-    # Not in the default run: the reference figures' baseline, Celery's defaults for what the bundle
-    # changes for reliability (ack after the task ran, prefetch 1).
-    Config("stock", label="bare with Celery's defaults (early ack, prefetch 4)",
-           conf=(("task_acks_late", False), ("task_reject_on_worker_lost", False), ("worker_prefetch_multiplier", 4))),
-)}
-
-
-def variant(spec):
-    """`NAME:KEY=VALUE[,KEY=VALUE...]` -> the full bundle with those changes, named full+NAME.
-    KEY is a Celery setting (JSON value) or `nice` (Flower's and the exporter's nice level)."""
-    name, sep, changes = spec.partition(":")
-    if not sep or not name.strip() or not changes.strip():
-        raise ValueError(f"must be NAME:SETTING=VALUE[,SETTING=VALUE], got {spec!r}")
-    conf, nice = [], 0
-    for change in changes.split(","):
-        key, eq, value = change.partition("=")
-        if not eq or not key.strip():
-            raise ValueError(f"must be NAME:SETTING=VALUE[,SETTING=VALUE], got {spec!r}")
-        try:
-            value = json.loads(value)
-        except ValueError:
-            pass
-        if key.strip() == "nice":
-            if not isinstance(value, int) or not 0 <= value <= 19:
-                raise ValueError(f"nice must be 0..19, got {value!r}")
-            nice = value
-        else:
-            conf.append((key.strip(), value))
-    return Config(f"full+{name.strip()}", events=True, monitors=True, worker_metrics=True,
-                  label=f"full bundle with {changes.strip()}", conf=tuple(conf), nice=nice)
-
-
-def cpu_seconds(pid, tree=False):
-    """user+system CPU of a process; tree adds its live children and the reaped ones."""
-    try:
-        proc = psutil.Process(pid)
-        t = proc.cpu_times()
-        total = t.user + t.system
-        if tree:
-            total += t.children_user + t.children_system
-            for child in proc.children(recursive=True):
-                try:
-                    c = child.cpu_times()
-                    total += c.user + c.system
-                except psutil.NoSuchProcess:
-                    pass
-        return total
-    except psutil.NoSuchProcess:
-        return None
-
-
-def rss_bytes(pid):
-    try:
-        return psutil.Process(pid).memory_info().rss
-    except psutil.NoSuchProcess:
-        return None
-
-
-def broker_pid(port):
-    """RabbitMQ's beam.smp: the process listening on the AMQP port (shared with the lead's stack)."""
-    for conn in psutil.net_connections(kind="tcp"):
-        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
-            return conn.pid
-    return None
-
-
-def metric_sum(url, sample, timeout=15, **labels):
-    """Sum of the samples named `sample` whose labels match, from a /metrics page."""
-    text = requests.get(url, timeout=timeout).text
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
-                total += s.value
-    return total
-
-
-def wait_until(predicate, timeout, what, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except (requests.RequestException, ValueError, OSError):
-            pass
-        time.sleep(interval)
-    raise BenchError(f"timed out after {timeout:.0f}s waiting for {what} (logs in {LOGS})")
-
-
-def http_ok(url):
-    return requests.get(url, timeout=2).status_code == 200
+def _service(name):
+    return next(s for s in services.core() if s.name == name)
 
 
 class Bench:
@@ -175,9 +54,9 @@ class Bench:
         # for the real stack (cold start) get the environment as it was.
         self.outer_env = dict(os.environ)
         os.environ.update({"RMQ_URL": self.url, "BENCH_CONF": self.env["BENCH_CONF"]})
-        self.procs = {}   # name -> Popen
         self.config = None
         self.counter = None
+        self.run_env = dict(self.env)
         self._lock = None
 
     # --- lifetime -------------------------------------------------------------------------------
@@ -190,8 +69,10 @@ class Bench:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise BenchError(f"another bench is running (lock {STATE / 'bench.lock'})") from None
-        self._stop_leftovers()
-        self._ensure_vhost()
+        for name in self.running():
+            self.say(f"stopping {name} (pid {process.running_pid(name, RUN)}) left by an earlier bench")
+        self.stop()
+        vhost.ensure(self.auth, self.say)
         # SIGTERM/SIGHUP end the run like Ctrl-C does, so __exit__ still stops everything.
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
@@ -202,68 +83,21 @@ class Bench:
         self._lock.close()
         return False
 
-    def _stop_leftovers(self):
-        """Stop what a killed bench left running: pid files record the pid and a cmdline marker."""
-        for pidfile in RUN.glob("*.pid"):
-            try:
-                pid, marker = pidfile.read_text().split("\n", 1)
-                cmdline = " ".join(psutil.Process(int(pid)).cmdline())
-                if marker.strip() and marker.strip() in cmdline:
-                    self.say(f"stopping {pidfile.stem} (pid {pid}) left by an earlier bench")
-                    _stop_group(int(pid))
-            except (ValueError, psutil.NoSuchProcess, psutil.AccessDenied):
-                pass
-            pidfile.unlink(missing_ok=True)
-
-    def _ensure_vhost(self):
-        try:
-            r = requests.get(f"{MGMT}/vhosts", auth=self.auth, timeout=10)
-        except requests.RequestException:
-            raise BenchError(f"RabbitMQ's management API at {MGMT} is unreachable; is the broker up (make up)?") from None
-        if r.status_code != 200:
-            raise BenchError(f"RabbitMQ management API at {MGMT} answered {r.status_code} for {self.rmq['user']!r}; is the broker up (make up)?")
-        if VHOST in [v["name"] for v in r.json()]:
-            return
-        self.say(f"rabbitmq: creating vhost {VHOST!r} for {self.rmq['user']!r} (isolated from vhost /)")
-        for args in (["add_vhost", VHOST], ["set_permissions", "-p", VHOST, self.rmq["user"], ".*", ".*", ".*"]):
-            # native/broker.py knows whether the node is ours (its env) or the system's.
-            out = native_broker.rabbitmqctl(args, check=False)
-            if out.returncode != 0 and "already" not in (out.stderr + out.stdout):
-                raise BenchError(f"rabbitmqctl {' '.join(args)} failed: {out.stderr.strip() or out.stdout.strip()}")
-
     # --- processes ------------------------------------------------------------------------------
 
-    def start(self, name, argv, env, marker):
-        log = open(LOGS / f"{name}.log", "ab")
-        log.write(f"\n=== {time.strftime('%H:%M:%S')} {' '.join(map(str, argv))}\n".encode())
-        log.flush()
-        proc = subprocess.Popen([str(a) for a in argv], env=env, cwd=paths.REPO, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
-        self.procs[name] = proc
-        (RUN / f"{name}.pid").write_text(f"{proc.pid}\n{marker}")
-        return proc
+    def start(self, name, argv, env):
+        return process.start(name, argv, env, run=RUN, logs=LOGS)
 
     def pid(self, name):
-        proc = self.procs.get(name)
-        return proc.pid if proc else None
+        return process.running_pid(name, RUN)
+
+    def running(self):
+        return [p.stem for p in RUN.glob("*.pid") if process.running_pid(p.stem, RUN)]
 
     def stop(self, names=None):
-        names = list(self.procs) if names is None else [n for n in names if n in self.procs]
-        for name in names:
-            _signal_group(self.procs[name].pid, signal.SIGTERM)
-        for name in names:
-            proc = self.procs.pop(name)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                pass
-            _signal_group(proc.pid, signal.SIGKILL)  # the leader and anything left in its group
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-            (RUN / f"{name}.pid").unlink(missing_ok=True)
+        names = self.running() if names is None else names
+        for name in sorted(names, key=lambda n: STOP_ORDER.index(n) if n in STOP_ORDER else len(STOP_ORDER)):
+            process.stop(name, run=RUN)
 
     # --- configurations -------------------------------------------------------------------------
 
@@ -278,21 +112,15 @@ class Bench:
         env = {**self.env, "BENCH_CONF": json.dumps({**dict(config.conf), **self.conf}),
                "BENCH_EVENTS": "1" if config.events else "0", "BENCH_NAMES": str(names),
                "BENCH_COUNTER": str(self.counter), "WORKER_METRICS": "1" if config.worker_metrics else "0"}
+        conf = {**dict(config.conf), **self.conf}
+        if "event_serializer" in conf:  # the exporter reads it from its environment
+            env["EVENT_SERIALIZER"] = conf["event_serializer"]
         self.run_env = env
         if config.monitors:
-            nice = ["nice", "-n", str(config.nice)] if config.nice else []  # `nice` execs: same pid
-            self._start_prometheus(config, alert_rules, webhook)
-            self.start("flower", [*nice, paths.VENV_BIN / "celery", "-A", "bench.tasks", "flower",
-                                  "--conf=worker/flowerconfig.py"], env, "bench.tasks flower")
-            self.start("exporter", [*nice, paths.EXPORTER_VENV_BIN / "python", "exporter/run_exporter.py",
-                                    f"--broker-url={self.url}", "--host=127.0.0.1", f"--port={PORTS['exporter']}",
-                                    "--retry-interval=5", "--queues=celery"], env, f"--port={PORTS['exporter']}")
-            wait_until(lambda: http_ok(self.flower_url("/healthcheck")), 60, "the bench Flower")
-            wait_until(lambda: http_ok(self.exporter_url("/health")), 60, "the bench exporter")
+            self.monitors_up(config, env, alert_rules, webhook)
         if self._worker_answers():  # a stray bench worker would take tasks and skew the figures
             raise BenchError(f"a worker named {NODENAME} already answers on vhost {VHOST}; stop it first")
-        self.start("worker", [paths.VENV_BIN / "celery", "-A", "bench.tasks", "worker", "-n", f"{NODE}@%h",
-                              f"--loglevel={self.loglevel}"], env, f"-n {NODE}@%h")
+        self.start("worker", [*self._worker_argv(env), *config.worker_args], env)
         wait_until(self._worker_answers, 60, f"worker {NODENAME}", interval=0.5)
         if config.worker_metrics:
             wait_until(lambda: http_ok(f"http://127.0.0.1:{PORTS['worker_metrics']}/metrics"), 30, "worker metrics")
@@ -303,18 +131,48 @@ class Bench:
                        60, "the exporter to see the worker")
         if alert_rules:
             wait_until(lambda: self._targets_up(), 60, "every Prometheus target up", interval=1)
-        time.sleep(2)  # as the anchors did: let start-up chatter (mingle, first scrapes) pass
+        time.sleep(2)  # let start-up chatter (mingle, first scrapes) pass
+
+    def monitors_up(self, config, env=None, alert_rules=None, webhook=None):
+        """Prometheus, Flower and the exporter of a configuration, healthy (no worker)."""
+        env = env or {**self.env, "BENCH_CONF": json.dumps({**dict(config.conf), **self.conf})}
+        self.config = config
+        self._start_prometheus(config, alert_rules, webhook)
+        self._start_monitors(config, env)
+        wait_until(lambda: http_ok(self.flower_url("/healthcheck")), 60, "the bench Flower")
+        wait_until(lambda: http_ok(self.exporter_url("/health")), 60, "the bench exporter")
+
+    def _worker_argv(self, env):
+        """Native worker 1's command line with the bench's app, node name and log level."""
+        argv = bench_argv(services.worker(1).argv(env))
+        argv[argv.index("-n") + 1] = f"{NODE}@%h"
+        return [f"--loglevel={self.loglevel}" if a.startswith("--loglevel=") else a for a in argv]
+
+    def _start_monitors(self, config, env):
+        nice = ["nice", "-n", str(config.nice)] if config.nice else []  # `nice` execs: same pid
+        if config.off_the_shelf:
+            # As their docs start them: `celery flower` and `celery-exporter --broker-url`, no
+            # options but where to listen; no FLOWER_* settings of the bundle's.
+            plain = {k: v for k, v in env.items() if not k.startswith("FLOWER_")}
+            flower = [paths.VENV_BIN / "celery", "-A", "bench.tasks", "flower", "--address=127.0.0.1",
+                      f"--port={PORTS['flower']}"]
+            exporter = [paths.EXPORTER_VENV_BIN / "python", "-c", "from src.cli import cli; cli()",
+                        f"--broker-url={self.url}", "--host=127.0.0.1", f"--port={PORTS['exporter']}"]
+            self.start("flower", [*nice, *flower, *config.flower_args], plain)
+            self.start("exporter", [*nice, *exporter, *config.exporter_args], plain)
+            return
+        exporter_env = {**env, "RMQ_URL": self.url}
+        self.start("flower", [*nice, *bench_argv(_service("flower").argv(env)), *config.flower_args], env)
+        self.start("exporter", [*nice, *bench_argv(_service("celery_exporter").argv(exporter_env)),
+                                *config.exporter_args], env)
 
     def down(self):
-        """Stop the configuration, then drop what it left in the vhost (event queues outlive their
-        consumer for event_queue_expires and would keep receiving events in the next run)."""
-        if self.procs:
-            worker = [n for n in self.procs if n == "worker"]
-            self.stop(worker)
-            self.stop()
+        """Stop the configuration, then drop what it left in the vhost."""
+        self.stop()
         self.config = None
         try:
-            self.clean_vhost()
+            from bench import tasks
+            vhost.clean(tasks.app, self.auth)
         except Exception as exc:  # cleaning is best effort; the next up() tries again
             self.say(f"warning: could not clean vhost {VHOST}: {exc}")
 
@@ -336,14 +194,23 @@ class Bench:
                     or (name == "celery_worker" and not config.worker_metrics):
                 continue
             for sc in job.get("static_configs", []):
-                sc["targets"] = [_bench_target(t) for t in sc["targets"]]
+                sc["targets"] = [bench_target(t) for t in sc["targets"]]
+            if config.scrape_interval:
+                job.pop("scrape_interval", None)
+                job.pop("scrape_timeout", None)
             jobs.append(job)
         cfg["scrape_configs"] = jobs
+        if config.scrape_interval:
+            seconds = derive.seconds(config.scrape_interval)
+            cfg.setdefault("global", {}).update(scrape_interval=config.scrape_interval,
+                                                scrape_timeout=f"{min(10, max(1, int(seconds * 0.8)))}s")
+        if config.off_the_shelf:
+            cfg["rule_files"] = []  # the docs' setup has no rules
         if alert_rules:
             cfg["rule_files"] = [str(alert_rules / "*.yml")]
             for am in cfg["alerting"]["alertmanagers"]:
                 for sc in am["static_configs"]:
-                    sc["targets"] = [_bench_target(t) for t in sc["targets"]]
+                    sc["targets"] = [bench_target(t) for t in sc["targets"]]
             self._start_alertmanager(webhook)
         else:
             cfg.pop("alerting", None)
@@ -352,7 +219,7 @@ class Bench:
         shutil.rmtree(data, ignore_errors=True)  # every configuration starts from an empty TSDB
         self.start("prometheus", ["prometheus", f"--config.file={STATE / 'prometheus.yml'}",
                                   f"--storage.tsdb.path={data}", f"--web.listen-address=127.0.0.1:{PORTS['prometheus']}"],
-                   self.env, f"--storage.tsdb.path={data}")
+                   self.env)
         wait_until(lambda: http_ok(self.prometheus_url("/-/ready")), 60, "the bench Prometheus")
 
     def _start_alertmanager(self, webhook):
@@ -363,7 +230,7 @@ class Bench:
         shutil.rmtree(data, ignore_errors=True)
         self.start("alertmanager", ["prometheus-alertmanager", f"--config.file={STATE / 'alertmanager.yml'}",
                                     f"--storage.path={data}", f"--web.listen-address=127.0.0.1:{PORTS['alertmanager']}",
-                                    "--cluster.listen-address="], self.env, f"--storage.path={data}")
+                                    "--cluster.listen-address="], self.env)
         wait_until(lambda: http_ok(f"http://127.0.0.1:{PORTS['alertmanager']}/-/ready"), 60, "the bench Alertmanager")
 
     # --- reading the configuration ---------------------------------------------------------------
@@ -379,11 +246,12 @@ class Bench:
 
     def cpu(self):
         """CPU seconds now of every process that matters in this configuration."""
-        beam = broker_pid(self.rmq["port"])
-        snap = {"worker": cpu_seconds(self.pid("worker"), tree=True), "broker": beam and cpu_seconds(beam)}
+        beam = probes.listener_pid(self.rmq["port"])
+        snap = {"worker": probes.cpu_seconds(self.pid("worker"), tree=True), "broker": beam and probes.cpu_seconds(beam)}
         for name in ("flower", "exporter", "prometheus"):
-            if name in self.procs:
-                snap[name] = cpu_seconds(self.pid(name))
+            pid = self.pid(name)
+            if pid:
+                snap[name] = probes.cpu_seconds(pid)
         return snap
 
     def flower_succeeded(self):
@@ -393,124 +261,12 @@ class Bench:
         return metric_sum(self.exporter_url("/metrics"), "celery_task_succeeded_total")
 
     def vhost_queues(self):
-        r = requests.get(f"{MGMT}/queues/{VHOST}", auth=self.auth, timeout=10,
-                         params={"columns": "name,messages,consumers"})
-        r.raise_for_status()
-        return r.json()
+        return vhost.queues(self.auth)
 
     def event_queue_owners(self, timeout=20):
         """{'flower': queue, 'exporter': queue}: matched by the TCP port of each queue's consumer."""
-        ports = {}
-        for name in ("flower", "exporter"):
-            ports[name] = {c.laddr.port for c in psutil.Process(self.pid(name)).net_connections("tcp")}
-        owners = {}
+        return vhost.event_queue_owners(self.auth, {n: self.pid(n) for n in ("flower", "exporter")}, timeout)
 
-        def find():
-            for q in self.vhost_queues():
-                if not q["name"].startswith("celeryev."):
-                    continue
-                detail = requests.get(f"{MGMT}/queues/{VHOST}/{urllib.parse.quote(q['name'], safe='')}",
-                                      auth=self.auth, timeout=10).json()
-                for consumer in detail.get("consumer_details", []):
-                    peer = consumer.get("channel_details", {}).get("peer_port")
-                    for owner, local in ports.items():
-                        if peer in local:
-                            owners[owner] = q["name"]
-            return len(owners) == 2
-        wait_until(find, timeout, "the monitors' event queues in the management API", interval=1)
-        return owners
-
-    def clean_vhost(self):
-        """Delete leftover event queues and purge the task queue (AMQP, exact and immediate)."""
+    def depths(self):
         from bench import tasks
-        names = [q["name"] for q in self.vhost_queues() if q["name"].startswith("celeryev.")]
-        with tasks.app.connection_for_write() as conn:
-            for name in names:
-                conn.default_channel.queue_delete(name)
-            try:
-                conn.default_channel.queue_purge("celery")
-            except Exception:
-                pass  # no task queue yet
-
-
-class Depths:
-    """Exact queue depths through a passive declare on one AMQP connection (the management API's
-    figures are refreshed only every few seconds)."""
-
-    def __init__(self):
-        from bench import tasks
-        self.conn = tasks.app.connection_for_write()
-        self.conn.ensure_connection(max_retries=3)
-
-    def __call__(self, queue):
-        try:
-            return self.conn.default_channel.queue_declare(queue, passive=True).message_count
-        except Exception:
-            self.conn.close()
-            self.conn = self.conn.clone()
-            return None
-
-    def close(self):
-        self.conn.close()
-
-
-class Publisher:
-    """`python -m bench.publish` as a child process (own process group, stopped by the Bench)."""
-
-    def __init__(self, bench, *args):
-        with open(LOGS / "publisher.log", "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "bench.publish", *map(str, args)], cwd=paths.REPO,
-                                         env=bench.run_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=log, text=True, start_new_session=True)
-        bench.procs["publisher"] = self.proc
-        (RUN / "publisher.pid").write_text(f"{self.proc.pid}\nbench.publish")
-        self.bench = bench
-        self.ready = self._line()
-
-    def _line(self):
-        line = self.proc.stdout.readline()
-        if not line:
-            raise BenchError(f"the publisher exited early (see {LOGS / 'publisher.log'})")
-        return json.loads(line)
-
-    def go(self):
-        """Start publishing; returns the time of the first publish."""
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
-        return self._line()["t0"]
-
-    def result(self, timeout=None):
-        line = self._line()
-        self.proc.wait(timeout)
-        self.bench.procs.pop("publisher", None)
-        (RUN / "publisher.pid").unlink(missing_ok=True)
-        return line
-
-    def terminate(self):
-        self.proc.send_signal(signal.SIGTERM)  # it stops publishing and prints its summary
-        return self.result(30)
-
-
-def _bench_target(target):
-    host, _, port = target.rpartition(":")
-    return f"{host}:{PORT_MAP.get(port, port)}"
-
-
-def _signal_group(pid, sig):
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _stop_group(pid):
-    _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and psutil.pid_exists(pid):
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                break
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.2)
-    _signal_group(pid, signal.SIGKILL)
+        return vhost.Depths(tasks.app)

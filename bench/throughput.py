@@ -1,6 +1,6 @@
 """Section 1: stream throughput of each configuration and CPU per 1,000 tasks of each process.
 
-Method (docs/performance.md, as in the perf anchors): a fresh worker (and fresh monitors) per run; a
+Method (docs/performance.md): a fresh worker (and fresh monitors) per run; a
 separate publisher process publishes N tasks as fast as it can; the clock runs from its first publish
 to the N-th task_postrun. Configurations are interleaved within each round, ratios are paired by round.
 """
@@ -9,7 +9,10 @@ import time
 import requests
 
 from bench import measure
-from bench.stack import CONFIGS, PORTS, Publisher, cpu_seconds
+from bench.configs import CONFIGS
+from bench.probes import cpu_seconds
+from bench.publisher import Publisher
+from bench.state import PORTS, BenchError
 
 KINDS = {"trivial": "add", "cpu10": "cpu10"}
 PROCESSES = ("worker", "broker", "publisher", "flower", "exporter", "prometheus", "other")
@@ -21,7 +24,11 @@ def one_run(bench, config, kind, n, say):
         pub = Publisher(bench, "--kind", KINDS[kind], "--count", n, "--wait-go")
         before, busy0, steal0 = bench.cpu(), measure.busy_cpu(), measure.steal_cpu()
         t0 = pub.go()
-        t_done = measure.wait_count(bench.counter, n, timeout=max(120.0, n / 20))
+        try:
+            t_done = measure.wait_count(bench.counter, n, timeout=max(120.0, n / 20))
+        except BenchError as exc:
+            left = {q["name"]: q["messages"] for q in bench.vhost_queues() if q["name"] == "celery"}
+            raise BenchError(f"{exc} (task queue now: {left or 'empty'})") from None
         at_done = bench.cpu()
         published = pub.result(60)
         run = {"config": config.name, "kind": kind, "tasks": n, "seconds": t_done - t0,
@@ -63,16 +70,25 @@ def collector_cost(bench, scrapes=20):
 
 
 def run(bench, configs, kinds, sizes, rounds, say):
-    runs = []
+    runs, failed = [], []
     for r in range(1, rounds + 1):
         for kind in kinds:
             for name in configs:
                 say(f"throughput round {r}/{rounds}: {name} / {kind} ({sizes[kind]} tasks)")
-                result = one_run(bench, CONFIGS[name], kind, sizes[kind], lambda m: say(m))
+                try:
+                    result = one_run(bench, CONFIGS[name], kind, sizes[kind], lambda m: say(m))
+                except BenchError as exc:  # one stuck run must not lose the others: it is left out
+                    say(f"  {name} {kind} round {r}: left out: {exc}")
+                    failed.append({"config": name, "kind": kind, "round": r, "error": str(exc)})
+                    continue
                 result["round"] = r
                 runs.append(result)
                 time.sleep(1)
-    return summarize(runs, configs, kinds, sizes, rounds)
+    if not runs:
+        raise BenchError(f"every run failed; first: {failed[0]['error']}")
+    out = summarize(runs, configs, kinds, sizes, rounds)
+    out["failed_runs"] = failed
+    return out
 
 
 def summarize(runs, configs, kinds, sizes, rounds):
@@ -99,8 +115,22 @@ def summarize(runs, configs, kinds, sizes, rounds):
                 "noisy_runs": sum(1 for r in rs if r["cpu"]["other"] > 0.1 * sum(
                     v for p, v in r["cpu"].items() if p != "other")),
             }
-            total = [sum(r["cpu"].get(p, 0) for p in PROCESSES if p != "other") * 1000 / r["tasks"] for r in rs]
+            total = [_total(r) for r in rs]
             table[name]["cpu_s_per_1000"]["total"] = _median(total)
+            pairs = [(by[(name, r)], by[("bare", r)]) for r in range(1, rounds + 1)
+                     if (name, r) in by and ("bare", r) in by]
+            # CPU seconds per 1,000 tasks = ms per task. Paired by round: what monitoring adds.
+            table[name]["monitoring_ms_per_task"] = measure.spread([_total(c) - _total(b) for c, b in pairs])
+            table[name]["worker_ms_per_task_over_bare"] = measure.spread(
+                [(c["cpu"]["worker"] - b["cpu"]["worker"]) * 1000 / c["tasks"] for c, b in pairs])
+            table[name]["events_lost_pct"] = {
+                m: measure.spread([100.0 * (r["tasks"] - (r["events_counted"][m] or 0)) / r["tasks"]
+                                   for r in rs if m in r.get("events_counted", {})])
+                for m in ("flower", "exporter")}
+        cost = {n: table[n]["monitoring_ms_per_task"] for n in table if table[n]["monitoring_ms_per_task"]}
+        vs = {}
+        if "offshelf" in cost and cost["offshelf"]["median"] > 0:
+            vs = {n: cost[n]["median"] / cost["offshelf"]["median"] for n in cost if n != "bare"}
         wm = {}
         if "full" in configs and "full_wm_off" in configs:
             pairs = [(by[("full", r)], by[("full_wm_off", r)]) for r in range(1, rounds + 1)
@@ -108,13 +138,18 @@ def summarize(runs, configs, kinds, sizes, rounds):
             wm = {"ratio_on_to_off": measure.spread([on["rate"] / off["rate"] for on, off in pairs]),
                   "worker_cpu_s_per_1000_on_minus_off": _median(
                       [(on["cpu"]["worker"] - off["cpu"]["worker"]) * 1000 / on["tasks"] for on, off in pairs])}
-        out["kinds"][kind] = {"configs": table, "worker_metrics": wm}
+        out["kinds"][kind] = {"configs": table, "worker_metrics": wm, "monitoring_cost_to_offshelf": vs}
     costs = [r["collector_ms_per_scrape"] for r in runs if "collector_ms_per_scrape" in r]
     if costs:
         # Prometheus scrapes it every scrape_interval (5 s): the collector's share of one core.
         out["collector_ms_per_scrape"] = costs[0]
         out["collector_core_share_at_5s"] = costs[0] / 1000 / 5
     return out
+
+
+def _total(run):
+    """CPU seconds per 1,000 tasks of the bench's processes in one run."""
+    return sum(run["cpu"].get(p, 0) for p in PROCESSES if p != "other") * 1000 / run["tasks"]
 
 
 def _median(values):

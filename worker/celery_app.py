@@ -12,6 +12,7 @@ app.conf.update(
     worker_send_task_events=True,
     event_queue_ttl=settings.EVENT_QUEUE_TTL,
     event_queue_expires=settings.EVENT_QUEUE_EXPIRES,
+    event_serializer=settings.EVENT_SERIALIZER,
     # A killed worker loses nothing: ack after the task ran, requeue if the pool child dies,
     # and hold at most one unacknowledged message per pool process.
     task_acks_late=True,

@@ -14,6 +14,9 @@ WORKER_CONCURRENCY = int(os.environ.get("WORKER_CONCURRENCY", "2"))
 # event_queue_ttl of 5 s lets RabbitMQ drop them silently (measured: 3-8 % lost at ~950 tasks/s).
 EVENT_QUEUE_TTL = float(os.environ.get("EVENT_QUEUE_TTL", "60"))
 EVENT_QUEUE_EXPIRES = float(os.environ.get("EVENT_QUEUE_EXPIRES", "120"))
+# Serializer of Celery events (json or msgpack): every producer and every consumer must agree, so the
+# exporter (exporter/run_exporter.py) reads the same variable.
+EVENT_SERIALIZER = os.environ.get("EVENT_SERIALIZER", "json")
 
 # Upper bounds the app enforces, so one request cannot bury the workers.
 MAX_TASKS_PER_REQUEST = int(os.environ.get("MAX_TASKS_PER_REQUEST", "1000"))
