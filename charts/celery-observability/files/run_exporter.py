@@ -18,6 +18,8 @@ class TunedCelery(Celery):
         super().__init__(*args, **kwargs)
         self.conf.event_queue_ttl = float(os.environ.get("EVENT_QUEUE_TTL", "60"))
         self.conf.event_queue_expires = float(os.environ.get("EVENT_QUEUE_EXPIRES", "120"))
+        # Its event receiver accepts this serializer and json (worker/settings.py EVENT_SERIALIZER).
+        self.conf.event_serializer = os.environ.get("EVENT_SERIALIZER", "json")
 
 
 src.exporter.Celery = TunedCelery
