@@ -39,6 +39,12 @@ def broker_parts(rmq_url):
     }
 
 
+def flower_auth(env):
+    """Flower's basic-auth credentials (user, password) in `env`, or None when Flower has none."""
+    basic = (env.get("FLOWER_BASIC_AUTH") or "").split(",")[0]
+    return tuple(basic.split(":", 1)) if ":" in basic else None
+
+
 def build():
     env = dict(DEFAULTS)
     env.update(read_dotenv(paths.REPO / ".env"))

@@ -6,6 +6,8 @@ import time
 
 import requests
 
+from native import poll
+
 PROMETHEUS = "http://127.0.0.1:9090"
 APP = "http://127.0.0.1:8080"
 FLOWER = "http://127.0.0.1:5555"
@@ -26,14 +28,10 @@ def native_cli(*args, timeout=300):
 
 def wait_for(predicate, timeout, interval=0.5, message="condition"):
     """Poll until predicate() returns a truthy value; return it, or fail naming the condition."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}; last value: {last!r}")
+    try:
+        return poll.until(predicate, timeout, interval, message)
+    except poll.TimedOut as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def prom_query(expr, at=None):

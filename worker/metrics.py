@@ -6,6 +6,7 @@ measures main + pool children on every scrape, so values are never stale.
 """
 import logging
 import os
+from typing import NamedTuple
 
 import psutil
 from celery import signals
@@ -32,6 +33,29 @@ def cpu_limit_cores():
     return float(len(os.sched_getaffinity(0)))
 
 
+class TreeUsage(NamedTuple):
+    cpu_seconds: float  # user+system of every process, plus the children the root already reaped
+    rss_bytes: float    # sum of the resident memory of every process
+    processes: int
+
+
+def tree_usage(root):
+    """CPU and memory of `root` and all its descendants (psutil.NoSuchProcess if root is gone)."""
+    procs = [root] + root.children(recursive=True)
+    cpu = rss = 0.0
+    for i, proc in enumerate(procs):
+        try:
+            times = proc.cpu_times()
+            rss += proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue  # a child replaced between listing and reading
+        cpu += times.user + times.system
+        if i == 0:
+            # CPU of children that already exited (and were reaped) stays counted.
+            cpu += times.children_user + times.children_system
+    return TreeUsage(cpu, rss, len(procs))
+
+
 class WorkerProcessTreeCollector:
     def __init__(self, nodename, pool=None, root=None):
         self.nodename = nodename
@@ -39,25 +63,11 @@ class WorkerProcessTreeCollector:
         self.root = root or psutil.Process()
         self.limit = cpu_limit_cores()
 
-    def _tree(self):
-        try:
-            return [self.root] + self.root.children(recursive=True)
-        except psutil.NoSuchProcess:
-            return []
-
     def collect(self):
-        cpu = rss = 0.0
-        procs = self._tree()
-        for i, proc in enumerate(procs):
-            try:
-                times = proc.cpu_times()
-                rss += proc.memory_info().rss
-            except psutil.NoSuchProcess:
-                continue  # a pool child replaced between listing and reading
-            cpu += times.user + times.system
-            if i == 0:
-                # CPU of pool children that already exited (and were reaped) stays counted.
-                cpu += times.children_user + times.children_system
+        try:
+            cpu, rss, processes = tree_usage(self.root)
+        except psutil.NoSuchProcess:
+            cpu, rss, processes = 0.0, 0.0, 0
         labels = [self.nodename]
         c = CounterMetricFamily("celery_worker_cpu_seconds", "CPU seconds (user+system) of the worker's process tree", labels=["worker"])
         c.add_metric(labels, cpu)
@@ -69,7 +79,7 @@ class WorkerProcessTreeCollector:
         g.add_metric(labels, self.limit)
         yield g
         g = GaugeMetricFamily("celery_worker_processes", "Processes in the worker's tree (main + pool)", labels=["worker"])
-        g.add_metric(labels, len(procs))
+        g.add_metric(labels, processes)
         yield g
         size = getattr(self.pool, "num_processes", None) if self.pool is not None else None
         if size is not None:

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from native import alerts
+
 REPO = Path(__file__).resolve().parents[2]
 AM = REPO / "alertmanager" / "alertmanager.yml"
 CASES = REPO / "alertmanager" / "tests"
@@ -78,33 +80,24 @@ def test_no_secret_is_committed():
     assert CONFIG["global"]["smtp_auth_password_file"].startswith("/run/secrets/")
 
 
-# --- Inhibitions, evaluated the way Alertmanager does: source and target matchers (regexes are
-# anchored), and every `equal` label has the same value on both (a missing label is "").
-
-_MATCHER = re.compile(r'^\s*(\w+)\s*(=~|!~|!=|=)\s*"(.*)"\s*$')
-
-
-def _matches(matchers, labels):
-    for matcher in matchers:
-        name, op, value = _MATCHER.match(matcher).groups()
-        have = labels.get(name, "")
-        ok = {"=": have == value, "!=": have != value,
-              "=~": re.fullmatch(value, have) is not None, "!~": re.fullmatch(value, have) is None}[op]
-        if not ok:
-            return False
-    return True
-
-
-def inhibited(source, target):
-    return any(_matches(rule.get("source_matchers", []), source)
-               and _matches(rule.get("target_matchers", []), target)
-               and all(source.get(label, "") == target.get(label, "") for label in rule.get("equal", []))
-               for rule in CONFIG["inhibit_rules"])
-
+# --- Inhibitions and routes as native/alerts.py evaluates them (the bench's latency bound and the
+# live tests read group_wait through it): the same cases amtool checks above.
 
 @pytest.mark.parametrize("case", INHIBITS, ids=lambda c: c["why"])
 def test_inhibition(case):
-    assert inhibited(case["source"], case["target"]) is case["inhibited"]
+    assert alerts.inhibited(CONFIG["inhibit_rules"], case["source"], case["target"]) is case["inhibited"]
+
+
+@pytest.mark.parametrize("case", ROUTES, ids=lambda c: "-".join(str(v) for v in c["labels"].values()))
+def test_route_evaluation_agrees_with_amtool_cases(case):
+    assert [alerts.route(CONFIG["route"], case["labels"])["receiver"]] == case["receivers"]
+
+
+def test_route_settings_are_inherited_unless_the_route_sets_them():
+    watchdog = alerts.route(CONFIG["route"], {"alertname": "Watchdog", "severity": "none"})
+    critical = alerts.route(CONFIG["route"], {"alertname": "X", "severity": "critical"})
+    assert watchdog["group_wait"] == "0s" and watchdog["repeat_interval"] == "24h"
+    assert critical["group_wait"] == CONFIG["route"]["group_wait"] and critical["repeat_interval"] == "1h"
 
 
 def test_inhibitions_name_only_alerts_that_exist():
@@ -112,6 +105,6 @@ def test_inhibitions_name_only_alerts_that_exist():
     names = {r["alert"] for r in RULE_ALERTS}
     for rule in CONFIG["inhibit_rules"]:
         for matcher in rule.get("source_matchers", []) + rule.get("target_matchers", []):
-            label, _, value = _MATCHER.match(matcher).groups()
+            label, _, value = alerts.parse_matcher(matcher)
             if label == "alertname":
                 assert set(value.split("|")) <= names, matcher
