@@ -4,7 +4,6 @@ Expected labels and annotations, and how long to wait, come from the rules the s
 (.native/generated/rules: the fast profile derived from alerts/*.rules.yml).
 """
 import re
-import threading
 import time
 
 import requests
@@ -94,32 +93,3 @@ class AlertCheck:
         assert notes["runbook_url"].endswith(f"/{self.name}.md")
         assert (paths.REPO / "docs" / "runbooks" / f"{self.name}.md").exists()
         assert notes["dashboard_url"].startswith(f"{config.GRAFANA_URL}/d/")
-
-
-class SteadyLoad:
-    """Submit `fields` through the API at `rate` requests per second until stopped."""
-
-    def __init__(self, rate, **fields):
-        self.interval, self.fields = 1.0 / rate, {"count": 1, **fields}
-        self.stop_event, self.ids = threading.Event(), []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        next_at = time.monotonic()
-        while not self.stop_event.is_set():
-            r = requests.post(f"{APP}/api/tasks", json=self.fields, timeout=30)
-            if r.status_code == 202:
-                self.ids += r.json()["task_ids"]
-            next_at += self.interval
-            self.stop_event.wait(max(0.0, next_at - time.monotonic()))
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def stop(self):
-        self.stop_event.set()
-        self.thread.join(30)
