@@ -5,11 +5,10 @@ import time
 import pytest
 import requests
 
-from native import process
 from tests import faults
 from tests.alerting import AlertCheck, prometheus_alerts
 from tests.live import APP, FLOWER, PROMETHEUS, STACK_WORKERS, SteadyLoad, prom_query, \
-    prom_scalar, settled, submit, task_state, wait_finished, wait_for
+    prom_scalar, settled, submit, wait_finished, wait_for
 
 pytestmark = pytest.mark.stack
 
