@@ -61,23 +61,22 @@ def _grafana_binary():
     return shutil.which("grafana-server") or shutil.which("grafana")
 
 
+def _prometheus_server(name, binary, port, storage_flag, extra_flag):
+    """Prometheus or Alertmanager: its generated config, its data directory, its port."""
+    return Service(name, f"http://localhost:{port}", f"http://127.0.0.1:{port}/-/ready",
+                   lambda env: [binary, f"--config.file={paths.GENERATED / f'{name}.yml'}",
+                                f"{storage_flag}={paths.DATA / name}", f"--web.listen-address=127.0.0.1:{port}",
+                                extra_flag, f"--web.external-url=http://localhost:{port}"],
+                   available=lambda: None if shutil.which(binary) else f"{binary} is not installed (make deps)",
+                   early=True)
+
+
 def core():
     """Every service but the workers, in start order."""
     return [
-        Service("prometheus", "http://localhost:9090", "http://127.0.0.1:9090/-/ready",
-                lambda env: ["prometheus", f"--config.file={paths.GENERATED / 'prometheus.yml'}",
-                             f"--storage.tsdb.path={paths.DATA / 'prometheus'}",
-                             "--web.listen-address=127.0.0.1:9090", "--web.enable-lifecycle",
-                             "--web.external-url=http://localhost:9090"],
-                available=lambda: None if shutil.which("prometheus") else "prometheus is not installed (make deps)",
-                early=True),
-        Service("alertmanager", "http://localhost:9093", "http://127.0.0.1:9093/-/ready",
-                lambda env: ["prometheus-alertmanager", f"--config.file={paths.GENERATED / 'alertmanager.yml'}",
-                             f"--storage.path={paths.DATA / 'alertmanager'}",
-                             "--web.listen-address=127.0.0.1:9093", "--cluster.listen-address=",
-                             "--web.external-url=http://localhost:9093"],
-                available=lambda: None if shutil.which("prometheus-alertmanager") else "prometheus-alertmanager is not installed (make deps)",
-                early=True),
+        _prometheus_server("prometheus", "prometheus", 9090, "--storage.tsdb.path", "--web.enable-lifecycle"),
+        _prometheus_server("alertmanager", "prometheus-alertmanager", 9093, "--storage.path",
+                           "--cluster.listen-address="),
         Service("flower", "http://localhost:5555", "http://127.0.0.1:5555/healthcheck",
                 lambda env: [_venv("celery"), "-A", "worker.celery_app", "flower", "--conf=worker/flowerconfig.py"],
                 auth=envmod.flower_auth),
