@@ -2,7 +2,7 @@
 Alertmanager does, from its configuration, and the bound on the time from condition to notification."""
 import re
 
-from native import derive
+from mixin.durations import seconds
 
 _MATCHER = re.compile(r'^\s*(\w+)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*$')
 _OPS = {"=": lambda have, value: have == value,
@@ -47,7 +47,7 @@ def latency_bound(scrape, evaluation, for_, group_wait, window="0s"):
     """Seconds from a condition to its notification at worst, by part: the expression's `window`
     filling with the condition, one scrape interval, one rule evaluation interval, the rule's `for`,
     Alertmanager's group_wait. Durations as Prometheus writes them ("5s", "2m")."""
-    parts = {"window_s": derive.seconds(window), "scrape_s": derive.seconds(scrape),
-             "evaluation_s": derive.seconds(evaluation), "for_s": derive.seconds(for_),
-             "group_wait_s": derive.seconds(group_wait)}
+    parts = {"window_s": seconds(window), "scrape_s": seconds(scrape),
+             "evaluation_s": seconds(evaluation), "for_s": seconds(for_),
+             "group_wait_s": seconds(group_wait)}
     return {**parts, "bound_s": sum(parts.values())}

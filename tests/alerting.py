@@ -1,7 +1,7 @@
 """Watching alerts live: Prometheus fires them, Alertmanager delivers them to the app's webhook.
 
 Expected labels and annotations, and how long to wait, come from the rules the stack really runs
-(.native/generated/rules: the fast profile derived from alerts/*.rules.yml).
+(.native/generated/rules: the fast profile rendered by the mixin).
 """
 import re
 import time
@@ -10,7 +10,8 @@ import requests
 import yaml
 
 from mixin import config
-from native import alerts, derive, paths
+from mixin.durations import seconds
+from native import alerts, paths
 from tests.live import APP, PROMETHEUS, wait_for
 
 SCRAPE_MAX = "5s"      # the slowest scrape interval
@@ -32,7 +33,7 @@ def running_rules():
 def bound(rule, route):
     """Seconds from condition to notification at worst, with the rule's longest window."""
     windows = re.findall(r"\[(\d+[smhd](?:\d+[smhd])?)", rule["expr"])
-    window = max(windows, key=derive.seconds, default="0s")
+    window = max(windows, key=seconds, default="0s")
     return alerts.latency_bound(SCRAPE_MAX, EVALUATION, rule.get("for", "0s"), route["group_wait"], window)["bound_s"]
 
 
@@ -73,7 +74,7 @@ class AlertCheck:
         return alert
 
     def resolve(self, timeout=None):
-        timeout = timeout or self.timeout + derive.seconds(self.route["group_interval"])
+        timeout = timeout or self.timeout + seconds(self.route["group_interval"])
         wait_for(lambda: not prometheus_alerts(self.name, self.want), timeout, 1,
                  message=f"{self.name}{self.want} to end in Prometheus")
         try:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from native import alerts, derive
+from mixin.durations import seconds
+from native import alerts
 
 REPO = Path(__file__).resolve().parents[2]
 AM = REPO / "alertmanager" / "alertmanager.yml"
@@ -61,7 +62,7 @@ def test_every_alert_reaches_the_webhook_soon_and_separately_per_object(labels):
     route = alerts.route(CONFIG["route"], labels)
     assert route["receiver"] in webhook_receivers()
     if labels["alertname"] != "Watchdog":
-        assert derive.seconds(route["group_wait"]) <= 5
+        assert seconds(route["group_wait"]) <= 5
         # Two workers, queues or tasks in the same state are two notifications, not one.
         assert {"alertname", "job", "queue", "name", "worker"} <= set(route["group_by"])
 
@@ -77,7 +78,7 @@ def test_the_watchdog_heartbeat_has_its_own_receiver_and_repeats_rarely():
     [watchdog] = [r for r in RULE_ALERTS if r["alert"] == "Watchdog"]
     route = alerts.route(CONFIG["route"], {"alertname": "Watchdog", **watchdog["labels"]})
     assert route["receiver"] == "watchdog"
-    assert derive.seconds(route["repeat_interval"]) >= 12 * 3600
+    assert seconds(route["repeat_interval"]) >= 12 * 3600
 
 
 def test_no_secret_is_committed():
@@ -116,3 +117,16 @@ def test_inhibitions_name_only_alerts_that_exist():
             label, _, value = alerts.parse_matcher(matcher)
             if label == "alertname":
                 assert set(value.split("|")) <= names, matcher
+
+
+def test_every_inhibition_can_apply_to_some_pair_of_real_alerts():
+    # An inhibition whose source and target matchers fit no pair of the rules' alerts (by name and
+    # severity) is dead configuration.
+    labelled = [{"alertname": r["alert"], **r.get("labels", {})} for r in RULE_ALERTS]
+    for rule in CONFIG["inhibit_rules"]:
+        pairs = [(s["alertname"], t["alertname"]) for s in labelled for t in labelled
+                 if alerts.matches(rule.get("source_matchers", []), s)
+                 and alerts.matches(rule.get("target_matchers", []), t)
+                 and s is not t and all(s[label] == t[label] for label in rule.get("equal", [])
+                                        if label in ("alertname", "severity"))]
+        assert pairs, f"inhibition matches no pair of alerts: {rule}"
