@@ -11,7 +11,7 @@ help:
 	@echo "make up        start the stack (WORKERS=3 make up for three workers); Docker if its daemon answers,"
 	@echo "               else native (MODE=docker|native to choose; MODE=docker DRY_RUN=1 make up: print, run nothing)"
 	@echo "make down      stop it;  make status: health of each service;  make logs: tail the logs"
-	@echo "make test      everything: unit, config checks, integration, end to end (installs what is missing)"
+	@echo "make test      everything: unit, config checks, end to end, live alerts, faults (installs what is missing)"
 	@echo "make test-fast unit tests and config checks only"
 	@echo "make generate  regenerate alert rules and dashboards from mixin/"
 	@echo "make bench     what monitoring costs: throughput ratios, capacity, memory, alert latency (docs/performance.md)"

@@ -16,14 +16,11 @@ from werkzeug.exceptions import HTTPException
 
 from app import notifications, runbooks, settings
 from app.submit import BrokerUnavailable, enqueue
-from app.validation import FIELDS, Submission, ValidationError, parse_submission
+from app.validation import FIELDS, TASKS, Submission, ValidationError, parse_submission
 from worker import settings as worker_settings
 from worker.celery_app import app as celery_app
 
 log = logging.getLogger(__name__)
-
-# A result lookup answers at once, 503 while Redis is down; only workers retry storing results.
-celery_app.conf.result_backend_always_retry = False
 
 TASKS_SUBMITTED = Counter("app_tasks_submitted", "Tasks enqueued through the app", ["task"])
 ALERTS_RECEIVED = Counter("app_alert_notifications", "Alertmanager notifications received", ["status"])
@@ -43,8 +40,16 @@ def submit(sub):
     return ids
 
 
-def task_state(task_id):
-    result = celery_app.AsyncResult(task_id)
+def lookup_backend():
+    """The result backend the app reads states with: one attempt per lookup, so that a lookup answers
+    at once (503 while Redis is down); only workers retry storing results (worker/celery_app.py)."""
+    backend = type(celery_app.backend)(app=celery_app, url=celery_app.conf.result_backend)
+    backend.always_retry = False
+    return backend
+
+
+def task_state(task_id, backend):
+    result = celery_app.AsyncResult(task_id, backend=backend)
     state = result.state  # reads the backend; may raise if Redis is down
     body = {"task_id": task_id, "state": state, "flower_url": f"{settings.FLOWER_PUBLIC_URL}/task/{task_id}"}
     if state == "SUCCESS":
@@ -70,6 +75,7 @@ def create_app():
         "datetime_utc")
     alerts = collections.deque(maxlen=settings.ALERTS_KEPT)
     alerts_lock = threading.Lock()
+    backend = lookup_backend()
 
     @flask_app.context_processor
     def submission_limits():
@@ -87,7 +93,7 @@ def create_app():
     def csrf_error(exc):
         values = {k: getattr(Submission(), k) for k in FIELDS}
         message = "the form expired or was sent from another site: reload the page and submit again"
-        return render_template("index.html", values=values, flower_url=settings.FLOWER_PUBLIC_URL,
+        return render_template("index.html", values=values, tasks=TASKS, flower_url=settings.FLOWER_PUBLIC_URL,
                                error={"field": "csrf_token", "message": message}, submitted=None), 400
 
     @flask_app.errorhandler(Exception)
@@ -125,7 +131,7 @@ def create_app():
         except ValueError:
             return error(400, "task id must be a UUID", "task_id")
         try:
-            return jsonify(task_state(task_id))
+            return jsonify(task_state(task_id, backend))
         except Exception as exc:  # the result backend (Redis) is down or unreachable
             log.warning("result backend unavailable: %s", exc)
             return error(503, f"the result backend is unavailable: {exc.__class__.__name__}")
@@ -182,7 +188,7 @@ def create_app():
     @flask_app.route("/", methods=["GET", "POST"])
     def index():
         values = {k: getattr(Submission(), k) for k in FIELDS}
-        context = {"values": values, "flower_url": settings.FLOWER_PUBLIC_URL, "error": None, "submitted": None}
+        context = {"values": values, "tasks": TASKS, "flower_url": settings.FLOWER_PUBLIC_URL, "error": None, "submitted": None}
         if request.method == "GET":
             return render_template("index.html", **context)
         form = request.form.to_dict()

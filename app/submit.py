@@ -2,11 +2,11 @@
 from celery.exceptions import CeleryError
 from kombu.exceptions import OperationalError
 
-from app.validation import failing_indexes
+from app.validation import TASKS, failing_indexes
+from worker import tasks
 from worker.celery_app import app as celery_app
-from worker.tasks import process_data, process_task
 
-TASK_OBJECTS = {"process_task": process_task, "process_data": process_data}
+TASK_OBJECTS = {name: getattr(tasks, name) for name in TASKS}
 
 
 class BrokerUnavailable(Exception):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from worker import settings
 
-TASKS = ("process_task", "process_data")
+TASKS = ("process_task", "process_data")  # the tasks the app submits (worker/tasks.py)
 WORKER_ID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MAX_TASK_NUM = 10**9
 
@@ -126,5 +126,5 @@ def _check_proportion(sub):
 
 
 def failing_indexes(count, fail_rate):
-    """Which of `count` tasks fail so that exactly round(count * fail_rate) fail, spread evenly."""
+    """Which of `count` tasks fail: exactly floor(count * fail_rate), spread evenly."""
     return {i for i in range(count) if math.floor((i + 1) * fail_rate + 1e-9) > math.floor(i * fail_rate + 1e-9)}

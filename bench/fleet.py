@@ -16,7 +16,6 @@ catch-up lag, events lost, and the event rate each monitor could keep up with on
 """
 import random
 import statistics
-import threading
 import time
 import uuid
 

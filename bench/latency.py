@@ -17,7 +17,8 @@ import time
 import yaml
 
 from mixin import profiles, rules
-from native import derive, paths
+from mixin.durations import seconds
+from native import paths
 from bench.configs import CONFIGS
 from bench.publisher import Publisher
 from bench.state import STATE, BenchError
@@ -74,8 +75,8 @@ def bound(rules):
     evaluation = group.get("interval", prom["global"]["evaluation_interval"])
     am = yaml.safe_load((paths.REPO / "alertmanager" / "alertmanager.yml").read_text())
     group_wait = _route_group_wait(am["route"], {"alertname": ALERT, **rule.get("labels", {})})
-    parts = {"scrape_s": derive.seconds(scrape), "evaluation_s": derive.seconds(evaluation),
-             "for_s": derive.seconds(rule.get("for", "0s")), "group_wait_s": derive.seconds(group_wait)}
+    parts = {"scrape_s": seconds(scrape), "evaluation_s": seconds(evaluation),
+             "for_s": seconds(rule.get("for", "0s")), "group_wait_s": seconds(group_wait)}
     parts["bound_s"] = sum(parts.values())
     return parts
 

@@ -15,7 +15,8 @@ from bench import measure
 from bench.configs import CONFIGS
 from bench.probes import rss_bytes
 from bench.publisher import Publisher
-from native import derive, paths
+from mixin.durations import seconds
+from native import paths
 
 SCRAPES = 5
 
@@ -61,7 +62,7 @@ def scrape_timeouts():
     """Each monitor's scrape_timeout in the bundle's prometheus.yml: what a scrape must stay inside."""
     prom = yaml.safe_load((paths.REPO / "prometheus" / "prometheus.yml").read_text())
     jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
-    return {m: derive.seconds(jobs[job].get("scrape_timeout", prom["global"]["scrape_timeout"]))
+    return {m: seconds(jobs[job].get("scrape_timeout", prom["global"]["scrape_timeout"]))
             for m, job in (("flower", "flower"), ("exporter", "celery_exporter"))}
 
 

@@ -16,9 +16,8 @@ def cpu_seconds(pid, tree=False):
         proc = psutil.Process(pid)
         if tree:  # the worker's own collector: main + pool children + reaped children
             # (imported here: worker.settings reads RMQ_URL at import, after the Bench has set it)
-            from worker.metrics import WorkerProcessTreeCollector
-            family = next(WorkerProcessTreeCollector("bench", root=proc).collect())
-            return family.samples[0].value
+            from worker.metrics import tree_usage
+            return tree_usage(proc).cpu_seconds
         t = proc.cpu_times()
         return t.user + t.system
     except psutil.NoSuchProcess:

@@ -18,8 +18,9 @@ import requests
 
 from bench import probes, vhost
 from bench.probes import http_ok, metric_sum, wait_until
-from bench.state import (HOST, LOGS, MGMT, NODE, NODENAME, PORTS, RUN, STATE, VHOST, BenchError,  # noqa: F401
+from bench.state import (HOST, LOGS, NODE, NODENAME, PORTS, RUN, STATE, VHOST, BenchError,  # noqa: F401
                          bench_argv, bench_target)
+from mixin.durations import seconds
 from native import broker as native_broker, derive, env as native_env, paths, process, services
 
 # The order processes are stopped in: the worker first (its last events still reach the monitors).
@@ -201,9 +202,9 @@ class Bench:
             jobs.append(job)
         cfg["scrape_configs"] = jobs
         if config.scrape_interval:
-            seconds = derive.seconds(config.scrape_interval)
+            interval = seconds(config.scrape_interval)
             cfg.setdefault("global", {}).update(scrape_interval=config.scrape_interval,
-                                                scrape_timeout=f"{min(10, max(1, int(seconds * 0.8)))}s")
+                                                scrape_timeout=f"{min(10, max(1, int(interval * 0.8)))}s")
         if config.off_the_shelf:
             cfg["rule_files"] = []  # the docs' setup has no rules
         if alert_rules:

@@ -12,7 +12,7 @@ With the stack up (`make up`, best with WORKERS=3), this script
 5. shoots a rendered alert email (notification-email.png) and the app's /alerts page
    (app-alerts.png): a private Alertmanager on free ports with the bundle's config and templates
    delivers a critical, a warning and an info alert (and a resolution) to a local SMTP server and to
-   the app (tests/notification_rig.py); this part needs no running stack.
+   the app (native/notification_rig.py); this part needs no running stack.
 
 Options: --only notifications (just step 5, without the stack), --out DIR (default docs/screenshots), --alert-timeout SECONDS (default 480), --app, --flower,
 --prometheus (default the native stack on 127.0.0.1). Exit code 1 with a one-line reason when the
@@ -27,11 +27,8 @@ import time
 import requests
 from playwright.sync_api import sync_playwright
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from native import env as native_env  # noqa: E402  (needs the repo on sys.path)
-from tests.browser import launch  # noqa: E402
+from native import env as native_env, paths, poll
+from native.browser import launch, submit_form
 
 VIEWPORT = {"width": 1280, "height": 860}
 # Alerts the script can cause itself, in order of preference.
@@ -47,13 +44,6 @@ def say(message):
 
 class Failed(Exception):
     """A one-line reason to stop."""
-
-
-def flower_auth():
-    """Flower's basic-auth credentials from .env and PROFILE, as `make up` configures Flower."""
-    env = native_env.build()
-    first = (env.get("FLOWER_BASIC_AUTH") or "").split(",")[0]
-    return tuple(first.split(":", 1)) if ":" in first else None
 
 
 def check_stack(args, auth):
@@ -76,42 +66,34 @@ def check_stack(args, auth):
 
 
 def wait_finished(app, ids, timeout=180):
-    deadline = time.monotonic() + timeout
     states = {}
-    while time.monotonic() < deadline:
+
+    def all_finished():
         for task_id in ids:
             if task_id not in states:
                 body = requests.get(f"{app}/api/tasks/{task_id}", timeout=10).json()
                 if body.get("state") in ("SUCCESS", "FAILURE", "REVOKED"):
                     states[task_id] = body["state"]
-        if len(states) == len(ids):
-            return states
-        time.sleep(0.5)
-    raise Failed(f"{len(ids) - len(states)} of the submitted tasks did not finish within {timeout}s")
+        return len(states) == len(ids)
+    try:
+        poll.until(all_finished, timeout)
+    except poll.TimedOut:
+        raise Failed(f"{len(ids) - len(states)} of the submitted tasks did not finish within {timeout}s") from None
+    return states
 
 
 def wait_flower_knows(flower, auth, task_id, state, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def known():
         r = requests.get(f"{flower}/api/task/info/{task_id}", timeout=10, auth=auth)
-        if r.status_code == 200 and r.json().get("state") == state:
-            return
-        time.sleep(0.5)
-    raise Failed(f"Flower did not show task {task_id} as {state} within {timeout}s")
+        return r.status_code == 200 and r.json().get("state") == state
+    try:
+        poll.until(known, timeout)
+    except poll.TimedOut:
+        raise Failed(f"Flower did not show task {task_id} as {state} within {timeout}s") from None
 
 
 def shoot_form(page, args, out):
-    page.goto(f"{args.app}/")
-    page.select_option("#task", "process_task")
-    page.fill("#count", "6")
-    page.fill("#task_num_start", "1")
-    page.fill("#timeout", "2")
-    page.fill("#fail_rate", "0.5")
-    page.fill("#memory_mb", "0")
-    page.click("#submit")
-    page.wait_for_selector("#task-ids")
-    links = page.locator("a.task-link")
-    ids = [links.nth(i).inner_text().strip() for i in range(links.count())]
+    ids = submit_form(page, args.app, count=6, task_num_start=1, timeout=2, fail_rate=0.5, memory_mb=0)
     page.screenshot(path=str(out / "app-form.png"), full_page=True)
     say(f"app-form.png: submitted {len(ids)} tasks through the form")
     return ids
@@ -202,7 +184,7 @@ def shoot_alerts(page, args, out, name):
 def shoot_notifications(browser, out):
     import tempfile
 
-    from tests.notification_rig import Rig, alert, ended, wait_for
+    from native.notification_rig import Rig, alert, ended, wait_for
 
     critical = alert("CeleryQueueNoConsumer", job="rabbitmq_queues", vhost="/", queue="reports")
     warning = alert("CeleryTaskSuccessRateLow", job="celery_exporter", name="process_task", queue_name="celery")
@@ -228,7 +210,7 @@ def shoot_notifications(browser, out):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="docs/screenshots.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--only", choices=("all", "notifications"), default="all")
-    p.add_argument("--out", type=pathlib.Path, default=REPO / "docs" / "screenshots")
+    p.add_argument("--out", type=pathlib.Path, default=paths.REPO / "docs" / "screenshots")
     p.add_argument("--alert-timeout", type=float, default=480.0)
     p.add_argument("--app", default="http://127.0.0.1:8080")
     p.add_argument("--flower", default="http://127.0.0.1:5555")
@@ -244,7 +226,7 @@ def main(argv=None):
                 browser.close()
         return 0
     try:
-        auth = flower_auth()
+        auth = native_env.flower_auth(native_env.build())
         check_stack(args, auth)
         with sync_playwright() as pw:
             browser = launch(pw)

@@ -19,6 +19,7 @@ from rich.live import Live
 from loadtest import report, scenarios
 from loadtest.runner import ApiClient, SubmitStats, Unreachable, firing_alerts, submit_all
 from loadtest.tracker import Tracker
+from worker import settings
 
 PROG = "loadtest"
 POLL_INTERVAL = 0.5  # seconds between two looks at the unfinished tasks (at least)
@@ -69,9 +70,9 @@ def build_parser():
     p.add_argument("--duration", type=_number(float, 0, low_open=True), help="seconds of submitting")
     p.add_argument("--count", type=_number(int, 1, scenarios.MAX_TASKS_PER_RUN), help="number of tasks")
     p.add_argument("--concurrency", type=_number(int, 1, 64), default=4, help="requests in flight (default: 4)")
-    p.add_argument("--timeout", type=_number(float, 0, 600), help="seconds each task runs")
+    p.add_argument("--timeout", type=_number(float, 0, settings.MAX_TIMEOUT_SECONDS), help="seconds each task runs")
     p.add_argument("--fail-rate", type=_number(float, 0, 1), help="share of tasks that fail (0-1)")
-    p.add_argument("--memory-mb", type=_number(int, 0, 256), help="MB each task leaves in its worker")
+    p.add_argument("--memory-mb", type=_number(int, 0, settings.MAX_MEMORY_MB_PER_TASK), help="MB each task leaves in its worker")
     p.add_argument("--url", type=_url, default="http://127.0.0.1:8080", help="the app (default: %(default)s)")
     p.add_argument("--prometheus", type=_url, default="http://127.0.0.1:9090",
                    help="for the alerts firing at the end (default: %(default)s)")

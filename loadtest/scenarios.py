@@ -5,6 +5,7 @@ Everything here is pure (no I/O, no clock), so the unit tests can check it exact
 import math
 from dataclasses import dataclass
 
+from app.validation import failing_indexes
 from mixin.config import THRESHOLDS as _T
 
 # Failures at four times the share the success-rate alert tolerates (at most half), so it fires.
@@ -126,11 +127,6 @@ def resolve(name, rate=None, duration=None, count=None, timeout=None, fail_rate=
                 fail_rate=sc.fail_rate if fail_rate is None else fail_rate,
                 memory_mb=sc.memory_mb if memory_mb is None else memory_mb,
                 wait_timeout=sc.wait_timeout if wait_timeout is None else wait_timeout)
-
-
-def failing_indexes(count, fail_rate):
-    """Which of `count` tasks fail: exactly floor(count * fail_rate), spread evenly (as the app does)."""
-    return {i for i in range(count) if math.floor((i + 1) * fail_rate + 1e-9) > math.floor(i * fail_rate + 1e-9)}
 
 
 def batch_size(rate):

@@ -1,6 +1,7 @@
 """`python -m native up|down|status|logs` — what `make up/down/status/logs` run without Docker."""
 import argparse
 import concurrent.futures
+import enum
 import os
 import shutil
 import subprocess
@@ -9,7 +10,7 @@ import time
 from urllib.parse import urlsplit
 
 from mixin import profiles, rules
-from native import broker, derive, dotenv, env as envmod, paths, process, services
+from native import broker, derive, dotenv, env as envmod, paths, poll, process, services
 
 READY_TIMEOUT = 90.0
 
@@ -18,9 +19,11 @@ def say(message):
     print(message, flush=True)
 
 
-def flower_auth(env):
-    basic = (env.get("FLOWER_BASIC_AUTH") or "").split(",")[0]
-    return tuple(basic.split(":", 1)) if ":" in basic else None
+class Start(enum.Enum):
+    """What start_service did."""
+    STARTED = "started"
+    RUNNING = "already running"
+    SKIPPED = "skipped"
 
 
 def _snapshot(directory):
@@ -53,8 +56,9 @@ def generate_configs(env, workers, alert_profile="standard"):
                                       ("alertmanager", "alertmanager.yml"), ("alertmanager", "secrets"))
             if any(p.relative_to(paths.GENERATED).parts[0] == prefix for p in changed)}
 
+
 def running_workers():
-    return sorted(int(n.split("-")[1]) for n in process.owned() if n.startswith("celery_worker-"))
+    return sorted(i for i in map(services.worker_index, process.owned()) if i is not None)
 
 
 def wanted(workers):
@@ -62,30 +66,31 @@ def wanted(workers):
 
 
 def start_service(svc, env):
+    """Start `svc` unless it runs already or cannot run here; says what happened, returns a Start."""
     if process.running_pid(svc.name):
-        return f"{svc.name}: already running"
-    if svc.healthy():
+        say(f"{svc.name}: already running")
+        return Start.RUNNING
+    if svc.healthy(env):
         raise RuntimeError(f"{svc.name}: something else already answers on {svc.health}; stop it first")
     reason = svc.available()
     if reason:
-        return f"{svc.name}: skipped, {reason}"
-    child_env = env
-    if svc.name.startswith("celery_worker-"):
-        child_env = services.worker_env(int(svc.name.split("-")[1]), env)
-    process.start(svc.name, svc.argv(env), child_env)
-    return f"{svc.name}: started"
+        say(f"{svc.name}: skipped, {reason}")
+        return Start.SKIPPED
+    process.start(svc.name, svc.argv(env), svc.environment(env))
+    say(f"{svc.name}: started")
+    return Start.STARTED
 
 
 def wait_healthy(svc, env, timeout=READY_TIMEOUT):
-    auth = flower_auth(env) if svc.name == "flower" else None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if svc.healthy(auth):
-            return True
-        if process.running_pid(svc.name) is None:
-            return False  # it exited
-        time.sleep(0.25)
-    return False
+    """True once `svc` answers its health check; False if it exits or stays unhealthy."""
+    def state():
+        if svc.healthy(env):
+            return "healthy"
+        return None if process.running_pid(svc.name) else "exited"
+    try:
+        return poll.until(state, timeout, 0.25, f"{svc.name} to be healthy") == "healthy"
+    except poll.TimedOut:
+        return False
 
 
 RELOAD = {"prometheus": "http://127.0.0.1:9090/-/reload", "alertmanager": "http://127.0.0.1:9093/-/reload"}
@@ -116,20 +121,18 @@ def up(workers):
     # Scale down: stop workers beyond the wanted number.
     for index in running_workers():
         if index > workers:
-            process.stop(f"celery_worker-{index}")
-            say(f"celery_worker-{index}: stopped (scaling to {workers})")
+            name = services.worker(index).name
+            process.stop(name)
+            say(f"{name}: stopped (scaling to {workers})")
     svcs = wanted(workers)
-    # Workers come up before Flower, whose first inspect then finds them (`curl /api/workers`).
-    first = [s for s in svcs if s.name in ("prometheus", "alertmanager") or s.name.startswith("celery_worker-")]
     results, fresh = {}, set()
-    for phase in (first, [s for s in svcs if s not in first]):
+    for phase in ([s for s in svcs if s.early], [s for s in svcs if not s.early]):
         started = []
         for svc in phase:
-            message = start_service(svc, env)
-            say(message)
-            if message.endswith("started") or message.endswith("already running"):
+            outcome = start_service(svc, env)
+            if outcome is not Start.SKIPPED:
                 started.append(svc)
-            if message.endswith(": started"):
+            if outcome is Start.STARTED:
                 fresh.add(svc.name)
         with concurrent.futures.ThreadPoolExecutor(len(started) or 1) as pool:
             results.update(zip([s.name for s in started], pool.map(lambda s: wait_healthy(s, env), started)))
@@ -148,10 +151,11 @@ def down():
     stopped = []
     names = process.owned()
     # Workers first (a warm shutdown lets running tasks finish or be requeued), the rest in parallel.
-    for name in [n for n in names if n.startswith("celery_worker-")]:
+    workers = [n for n in names if services.worker_index(n) is not None]
+    for name in workers:
         process.stop(name)
         stopped.append(name)
-    rest = [n for n in names if not n.startswith("celery_worker-")]
+    rest = [n for n in names if n not in workers]
     with concurrent.futures.ThreadPoolExecutor(len(rest) or 1) as pool:
         for name, ok in zip(rest, pool.map(process.stop, rest)):
             if ok:
@@ -163,7 +167,6 @@ def down():
 
 
 def print_table(svcs, env):
-    auth = flower_auth(env)
     rows = [("service", "state", "url")]
     for svc in svcs:
         reason = svc.available()
@@ -171,7 +174,7 @@ def print_table(svcs, env):
             rows.append((svc.name, "not run", reason))
             continue
         pid = process.running_pid(svc.name)
-        health = svc.healthy(auth if svc.name == "flower" else None)
+        health = svc.healthy(env)
         state = "healthy" if health else ("starting/unhealthy" if pid else "stopped")
         rows.append((svc.name, state, svc.url))
     rows.append(("rabbitmq", "healthy" if broker.listening("127.0.0.1", 5672) else "down",

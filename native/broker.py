@@ -7,11 +7,10 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 
 import requests
 
-from native import paths, process
+from native import paths, poll, process
 
 RABBITMQ_PLUGINS = ("rabbitmq_management", "rabbitmq_prometheus")
 MANAGEMENT_PORT = 15672
@@ -27,12 +26,10 @@ def listening(host, port, timeout=0.5):
 
 
 def wait_listening(host, port, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if listening(host, port):
-            return True
-        time.sleep(0.2)
-    return False
+    try:
+        return poll.until(lambda: listening(host, port), timeout, 0.2)
+    except poll.TimedOut:
+        return False
 
 
 # --- RabbitMQ -------------------------------------------------------------------------------
@@ -137,11 +134,10 @@ def ensure_user(broker, say):
         rabbitmqctl(["change_password", user, password])
     rabbitmqctl(["set_permissions", "-p", "/", user, ".*", ".*", ".*"])
     rabbitmqctl(["set_user_tags", user, "monitoring"])
-    deadline = time.monotonic() + 20
-    while not _can_log_in(broker):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"cannot log in to RabbitMQ as {user!r} after creating it")
-        time.sleep(0.5)
+    try:
+        poll.until(lambda: _can_log_in(broker), 20)
+    except poll.TimedOut:
+        raise RuntimeError(f"cannot log in to RabbitMQ as {user!r} after creating it") from None
 
 
 def stop_own_rabbitmq(say):
@@ -156,6 +152,12 @@ def stop_own_rabbitmq(say):
 
 # --- Redis ----------------------------------------------------------------------------------
 
+def redis_server_argv(port, data_dir=None):
+    """redis-server on 127.0.0.1 with nothing kept on disk (no snapshots, no append-only file)."""
+    argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    return argv + (["--dir", str(data_dir)] if data_dir else [])
+
+
 def ensure_redis(host, port, say):
     if host not in ("127.0.0.1", "localhost"):
         say(f"redis: using the remote server at {host}:{port}")
@@ -167,7 +169,6 @@ def ensure_redis(host, port, say):
         raise RuntimeError("no Redis at REDIS_URL and redis-server is not installed (make deps)")
     say("redis: starting our own server (nothing kept on disk)")
     (paths.DATA / "redis").mkdir(parents=True, exist_ok=True)
-    process.start("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                            "--appendonly", "no", "--dir", str(paths.DATA / "redis")], env=dict(os.environ))
+    process.start("redis", redis_server_argv(port, paths.DATA / "redis"), env=dict(os.environ))
     if not wait_listening(host, port, 20):
         raise RuntimeError(f"Redis did not start on {port}; see {process.logfile('redis')}")

@@ -3,6 +3,7 @@ import os
 from urllib.parse import quote, unquote, urlsplit
 
 from native import paths
+from worker import settings as worker_settings
 
 DEFAULTS = {
     "REDIS_URL": "redis://127.0.0.1:6379/0",
@@ -39,6 +40,12 @@ def broker_parts(rmq_url):
     }
 
 
+def flower_auth(env):
+    """Flower's basic-auth credentials (user, password) in `env`, or None when Flower has none."""
+    basic = (env.get("FLOWER_BASIC_AUTH") or "").split(",")[0]
+    return tuple(basic.split(":", 1)) if ":" in basic else None
+
+
 def build():
     env = dict(DEFAULTS)
     env.update(read_dotenv(paths.REPO / ".env"))
@@ -65,6 +72,9 @@ def build():
     elif not env.get("FLOWER_BASIC_AUTH") and not env.get("FLOWER_AUTH"):
         # Dev mode as in the guide: no password, and the REST API usable without one.
         env.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
+    # Every event consumer declares its event queue as the workers' settings say (the exporter too).
+    env.setdefault("EVENT_QUEUE_TTL", str(worker_settings.EVENT_QUEUE_TTL))
+    env.setdefault("EVENT_QUEUE_EXPIRES", str(worker_settings.EVENT_QUEUE_EXPIRES))
     env["PYTHONPATH"] = str(paths.REPO)
     env["PYTHONUNBUFFERED"] = "1"
     return env

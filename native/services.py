@@ -5,9 +5,10 @@ from typing import Callable, Optional
 
 import requests
 
-from native import derive, paths
+from native import derive, env as envmod, paths
 
 TIMEOUT = 2.0
+WORKER_PREFIX = "celery_worker-"
 
 
 @dataclass
@@ -18,12 +19,20 @@ class Service:
     argv: Callable[[dict], list]  # command line, given the environment
     note: str = ""
     available: Callable[[], Optional[str]] = field(default=lambda: None)  # reason it can't run, or None
+    environment: Callable[[dict], dict] = field(default=lambda env: env)  # the environment it runs with
+    auth: Callable[[dict], Optional[tuple]] = field(default=lambda env: None)  # credentials of `health`
+    early: bool = False           # started (and healthy) before the others
 
-    def healthy(self, auth=None):
+    def healthy(self, env):
         try:
-            return requests.get(self.health, timeout=TIMEOUT, auth=auth).status_code == 200
+            return requests.get(self.health, timeout=TIMEOUT, auth=self.auth(env)).status_code == 200
         except requests.RequestException:
             return False
+
+
+def worker_index(name):
+    """The index of the worker service `name`, or None for any other service."""
+    return int(name[len(WORKER_PREFIX):]) if name.startswith(WORKER_PREFIX) else None
 
 
 def _venv(tool):
@@ -33,12 +42,14 @@ def _venv(tool):
 def worker(index):
     port = derive.worker_port(index)
     return Service(
-        name=f"celery_worker-{index}",
+        name=f"{WORKER_PREFIX}{index}",
         url=f"http://127.0.0.1:{port}/metrics",
         health=f"http://127.0.0.1:{port}/metrics",
         argv=lambda env: [_venv("celery"), "-A", "worker.celery_app", "worker", "--loglevel=INFO",
                           "-n", f"celery_worker-{index}@%h"],
         note="Celery worker; /metrics = CPU and memory of its process tree",
+        environment=lambda env: worker_env(index, env),
+        early=True,  # Flower's first inspect then finds the workers (`curl /api/workers`)
     )
 
 
@@ -50,23 +61,25 @@ def _grafana_binary():
     return shutil.which("grafana-server") or shutil.which("grafana")
 
 
+def _prometheus_server(name, binary, port, storage_flag, extra_flag):
+    """Prometheus or Alertmanager: its generated config, its data directory, its port."""
+    return Service(name, f"http://localhost:{port}", f"http://127.0.0.1:{port}/-/ready",
+                   lambda env: [binary, f"--config.file={paths.GENERATED / f'{name}.yml'}",
+                                f"{storage_flag}={paths.DATA / name}", f"--web.listen-address=127.0.0.1:{port}",
+                                extra_flag, f"--web.external-url=http://localhost:{port}"],
+                   available=lambda: None if shutil.which(binary) else f"{binary} is not installed (make deps)",
+                   early=True)
+
+
 def core():
     """Every service but the workers, in start order."""
     return [
-        Service("prometheus", "http://localhost:9090", "http://127.0.0.1:9090/-/ready",
-                lambda env: ["prometheus", f"--config.file={paths.GENERATED / 'prometheus.yml'}",
-                             f"--storage.tsdb.path={paths.DATA / 'prometheus'}",
-                             "--web.listen-address=127.0.0.1:9090", "--web.enable-lifecycle",
-                             "--web.external-url=http://localhost:9090"],
-                available=lambda: None if shutil.which("prometheus") else "prometheus is not installed (make deps)"),
-        Service("alertmanager", "http://localhost:9093", "http://127.0.0.1:9093/-/ready",
-                lambda env: ["prometheus-alertmanager", f"--config.file={paths.GENERATED / 'alertmanager.yml'}",
-                             f"--storage.path={paths.DATA / 'alertmanager'}",
-                             "--web.listen-address=127.0.0.1:9093", "--cluster.listen-address=",
-                             "--web.external-url=http://localhost:9093"],
-                available=lambda: None if shutil.which("prometheus-alertmanager") else "prometheus-alertmanager is not installed (make deps)"),
+        _prometheus_server("prometheus", "prometheus", 9090, "--storage.tsdb.path", "--web.enable-lifecycle"),
+        _prometheus_server("alertmanager", "prometheus-alertmanager", 9093, "--storage.path",
+                           "--cluster.listen-address="),
         Service("flower", "http://localhost:5555", "http://127.0.0.1:5555/healthcheck",
-                lambda env: [_venv("celery"), "-A", "worker.celery_app", "flower", "--conf=worker/flowerconfig.py"]),
+                lambda env: [_venv("celery"), "-A", "worker.celery_app", "flower", "--conf=worker/flowerconfig.py"],
+                auth=envmod.flower_auth),
         Service("celery_exporter", "http://localhost:9808/metrics", "http://127.0.0.1:9808/health",
                 lambda env: [str(paths.EXPORTER_VENV_BIN / "python"), "exporter/run_exporter.py",
                              f"--broker-url={env['RMQ_URL']}", "--host=127.0.0.1", "--port=9808",

@@ -4,7 +4,6 @@ Expected labels and annotations, and how long to wait, come from the rules the s
 (.native/generated/rules: the fast profile rendered by the mixin).
 """
 import re
-import threading
 import time
 
 import requests
@@ -12,13 +11,12 @@ import yaml
 
 from mixin import config
 from mixin.durations import seconds
-from native import paths
+from native import alerts, paths
 from tests.live import APP, PROMETHEUS, wait_for
 
-SCRAPE_MAX = 5         # the slowest scrape interval
-EVALUATION = 5
-GROUP_WAIT = 5
-GROUP_INTERVAL = 10
+SCRAPE_MAX = "5s"      # the slowest scrape interval
+EVALUATION = "5s"
+ROUTES = yaml.safe_load((paths.REPO / "alertmanager" / "alertmanager.yml").read_text())["route"]
 
 
 def running_rules():
@@ -32,11 +30,11 @@ def running_rules():
     return rules
 
 
-def bound(rule):
-    """Seconds from condition to notification at worst: window + for + scrape + evaluation + group_wait."""
-    windows = [seconds(w) for w in re.findall(r"\[(\d+[smhd](?:\d+[smhd])?)", rule["expr"])]
-    return (max(windows, default=0) + seconds(rule.get("for", "0s")) + 2 * SCRAPE_MAX
-            + EVALUATION + GROUP_WAIT)
+def bound(rule, route):
+    """Seconds from condition to notification at worst, with the rule's longest window."""
+    windows = re.findall(r"\[(\d+[smhd](?:\d+[smhd])?)", rule["expr"])
+    window = max(windows, key=seconds, default="0s")
+    return alerts.latency_bound(SCRAPE_MAX, EVALUATION, rule.get("for", "0s"), route["group_wait"], window)["bound_s"]
 
 
 def matches(labels, want):
@@ -44,8 +42,8 @@ def matches(labels, want):
 
 
 def prometheus_alerts(name, want):
-    alerts = requests.get(f"{PROMETHEUS}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
-    return [a for a in alerts if a["labels"]["alertname"] == name and matches(a["labels"], want)]
+    active = requests.get(f"{PROMETHEUS}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+    return [a for a in active if a["labels"]["alertname"] == name and matches(a["labels"], want)]
 
 
 def delivered(name, want, status, since):
@@ -60,7 +58,8 @@ class AlertCheck:
     def __init__(self, alertname, /, slack=60, **want):
         self.name, self.want = alertname, want
         self.rule = running_rules()[alertname]
-        self.timeout = bound(self.rule) + slack
+        self.route = alerts.route(ROUTES, {"alertname": alertname, **self.rule.get("labels", {})})
+        self.timeout = bound(self.rule, self.route) + slack
         self.since = time.time()
 
     def fire(self, timeout=None):
@@ -75,7 +74,7 @@ class AlertCheck:
         return alert
 
     def resolve(self, timeout=None):
-        timeout = timeout or self.timeout + GROUP_INTERVAL
+        timeout = timeout or self.timeout + seconds(self.route["group_interval"])
         wait_for(lambda: not prometheus_alerts(self.name, self.want), timeout, 1,
                  message=f"{self.name}{self.want} to end in Prometheus")
         try:
@@ -95,32 +94,3 @@ class AlertCheck:
         assert notes["runbook_url"].endswith(f"/runbooks/{self.name}")
         assert (paths.REPO / "docs" / "runbooks" / f"{self.name}.md").exists()
         assert notes["dashboard_url"].startswith(f"{config.GRAFANA_URL}/d/")
-
-
-class SteadyLoad:
-    """Submit `fields` through the API at `rate` requests per second until stopped."""
-
-    def __init__(self, rate, **fields):
-        self.interval, self.fields = 1.0 / rate, {"count": 1, **fields}
-        self.stop_event, self.ids = threading.Event(), []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        next_at = time.monotonic()
-        while not self.stop_event.is_set():
-            r = requests.post(f"{APP}/api/tasks", json=self.fields, timeout=30)
-            if r.status_code == 202:
-                self.ids += r.json()["task_ids"]
-            next_at += self.interval
-            self.stop_event.wait(max(0.0, next_at - time.monotonic()))
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def stop(self):
-        self.stop_event.set()
-        self.thread.join(30)

@@ -17,10 +17,9 @@ import json
 import re
 from pathlib import Path
 
+from mixin.dashboards.builder import EMPTY_BY_DESIGN  # marks a panel that is empty in a healthy system
+
 DASHBOARD_DIR = Path(__file__).resolve().parents[1] / "grafana" / "provisioning" / "dashboards"
-# The marker mixin/dashboards/builder.py puts in the description of a panel whose query returns
-# no series in a healthy system (e.g. firing alerts); the reason follows it.
-EMPTY_BY_DESIGN = "Empty by design:"
 BUILTINS = {
     "__rate_interval": "1m",
     "__interval": "15s",

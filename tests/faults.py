@@ -8,10 +8,6 @@ from urllib.parse import urlsplit
 from native import broker, env as native_env, process
 from tests.live import STACK_WORKERS, native_cli, wait_for
 
-REDIS_START = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", "",
-               "--appendonly", "no"]
-
-
 def stop_broker():
     """Stop RabbitMQ's application (the node stays up, queues and messages on disk survive)."""
     broker.rabbitmqctl(["stop_app"])
@@ -23,16 +19,22 @@ def start_broker():
     wait_for(lambda: broker.listening("127.0.0.1", 5672), 60, message="the broker port to open")
 
 
+def redis_port():
+    return urlsplit(native_env.build()["REDIS_URL"]).port or 6379
+
+
 def stop_redis():
-    port = urlsplit(native_env.build()["REDIS_URL"]).port or 6379
+    port = redis_port()
     subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True, timeout=30)
     wait_for(lambda: not broker.listening("127.0.0.1", port), 30, message="Redis to stop")
 
 
 def start_redis():
-    # The same command the machine (and DESIGN.md) uses; nothing is kept on disk.
-    subprocess.run(REDIS_START, check=True, timeout=30, capture_output=True)
-    wait_for(lambda: broker.listening("127.0.0.1", 6379), 30, message="Redis to start")
+    # Daemonized, as the machine's own Redis runs: `make down` leaves it running.
+    port = redis_port()
+    subprocess.run(broker.redis_server_argv(port) + ["--daemonize", "yes"], check=True, timeout=30,
+                   capture_output=True)
+    wait_for(lambda: broker.listening("127.0.0.1", port), 30, message="Redis to start")
 
 
 def kill_service(name, sig=signal.SIGKILL):

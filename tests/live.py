@@ -2,9 +2,12 @@
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import requests
+
+from native import poll
 
 PROMETHEUS = "http://127.0.0.1:9090"
 APP = "http://127.0.0.1:8080"
@@ -26,14 +29,10 @@ def native_cli(*args, timeout=300):
 
 def wait_for(predicate, timeout, interval=0.5, message="condition"):
     """Poll until predicate() returns a truthy value; return it, or fail naming the condition."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}; last value: {last!r}")
+    try:
+        return poll.until(predicate, timeout, interval, message)
+    except poll.TimedOut as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def prom_query(expr, at=None):
@@ -90,3 +89,45 @@ def wait_finished(ids, timeout):
 
     wait_for(all_done, timeout, message=f"{len(ids)} tasks to finish")
     return done
+
+
+class SteadyLoad:
+    """Submit `fields` through the API at `rate` requests per second until stopped, keeping what the
+    app answered: the ids it accepted (202), its 503 bodies, and anything else."""
+
+    def __init__(self, rate, **fields):
+        self.interval, self.fields = 1.0 / rate, {"count": 1, **fields}
+        self.ids, self.unavailable, self.other = [], [], []
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        next_at = time.monotonic()
+        while not self.stop_event.is_set():
+            try:
+                r = requests.post(f"{APP}/api/tasks", json=self.fields, timeout=30)
+            except requests.RequestException as exc:
+                self.other.append(repr(exc))
+            else:
+                if r.status_code == 202:
+                    self.ids += r.json()["task_ids"]
+                elif r.status_code == 503:
+                    self.unavailable.append(r.json())  # must be JSON, not a traceback
+                else:
+                    self.other.append((r.status_code, r.text[:200]))
+            next_at += self.interval
+            self.stop_event.wait(max(0.0, next_at - time.monotonic()))
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join(60)

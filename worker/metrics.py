@@ -7,6 +7,7 @@ measures main + pool children on every scrape, so values are never stale.
 import logging
 import os
 import threading
+from typing import NamedTuple
 
 import psutil
 from billiard.pool import EX_OK, EX_RECYCLE, RUN
@@ -79,6 +80,33 @@ class PoolReplacements:
             return dict(self.counts)
 
 
+class TreeUsage(NamedTuple):
+    cpu_seconds: float  # user+system of every process, plus the children the root already reaped
+    rss_bytes: float    # sum of the resident memory of every process
+    processes: int
+    largest_child_rss_bytes: float  # the largest process below the root (a pool process)
+
+
+def tree_usage(root):
+    """CPU and memory of `root` and all its descendants (psutil.NoSuchProcess if root is gone)."""
+    procs = [root] + root.children(recursive=True)
+    cpu = rss = largest_child = 0.0
+    for i, proc in enumerate(procs):
+        try:
+            times = proc.cpu_times()
+            proc_rss = proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue  # a child replaced between listing and reading
+        rss += proc_rss
+        if i > 0:
+            largest_child = max(largest_child, proc_rss)
+        cpu += times.user + times.system
+        if i == 0:
+            # CPU of children that already exited (and were reaped) stays counted.
+            cpu += times.children_user + times.children_system
+    return TreeUsage(cpu, rss, len(procs), largest_child)
+
+
 class WorkerProcessTreeCollector:
     def __init__(self, nodename, pool=None, root=None, replacements=None):
         self.nodename = nodename
@@ -87,29 +115,11 @@ class WorkerProcessTreeCollector:
         self.limit = cpu_limit_cores()
         self.replacements = replacements
 
-    def _tree(self):
-        try:
-            return [self.root] + self.root.children(recursive=True)
-        except psutil.NoSuchProcess:
-            return []
-
     def collect(self):
-        cpu = rss = 0.0
-        largest_child = 0
-        procs = self._tree()
-        for i, proc in enumerate(procs):
-            try:
-                times = proc.cpu_times()
-                proc_rss = proc.memory_info().rss
-            except psutil.NoSuchProcess:
-                continue  # a pool child replaced between listing and reading
-            rss += proc_rss
-            if i > 0:
-                largest_child = max(largest_child, proc_rss)
-            cpu += times.user + times.system
-            if i == 0:
-                # CPU of pool children that already exited (and were reaped) stays counted.
-                cpu += times.children_user + times.children_system
+        try:
+            cpu, rss, processes, largest_child = tree_usage(self.root)
+        except psutil.NoSuchProcess:
+            cpu, rss, processes, largest_child = 0.0, 0.0, 0, 0.0
         labels = [self.nodename]
         c = CounterMetricFamily("celery_worker_cpu_seconds", "CPU seconds (user+system) of the worker's process tree", labels=["worker"])
         c.add_metric(labels, cpu)
@@ -121,7 +131,7 @@ class WorkerProcessTreeCollector:
         g.add_metric(labels, self.limit)
         yield g
         g = GaugeMetricFamily("celery_worker_processes", "Processes in the worker's tree (main + pool)", labels=["worker"])
-        g.add_metric(labels, len(procs))
+        g.add_metric(labels, processes)
         yield g
         size = getattr(self.pool, "num_processes", None) if self.pool is not None else None
         if size is not None:

@@ -1,12 +1,13 @@
 """prometheus/prometheus.yml: valid for promtool (with its rule files), and agreeing with mixin/config.py."""
 import shutil
 import subprocess
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from mixin.config import JOBS
-from native import derive, paths
+from native import derive, paths, services
 
 PROM = paths.REPO / "prometheus" / "prometheus.yml"
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing: run `make deps`")
@@ -45,6 +46,8 @@ def test_exporter_scrape_timeout_leaves_room_for_its_two_second_scrape():
     assert 4 <= timeout < interval
 
 
-def test_prometheus_sends_alerts_to_alertmanager():
-    config = yaml.safe_load(PROM.read_text())
-    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
+def test_native_prometheus_sends_alerts_where_native_alertmanager_listens():
+    config = derive.prometheus_config(PROM, workers=1)
+    targets = [t for am in config["alerting"]["alertmanagers"] for sc in am["static_configs"] for t in sc["targets"]]
+    [alertmanager] = [s for s in services.core() if s.name == "alertmanager"]
+    assert targets == [urlsplit(alertmanager.health).netloc]

@@ -4,13 +4,11 @@ commands of the Docker path (its dry run), and the Python check of the native pa
 Each test runs the real Makefile and scripts in a copy of the repository's top level, with a PATH
 that holds only the tools named in TOOLS: no Python, and no docker unless a test adds it.
 """
-import os
 import re
 import shutil
 import stat
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

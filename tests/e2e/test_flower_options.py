@@ -3,7 +3,6 @@ purging offline workers from /metrics; and the stack Flower's Broker page agains
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest

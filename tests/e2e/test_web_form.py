@@ -2,7 +2,7 @@
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.browser import launch
+from native.browser import launch, submit_form
 from tests.live import APP, wait_finished
 
 pytestmark = pytest.mark.stack
@@ -18,17 +18,9 @@ def page(stack):
 
 
 def test_form_submits_tasks_and_lists_their_ids_with_flower_links(page):
-    page.goto(APP + "/")
-    page.select_option("#task", "process_task")
-    page.fill("#count", "3")
-    page.fill("#task_num_start", "41")
-    page.fill("#timeout", "0.2")
-    page.fill("#fail_rate", "0")
-    page.click("#submit")
-    page.wait_for_selector("#task-ids")
+    ids = submit_form(page, APP, count=3, task_num_start=41, timeout=0.2, fail_rate=0)
+    assert len(ids) == 3
     links = page.locator("a.task-link")
-    assert links.count() == 3
-    ids = [links.nth(i).inner_text().strip() for i in range(3)]
     hrefs = [links.nth(i).get_attribute("href") for i in range(3)]
     assert hrefs == [f"http://localhost:5555/task/{i}" for i in ids]
     done = wait_finished(ids, 60)

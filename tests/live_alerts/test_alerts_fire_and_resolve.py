@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from tests import faults
-from tests.alerting import AlertCheck, SteadyLoad
-from tests.live import FLOWER, STACK_WORKERS, prom_query, submit, task_state, wait_for
+from tests.alerting import AlertCheck
+from tests.live import FLOWER, SteadyLoad, STACK_WORKERS, prom_query, submit, task_state, wait_for
 from worker.celery_app import app as celery_app
 
 pytestmark = pytest.mark.stack

@@ -1,53 +1,21 @@
 """Nothing lost under faults: broker restart, worker SIGKILL, monitor restarts, Prometheus restart,
 Redis down. Each test injects the fault for real on the native stack (tests/faults.py)."""
-import threading
 import time
 
 import pytest
 import requests
 
-from native import process
 from tests import faults
-from tests.alerting import AlertCheck, SteadyLoad, prometheus_alerts
-from tests.live import APP, FLOWER, PROMETHEUS, STACK_WORKERS, prom_query, prom_scalar, settled, submit, \
-    task_state, wait_finished, wait_for
+from tests.alerting import AlertCheck, prometheus_alerts
+from tests.live import APP, FLOWER, PROMETHEUS, STACK_WORKERS, SteadyLoad, prom_query, \
+    prom_scalar, settled, submit, wait_finished, wait_for
 
 pytestmark = pytest.mark.stack
 
 
-class Submitter(threading.Thread):
-    """Submit one task every `interval` seconds through the API, keeping what the app answered."""
-
-    def __init__(self, interval=0.2, **fields):
-        super().__init__(daemon=True)
-        self.interval, self.fields = interval, {"count": 1, "timeout": 0.1, **fields}
-        self.accepted, self.unavailable, self.other = [], [], []
-        self.done = threading.Event()
-
-    def run(self):
-        while not self.done.is_set():
-            try:
-                r = requests.post(f"{APP}/api/tasks", json=self.fields, timeout=30)
-            except requests.RequestException as exc:
-                self.other.append(repr(exc))
-            else:
-                if r.status_code == 202:
-                    self.accepted += r.json()["task_ids"]
-                elif r.status_code == 503:
-                    self.unavailable.append(r.json())  # must be JSON, not a traceback
-                else:
-                    self.other.append((r.status_code, r.text[:200]))
-            self.done.wait(self.interval)
-
-    def stop(self):
-        self.done.set()
-        self.join(60)
-
-
 def test_broker_restart_loses_no_task(stack):
     target = AlertCheck("CeleryTargetDown", job="rabbitmq")
-    load = Submitter()
-    load.start()
+    load = SteadyLoad(5, timeout=0.1).start()
     time.sleep(5)
     faults.stop_broker()
     t_down = time.monotonic()
@@ -61,9 +29,9 @@ def test_broker_restart_loses_no_task(stack):
     load.stop()
     assert not load.other, load.other[:3]
     assert all("error" in body for body in load.unavailable)
-    print(f"broker down {time.monotonic() - t_down:.0f}s: {len(load.accepted)} accepted (202), "
+    print(f"broker down {time.monotonic() - t_down:.0f}s: {len(load.ids)} accepted (202), "
           f"{len(load.unavailable)} refused with 503")
-    done = wait_finished(load.accepted, 180)
+    done = wait_finished(load.ids, 180)
     assert [i for i, b in done.items() if b["state"] != "SUCCESS"] == []
     target.resolve()
     # Workers, Flower and the exporter reconnected by themselves: a new task is seen by all three.

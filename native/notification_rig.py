@@ -16,7 +16,6 @@ import socket
 import subprocess
 import threading
 import re
-import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,7 +27,7 @@ from aiosmtpd.smtp import AuthResult
 from werkzeug.serving import make_server
 
 from app.main import create_app
-from native import derive, paths
+from native import derive, paths, poll
 
 AM_SOURCE = paths.REPO / "alertmanager" / "alertmanager.yml"
 ALERTMANAGER = shutil.which("prometheus-alertmanager")
@@ -71,13 +70,10 @@ def free_port():
 
 
 def wait_for(predicate, timeout, message, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+    try:
+        return poll.until(predicate, timeout, interval, message)
+    except poll.TimedOut as exc:
+        raise AssertionError(str(exc)) from None
 
 
 class Mailbox:

@@ -1,0 +1,154 @@
+"""The docs' examples, run on the session's native stack: the command examples of the README and
+the guides, taken from their ```bash blocks — the curl calls to the app and to Flower's API (with
+<task-id> filled in: the task the docs just submitted, a running one for a revoke), the
+`make loadtest SCENARIO=burst ...` examples — and every plain URL they show."""
+import json
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from loadtest import cli
+from tests import live
+from tests.docs.markdown import (ALL_DOCS, EXAMPLE_PORTS, LOCAL_URL_RE, ROOT, USER_DOCS, make_loadtest_examples, read,
+                                 rel, shell_blocks)
+
+pytestmark = pytest.mark.stack
+
+def curl(argv, timeout=60):
+    """Run a doc's curl command; returns (HTTP status, body)."""
+    r = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}", *argv[1:]], capture_output=True, text=True,
+                       timeout=timeout)
+    assert r.returncode == 0, f"{shlex.join(argv)}: curl exit {r.returncode}: {r.stderr}"
+    body, _, code = r.stdout.rpartition("\n")
+    return int(code), body
+
+
+def flower_state(task_id):
+    """The task's state in Flower, or None while Flower does not know it (404, plain text)."""
+    r = requests.get(f"{live.FLOWER}/api/task/info/{task_id}", timeout=10)
+    return r.json().get("state") if r.status_code == 200 else None
+
+
+def is_revoke(argv):
+    return any("/api/task/revoke/" in t for t in argv)
+
+
+class DocRunner:
+    """Runs the curl commands of one document in order, as a reader would, filling in <task-id>."""
+
+    def __init__(self, finished_task):
+        self.finished_task = finished_task
+        self.current = None   # ids of the latest submission in this document
+        self.block_ids = []   # ids submitted in the block being run
+
+    def task_id_for(self, argv, submitted_in_block):
+        url = next(t for t in argv if "<task-id>" in t)
+        if is_revoke(argv):
+            # The task the block just submitted, else a long one of our own.
+            if submitted_in_block:
+                task_id = submitted_in_block[0]
+            else:
+                [task_id] = live.submit(task="process_task", count=1, timeout=60)
+                self.block_ids.append(task_id)
+            if "terminate=true" in url:  # the docs revoke a running task
+                live.wait_for(lambda: live.task_state(task_id)["state"] == "STARTED", 180,
+                              message=f"task {task_id} to start")
+            return task_id
+        task_id = self.current[0] if self.current else self.finished_task
+        live.wait_finished([task_id], 180)
+        if ":5555/" in url:  # Flower's view of a task: wait until Flower has seen it finish
+            live.wait_for(lambda: flower_state(task_id) in ("SUCCESS", "FAILURE", "REVOKED"), 60,
+                          message=f"Flower to know task {task_id}")
+        return task_id
+
+    def run_block(self, block):
+        self.block_ids = []
+        submitted_in_block = []
+        ran = []
+        for argv in block:
+            if not argv or argv[0] != "curl" or "-u" in argv:
+                continue  # not a curl call, or one that needs the production profile's credentials
+            task_id = None
+            if any("<task-id>" in t for t in argv):
+                task_id = self.task_id_for(argv, submitted_in_block)
+                argv = [t.replace("<task-id>", task_id) for t in argv]
+            command = shlex.join(argv)
+            assert not re.search(r"<[A-Za-z_-]+>", command), f"a placeholder the test cannot fill: {command}"
+            status, body = curl(argv)
+            assert 200 <= status < 300, f"{command}: HTTP {status}: {body[:300]}"
+            data = json.loads(body)  # every API the docs call answers JSON
+            ran.append(command)
+            ids = []
+            if "POST" in argv and any(t.endswith(":8080/api/tasks") for t in argv):
+                ids = data["task_ids"]
+            elif any("/api/task/async-apply/" in t for t in argv):
+                ids = [data["task-id"]]
+            if ids:
+                submitted_in_block[:] = ids
+                self.current = ids
+                self.block_ids.extend(ids)
+            if is_revoke(argv):
+                live.wait_for(lambda: live.task_state(task_id)["state"] == "REVOKED", 60,
+                              message=f"{task_id} to be REVOKED after {command}")
+        if self.block_ids:  # leave no backlog for the next block
+            live.wait_finished(self.block_ids, 300)
+        return ran
+
+
+@pytest.fixture(scope="module")
+def finished_task(stack):
+    [task_id] = live.submit(task="process_task", count=1, timeout=0.2)
+    live.wait_finished([task_id], 60)
+    live.wait_for(lambda: flower_state(task_id) == "SUCCESS", 60, message="Flower to know the task")
+    return task_id
+
+
+def test_the_docs_curl_examples_work_as_written(finished_task):
+    done = set()
+    ran = []
+    for doc in USER_DOCS:
+        runner = DocRunner(finished_task)
+        for block in shell_blocks(doc):
+            key = tuple(shlex.join(t) for t in block if t)
+            if key in done:
+                continue  # the same block in the other guide
+            done.add(key)
+            ran += runner.run_block(block)
+    assert any("/api/workers" in c for c in ran) and any("/api/tasks" in c for c in ran)
+    assert any("/api/task/info/" in c for c in ran) and any("/api/task/revoke/" in c for c in ran)
+
+
+def test_every_plain_url_in_the_docs_answers(stack):
+    """GET every URL without a placeholder; Grafana (compose only) and the compose-only Prometheus
+    UI paths (/alerts, /targets: Debian's 2.42 has only /classic/...) are left out."""
+    checked, bad = set(), []
+    for doc in ALL_DOCS:
+        for port, path in LOCAL_URL_RE.findall(read(doc)):
+            path = (path or "/").rstrip(".,:;")
+            port = int(port)
+            if "<" in path or port in EXAMPLE_PORTS or port == 3000 or (port, path) in checked:
+                continue
+            if port == 9090 and not (path == "/" or path.startswith(("/classic/", "/api/", "/-/"))):
+                continue  # /alerts, /targets: the React UI of compose's Prometheus, not Debian's
+            checked.add((port, path))
+            r = requests.get(f"http://127.0.0.1:{port}{path}", timeout=30)
+            if r.status_code not in (200, 405):  # 405: a POST-only API the docs call with curl -X POST
+                bad.append((str(rel(doc)), f"http://localhost:{port}{path}", r.status_code))
+    assert checked and not bad, bad
+
+
+@pytest.mark.parametrize("scenario, args", sorted(e for e in make_loadtest_examples() if e[0] == "burst"))
+def test_the_make_loadtest_burst_examples_run(stack, scenario, args, tmp_path):
+    """`make loadtest SCENARIO=burst ARGS=...` runs `$(PY) -m loadtest $(SCENARIO) $(ARGS)`."""
+    argv = [scenario, *shlex.split(args)]
+    _, plan = cli.parse(argv)
+    out = tmp_path / "summary.json"
+    r = subprocess.run([sys.executable, "-m", "loadtest", *argv, "--json", str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=plan.wait_timeout + 300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    summary = json.loads(out.read_text())
+    assert (summary["submitted"], summary["succeeded"], summary["lost"]) == (plan.count, plan.count, 0)
