@@ -199,6 +199,16 @@ def alerting_rules(t):
               "No Celery worker alive on host {{ $labels.hostname }}",
               f"celery-exporter has had no heartbeat from any worker on {{{{ $labels.hostname }}}} "
               f"(celery_worker_up = {{{{ $value }}}}) for {down_for}."),
+        # Tasks queue at a worker behind a long one (prefetch), invisible in the broker's queue depth.
+        alert("CeleryTaskPrefetchTimeHigh",
+              f'avg_over_time(flower_task_prefetch_time_seconds{{{SEL["flower"]}}}[{t["prefetch_wait_window"]}])'
+              f' > {num(t["prefetch_wait_max_seconds"])}',
+              t["prefetch_wait_for"], "warning", "tasks",
+              "Task {{ $labels.task }} waits at worker {{ $labels.worker }} before it starts",
+              f"{{{{ $labels.task }}}} tasks waited on average {{{{ $value | humanizeDuration }}}} at {{{{ $labels.worker }}}} "
+              f"between being received (prefetched) and started, over {t['prefetch_wait_window']} "
+              f"(threshold {num(t['prefetch_wait_max_seconds'])}s): they are queued behind long tasks that hold "
+              f"the worker's pool slots."),
         # Two views of "nobody works": Flower's, and the workers' own /metrics targets (Flower keeps a
         # SIGKILLed worker online until it purges it). Each covers every series being 0 and every
         # series gone; absent() keeps the job label, which the inhibitions match on.
