@@ -25,7 +25,7 @@ PANEL_IDS = [f"{uid}:{p['title']}" for uid, p in ALL_PANELS]
 # Every dashboard: datasource, cluster, namespace, then one job variable per source it queries.
 COMMON_VARIABLES = ["datasource", "cluster", "namespace"]
 VARIABLES = {
-    "celery-overview": {"queue", "job_exporter", "job_flower", "job_worker"},
+    "celery-overview": {"queue", "job_exporter", "job_flower", "job_worker", "job_rabbitmq_queues"},
     "celery-tasks": {"queue", "task", "job_exporter", "job_flower"},
     "celery-workers": {"worker", "job_exporter", "job_flower", "job_worker"},
     "rabbitmq-broker": {"queue", "job_rabbitmq", "job_rabbitmq_queues"},
