@@ -70,7 +70,12 @@ def second_prometheus(stack):
          "--web.listen-address=127.0.0.1:19095"],
         stdout=subprocess.DEVNULL, stderr=(workdir / "prometheus.log").open("w"))
     try:
-        wait_for(lambda: query(SECOND, 'count(up{job="celery_exporter"} == 1) == 2'), 60, 1,
+        def both_scraped():
+            try:
+                return query(SECOND, 'count(up{job="celery_exporter"} == 1) == 2')
+            except requests.ConnectionError:
+                return None  # not listening yet
+        wait_for(both_scraped, 60, 1,
                  message="the second Prometheus to scrape both deployments")
         yield SECOND
     finally:
