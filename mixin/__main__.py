@@ -37,8 +37,10 @@ def main(argv=None):
             written = write_profile(profiles.get(args.profile), args.out)
         else:
             written = write_profile(profiles.standard(), ALERTS_DIR) + list(dashboards.generate())
-            from mixin import docs
+            from mixin import chart, docs
             written += docs.generate()
+            # The Helm chart's embedded copies (charts/celery-observability/files/).
+            written += chart.generate()
     except ValueError as exc:
         sys.exit(f"python -m mixin: {exc}")
     for path in written:

@@ -308,9 +308,15 @@ def build(profile):
     cases = Cases(profile)
     step = fmt(cases.step)
     group_order = [rules.RECORDING_GROUP, rules.ALERTING_GROUP]
-    return {stem: {"rule_files": ["../celery.rules.yml"], "evaluation_interval": step,
+    docs = {stem: {"rule_files": ["../celery.rules.yml"], "evaluation_interval": step,
                    "group_eval_order": group_order, "tests": getattr(cases, method)()}
             for stem, method in FILES.items()}
+    if profile.name == "kubernetes":  # KEDA-aware alerts (mixin/autoscaling.py)
+        from mixin import autoscaling
+
+        for stem, doc in docs.items():
+            doc["tests"] = autoscaling.adjust_cases(stem, doc["tests"], cases)
+    return docs
 
 
 def render(doc, profile):

@@ -252,6 +252,15 @@ def alerts(t, q=None):
     ]
 
 
+def profile_alerts(profile):
+    """The profile's alerts; the kubernetes profile's know about KEDA (mixin/autoscaling.py)."""
+    if profile.name == "kubernetes":
+        from mixin import autoscaling
+
+        return autoscaling.adjust(alerts(profile.thresholds), profile.thresholds)
+    return alerts(profile.thresholds)
+
+
 def build(profile=None):
     """The rule file as a dict. Recording rules come first, in their own group."""
     profile = profile or profiles.standard()
@@ -259,7 +268,7 @@ def build(profile=None):
     interval = profile.evaluation_interval
     return {"groups": [
         {"name": RECORDING_GROUP, "interval": interval, "rules": recording_rules(t)},
-        {"name": ALERTING_GROUP, "interval": interval, "rules": [a.rule() for a in alerts(t)]},
+        {"name": ALERTING_GROUP, "interval": interval, "rules": [a.rule() for a in profile_alerts(profile)]},
     ]}
 
 
