@@ -34,6 +34,7 @@ DASHBOARDS = load_dashboards()
 LABEL_VALUES = re.compile(r"^label_values\((.+),\s*(\w+)\)$")
 SECOND = "http://127.0.0.1:19095"
 DEPLOYMENTS = {"eu-1": "celery-a", "us-2": "celery-b"}  # cluster -> namespace
+SCRAPE = 7  # seconds: longer than the scrape interval (5 s)
 
 
 def query(base, expr):
@@ -87,18 +88,26 @@ def second_prometheus(stack):
 @pytest.fixture(scope="module")
 def mixed_load(stack, second_prometheus):
     with ProbeWorker() as probe:
-        time.sleep(6)  # both Prometheus servers saw the counters before the load (increase from 0)
+        time.sleep(SCRAPE)  # both Prometheus servers saw the counters before the load (increase from 0)
         ids = submit(task="process_task", count=12, timeout=0.3, fail_rate=0.25)
         ids += submit(task="process_data", count=6, timeout=0.2)
-        # The probe worker: a long task holds its only slot, tasks wait behind it.
+        # The probe worker, in two waves a scrape apart: a counter's first sample is its first
+        # value, so rate()/increase() need the second wave to see retries and rejections.
+        for wave in (1, 2):
+            retried = [probe.send("probe_retry", retries=2) for _ in range(2)]
+            rejected = probe.send("probe_reject")
+            wait_finished(retried, 60)
+            wait_for(lambda: task_state(rejected)["state"] == "FAILURE", 60, message="the rejection")
+            if wave == 1:
+                time.sleep(SCRAPE)
+        # A long task holds the probe's only slot, another waits behind it; both are revoked.
         running = probe.send("process_task", task_num=100, timeout=60)
         waiting = probe.send("process_task", task_num=101, timeout=1)
-        retried = [probe.send("probe_retry", retries=2) for _ in range(3)]
-        rejected = probe.send("probe_reject")
         wait_for(lambda: task_state(running)["state"] == "STARTED", 60, message="the long task to start")
+        time.sleep(SCRAPE)  # the revoked counter is scraped at 0 first (the exporter adds it at 0)
         app.control.revoke(waiting)                    # revoked while waiting at the worker
         app.control.revoke(running, terminate=True)    # revoked while running
-        wait_finished(ids + retried, 120)
+        wait_finished(ids, 120)
         wait_for(lambda: all(task_state(i)["state"] == "REVOKED" for i in (running, waiting)), 60,
                  message="both revocations")
         signs = ['sum by (name) (celery_task_succeeded_total)',
@@ -112,14 +121,15 @@ def mixed_load(stack, second_prometheus):
                  "sum(increase(celery_task_rejected_total[2m])) > 0",
                  'sum(rate(flower_events_total{type="task-retried"}[2m])) > 0']
         for base in (PROMETHEUS, second_prometheus):
-            wait_for(lambda: all(query(base, s) for s in signs), 90, 1,
-                     message=f"the load to show up in {base}")
+            try:
+                wait_for(lambda: all(query(base, s) for s in signs), 90, 1,
+                         message=f"the load to show up in {base}")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; no data: {[s for s in signs if not query(base, s)]}") from None
         # A stack worker that ran some of this load (Flower has per-worker series only for those)
         # and the probe worker (retries): the $worker variable with two values.
         worker = prom_query('topk(1, sum by (worker) (increase(flower_events_total{type="task-succeeded", '
                             'worker=~"celery_worker-.*"}[2m])))')[0]["metric"]["worker"]
-        rejected_state = task_state(rejected)["state"]
-        print(f"probe: retried x2 three times, rejected ({rejected_state}), revoked a waiting and a running task")
         yield {"queue": "celery", "task": "process_task", "worker": [worker, probe.nodename],
                "__rate_interval": "5m"}
 
