@@ -256,6 +256,28 @@ class Cases:
                  [firing("CeleryTargetDown", t_at, fires=False)]),
         ]
 
+    # --- tasks waiting at a worker (Flower's prefetch time) ----------------------------------------
+    def prefetch(self):
+        t, step = self.t, self.step
+        limit = t["prefetch_wait_max_seconds"]
+        window = self.samples(self.s("prefetch_wait_window"))  # samples in a full window
+        at = self.s("prefetch_wait_window") + self.s("prefetch_wait_for") + 4 * step
+        n = self.samples(at) + 4
+        wait = ("flower_task_prefetch_time_seconds{" + FLOWER + ', worker="%s", task="process_task"}').__mod__
+        w1, w2 = "celery_worker-1@host-1", "celery_worker-2@host-2"
+        labels = {"job": config.JOBS["flower"], "instance": "flower:5555", "task": "process_task"}
+        # One long wait in a full window: the average stays at half the limit.
+        spike = f"0x{window} {limit * window / 2:g} 0x{n}"
+        return [
+            case("tasks keep waiting at a worker just over the limit", step,
+                 [(wait(w1), gauge(limit * (1 + NUDGE), n)), (wait(w2), gauge(0, n))],
+                 [firing("CeleryTaskPrefetchTimeHigh", at,
+                         self.labels("CeleryTaskPrefetchTimeHigh", worker=w1, **labels))]),
+            case("waits just under the limit, and one long wait that does not last", step,
+                 [(wait(w1), gauge(limit * (1 - NUDGE), n)), (wait(w2), spike)],
+                 [firing("CeleryTaskPrefetchTimeHigh", at, fires=False)]),
+        ]
+
     # --- the monitoring pipeline ----------------------------------------------------------------
     def events(self):
         t, step = self.t, self.step
@@ -278,7 +300,7 @@ class Cases:
 
 
 FILES = {"success_rate": "success", "runtime": "runtime", "queue": "queues", "worker_resources": "resources",
-         "throughput": "throughput", "workers": "workers", "events": "events"}
+         "throughput": "throughput", "workers": "workers", "events": "events", "prefetch": "prefetch"}
 
 
 def build(profile):

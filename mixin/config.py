@@ -82,6 +82,12 @@ THRESHOLDS = {
     "events_backlog_max": 1000,
     "events_window": "5m",
     "events_for": "2m",
+    # Tasks wait at a worker between being received (prefetched) and started (Flower's prefetch
+    # time): the average over the window above this many seconds, sustained, alerts (as Flower's
+    # example alert TaskPrefetchTimeTooHigh: 1 s over 15m, for 5m).
+    "prefetch_wait_max_seconds": 1,
+    "prefetch_wait_window": "15m",
+    "prefetch_wait_for": "5m",
 }
 
 # How often Prometheus evaluates the rule groups (a demo value; the scrape interval is 5s).

@@ -11,6 +11,9 @@ from mixin import config
 TASK = "job, name, queue_name"
 QUEUE = "job, vhost, queue"
 WORKER = "job, instance, worker"
+WITH_EXCEPTION = 'exception!=""'  # the exporter adds exception="" failure series at zero
+RETRIED = 'type="task-retried"'  # Flower's event types
+PROCESSED = 'type=~"task-succeeded|task-failed"'
 
 
 def num(x):
@@ -90,3 +93,74 @@ class Queries:
 
     def worker_target_up(self, *matchers):
         return f"up{self.sel('worker', *matchers)}"
+
+    # --- Views of the community dashboards (per-task statistics over a range, task mix, workers
+    # per Flower and per celery-exporter) and the prefetch-wait alert ------------------------------
+
+    @staticmethod
+    def _sum(by):
+        return f"sum by ({by}) " if by else "sum "
+
+    def task_increase(self, counter, window, *matchers, by="name, queue_name"):
+        """Task events of one kind in the window per task; 0 (not missing) for a task received
+        but without such an event, so tables and ratios have every row."""
+        def increase(name):
+            series = f"celery_task_{name}_total{self.sel('exporter', *matchers)}"
+            return f"{self._sum(by)}(increase({series}[{window}]))"
+        if counter == "received":
+            return increase("received")
+        return f"{increase(counter)} or {increase('received')} * 0"
+
+    def increase_success_ratio(self, window, *matchers, by="name, queue_name"):
+        """Succeeded / (succeeded + failed) counted over the window (e.g. a dashboard's range)."""
+        succeeded = f"({self.task_increase('succeeded', window, *matchers, by=by)})"
+        failed = f"({self.task_increase('failed', window, *matchers, by=by)})"
+        return f"{succeeded} / ({succeeded} + {failed})"
+
+    def mean_runtime(self, window, *matchers, by="name"):
+        """Mean runtime of successful runs: _sum / _count of the runtime histogram."""
+        sel = self.sel("exporter", *matchers)
+        return (f"{self._sum(by)}(rate(celery_task_runtime_sum{sel}[{window}]))"
+                f" / {self._sum(by)}(rate(celery_task_runtime_count{sel}[{window}]))")
+
+    def increase_runtime_quantile(self, quantile, window, *matchers, by="name, queue_name"):
+        """A runtime quantile of all successful runs in the window (not an average of rates)."""
+        buckets = f"celery_task_runtime_bucket{self.sel('exporter', *matchers)}"
+        grouping = ", ".join(filter(None, [by, "le"]))
+        return f"histogram_quantile({quantile}, sum by ({grouping}) (increase({buckets}[{window}])))"
+
+    def task_total(self, counter, window, *matchers):
+        return f"sum(increase(celery_task_{counter}_total{self.sel('exporter', *matchers)}[{window}]))"
+
+    def top_failing_tasks(self, window, *matchers, limit=10):
+        failed = f"celery_task_failed_total{self.sel('exporter', *matchers, WITH_EXCEPTION)}"
+        return f"sort_desc(topk({limit}, sum by (name) (increase({failed}[{window}]))))"
+
+    def failures_by_task_and_exception(self, window, *matchers):
+        failed = f"celery_task_failed_total{self.sel('exporter', *matchers, WITH_EXCEPTION)}"
+        return f"sort_desc(sum by (name, exception) (increase({failed}[{window}])))"
+
+    def task_mix(self, by, window, *matchers):
+        """Tasks received per second by `by` (name or queue_name): the workload's composition."""
+        return f"sum by ({by}) (rate(celery_task_received_total{self.sel('exporter', *matchers)}[{window}]))"
+
+    def workers_offline(self, *matchers):
+        """Workers Flower reports offline (said goodbye, or silent and not yet purged)."""
+        return f"count({self.flower_worker_online(*matchers)} == 0) or vector(0)"
+
+    def exporter_workers(self, up, *matchers):
+        """Workers celery-exporter sees up (1) or down (0), by the host part of their names."""
+        return f"count(celery_worker_up{self.sel('exporter', *matchers)} == {up}) or vector(0)"
+
+    def retried_per_worker(self, window, *matchers):
+        events = f"flower_events_total{self.sel('flower', *matchers, RETRIED)}"
+        return f"sum by (worker) (rate({events}[{window}]))"
+
+    def tasks_per_worker(self, window, *matchers):
+        events = f"flower_events_total{self.sel('flower', *matchers, PROCESSED)}"
+        return f"sort_desc(sum by (worker) (increase({events}[{window}])))"
+
+    def prefetch_wait_avg(self, window, *matchers):
+        """Average wait of a task at a worker between received (prefetched) and started, per worker
+        and task (Flower sets it when a task starts and back to 0 when it finishes)."""
+        return f"avg_over_time(flower_task_prefetch_time_seconds{self.sel('flower', *matchers)}[{window}])"

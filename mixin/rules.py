@@ -206,6 +206,18 @@ def alerts(t, q=None):
               f"celery-exporter has had no heartbeat from any worker on {{{{ $labels.hostname }}}} "
               f"(celery_worker_up = {{{{ $value }}}}) for {down_for}.",
               f"the celery-exporter sees no live worker on a host for {down_for}"),
+        # Tasks queue at a worker behind a long one (prefetch), invisible in the broker's queue depth.
+        Alert("CeleryTaskPrefetchTimeHigh",
+              f"{q.prefetch_wait_avg(t['prefetch_wait_window'])} > {num(t['prefetch_wait_max_seconds'])}",
+              t["prefetch_wait_for"], "warning", "tasks",
+              "Task {{ $labels.task }} waits at worker {{ $labels.worker }} before it starts",
+              f"{{{{ $labels.task }}}} tasks waited on average {{{{ $value | humanizeDuration }}}} at {{{{ $labels.worker }}}} "
+              f"between being received (prefetched) and started, over {t['prefetch_wait_window']} "
+              f"(threshold {num(t['prefetch_wait_max_seconds'])}s): they are queued behind long tasks that hold "
+              f"the worker's pool slots.",
+              f"tasks of one name waited at one worker between received (prefetched) and started more than "
+              f"{num(t['prefetch_wait_max_seconds'])} s on average over {t['prefetch_wait_window']}, "
+              f"for {t['prefetch_wait_for']}"),
         # Two views of "nobody works": Flower's, and the workers' own /metrics targets (Flower keeps a
         # SIGKILLed worker online until it purges it). absent() keeps the job label for inhibitions.
         Alert("CeleryNoWorkerOnline",

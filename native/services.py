@@ -39,6 +39,12 @@ def _venv(tool):
     return str(paths.VENV_BIN / tool)
 
 
+def worker_nodename(index):
+    """celery_worker-<i>@<host>-<i>: the host part differs per worker, because celery-exporter keeps
+    only the part after `@` (its `hostname` label) and would otherwise merge all native workers."""
+    return f"celery_worker-{index}@%h-{index}"
+
+
 def worker(index):
     port = derive.worker_port(index)
     return Service(
@@ -46,7 +52,7 @@ def worker(index):
         url=f"http://127.0.0.1:{port}/metrics",
         health=f"http://127.0.0.1:{port}/metrics",
         argv=lambda env: [_venv("celery"), "-A", "worker.celery_app", "worker", "--loglevel=INFO",
-                          "-n", f"celery_worker-{index}@%h"],
+                          "-n", worker_nodename(index)],
         note="Celery worker; /metrics = CPU and memory of its process tree",
         environment=lambda env: worker_env(index, env),
         early=True,  # Flower's first inspect then finds the workers (`curl /api/workers`)

@@ -7,7 +7,8 @@ Pure functions over dashboard JSON (only load_dashboards reads files). The live 
         for title, panel, expr in iter_panel_queries(dashboard, {"task": "process_task"}):
             # GET /api/v1/query?query=<expr>: expect data, or none if panel in empty
 
-Variables not given take the dashboard's "All" value (".*"). A value that is a str is used as
+Variables not given take the dashboard's "All" value (".*"), or their default (the job
+variables). A value that is a str is used as
 given (a name, or a regex such as "process_.*"); a list becomes "(a|b)" with regex characters
 escaped, as Grafana formats a multi-value variable for =~. Grafana's built-ins take BUILTINS,
 which the variables dict may override (e.g. {"__rate_interval": "5m"}).
@@ -59,6 +60,8 @@ def dashboard_variables(dashboard, variables=None):
     for variable in dashboard.get("templating", {}).get("list", []):
         if variable.get("includeAll"):
             values[variable["name"]] = variable.get("allValue") or ".*"
+        elif variable.get("current", {}).get("value"):
+            values[variable["name"]] = variable["current"]["value"]  # e.g. a job variable's default
     for name, value in (variables or {}).items():
         values[name] = format_value(value)
     return values

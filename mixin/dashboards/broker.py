@@ -30,7 +30,7 @@ def build():
     backlog = config.THRESHOLDS["queue_backlog_max"]
     memory_used = (f"sum({node('rabbitmq_process_resident_memory_bytes')})"
                    f" / sum({node('rabbitmq_resident_memory_limit_bytes')})")
-    alarms = f"{{{config.SELECTORS['rabbitmq']}, {ALARMS}}}"
+    alarms = selector('rabbitmq', ALARMS)
     panels = [
         stat("Ready", [target(f"sum({queue_metric('messages_ready')})")],
              description=f"Messages ready for delivery in the selected queues. Target 0; the "

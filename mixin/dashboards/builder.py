@@ -1,34 +1,83 @@
 """A small dict-based builder for Grafana dashboard JSON.
 
 The JSON targets Grafana 11.x (schemaVersion 39) and uses only current panel types. Every panel
-and every query names the provisioned Prometheus datasource by uid, so the files load unchanged
-through file provisioning (no `__inputs`, no `${DS_PROMETHEUS}`).
+and every query names the datasource through the `datasource` variable, whose default is the
+provisioned Prometheus (uid), so the files load unchanged through file provisioning (no `__inputs`,
+no `${DS_PROMETHEUS}`).
+
+Many deployments in one Grafana: every dashboard has the variables datasource, cluster, namespace
+(both match everything, also series without the label) and one job variable per source (default:
+the job name from mixin.config). Every selector carries them, and every aggregation keeps
+`cluster` and `namespace` (scope_aggregations), so two deployments never add up.
 
 Panels are placed left to right in the order they are given, wrapping at 24 columns, so a
 dashboard module lists panels and their sizes and never computes coordinates itself.
 """
+
+import re
 
 from mixin import config
 from mixin.queries import Queries
 
 SCHEMA_VERSION = 39
 GRID_COLUMNS = 24
-DATASOURCE = {"type": "prometheus", "uid": config.DATASOURCE_UID}
+DATASOURCE_VARIABLE = "datasource"
+DATASOURCE = {"type": "prometheus", "uid": f"${{{DATASOURCE_VARIABLE}}}"}
+# Labels that tell deployments apart. Absent natively and under compose: `=~".*"` matches
+# series without them, and aggregations by them then give one series, as before.
+SCOPE_LABELS = ("cluster", "namespace")
+SCOPE = ", ".join(f'{label}=~"${label}"' for label in SCOPE_LABELS)
+# A metric each source always exposes, to list that source's jobs in its job variable.
+JOB_METRICS = {
+    "exporter": "celery_worker_up",
+    "flower": "flower_worker_online",
+    "worker": "celery_worker_pool_processes",
+    "rabbitmq": "rabbitmq_identity_info",
+    "rabbitmq_queues": "rabbitmq_detailed_queue_messages_ready",
+    "app": "up",
+}
+_JOB_MATCHER = re.compile(r'\bjob="([^"]+)"')
+_JOB_KEYS = {job: key for key, job in config.JOBS.items()}
+
+
+def job_variable(key):
+    """The name of the job variable of config.JOBS[key]: job_exporter, job_flower, ..."""
+    return f"job_{key}"
+
+
+def scoped(matchers):
+    """config.SELECTORS text with job="x" turned into job=~"$job_<source>", plus the scope."""
+    text = _JOB_MATCHER.sub(lambda m: f'job=~"${job_variable(_JOB_KEYS[m.group(1)])}"', matchers)
+    return f"{text}, {SCOPE}"
 # Panels whose query returns no series in a healthy system say so in their description, after
 # this marker; tests/dashboard_queries.py reads it back for the live check.
 EMPTY_BY_DESIGN = "Empty by design:"
 
 
 def selector(source, *matchers):
-    """The config.SELECTORS entry for source plus extra matchers, in braces."""
-    return "{" + ", ".join([config.SELECTORS[source], *matchers]) + "}"
+    """The config.SELECTORS entry for source (scoped) plus extra matchers, in braces."""
+    return QUERIES.sel(source, *matchers)
+
+
+_AGGREGATION = re.compile(r"\b(sum|max|min|avg|count)\s*(?:by\s*\(([^)]*)\)\s*)?\((?!ALERTS)")
+
+
+def scope_aggregations(expr):
+    """Every sum/max/min/avg/count keeps cluster and namespace: `sum(x)` -> `sum by (cluster,
+    namespace) (x)`, `sum by (le) (x)` -> `sum by (cluster, namespace, le) (x)`. Counting firing
+    ALERTS stays one number for the selected scope."""
+    def rewrite(match):
+        labels = [label.strip() for label in (match.group(2) or "").split(",") if label.strip()]
+        labels = [label for label in SCOPE_LABELS if label not in labels] + labels
+        return f"{match.group(1)} by ({', '.join(labels)}) ("
+    return _AGGREGATION.sub(rewrite, expr)
 
 
 def target(expr, legend="", *, instant=False, table=False):
     """One Prometheus query; panel() gives it its refId."""
     return {
         "datasource": DATASOURCE,
-        "expr": expr,
+        "expr": scope_aggregations(expr),
         "format": "table" if table else "time_series",
         "instant": instant,
         "legendFormat": legend or "__auto",
@@ -101,11 +150,13 @@ def panel(kind, title, targets, *, w, h, description, unit="short", steps=None, 
 REDUCE_LAST = {"calcs": ["lastNotNull"], "fields": "", "values": False}
 
 
-def timeseries(title, targets, *, threshold_line=False, w=12, h=8, legend_calcs=(), **kw):
-    """A line chart; threshold_line draws the colour steps as dashed lines."""
+def timeseries(title, targets, *, threshold_line=False, w=12, h=8, legend_calcs=(), stack=False,
+               **kw):
+    """A line chart; threshold_line draws the colour steps as dashed lines; stack stacks series."""
     custom = {
+        "stacking": {"group": "A", "mode": "normal" if stack else "none"},
         "drawStyle": "line",
-        "fillOpacity": 10,
+        "fillOpacity": 60 if stack else 10,
         "lineWidth": 1,
         "showPoints": "never",
         "spanNulls": False,
@@ -143,11 +194,14 @@ def bargauge(title, targets, *, w=12, h=8, **kw):
     return panel("bargauge", title, targets, w=w, h=h, options=options, **kw)
 
 
-def table(title, targets, *, w=24, h=8, columns=None, hide=("Time",), **kw):
-    """Instant table queries merged on their labels; columns renames `Value #<refId>`."""
+def table(title, targets, *, w=24, h=8, columns=None, hide=("Time",), sort_by=None, **kw):
+    """Instant table queries merged on their labels; columns renames `Value #<refId>`; rows are
+    sortable by any column (click its header), sort_by=(column, descending) sets the default."""
     organize = {"excludeByName": {name: True for name in hide}, "renameByName": columns or {}}
     transformations = [{"id": "merge", "options": {}}, {"id": "organize", "options": organize}]
     options = {"cellHeight": "sm", "showHeader": True}
+    if sort_by:
+        options["sortBy"] = [{"desc": sort_by[1], "displayName": sort_by[0]}]
     return panel("table", title, targets, w=w, h=h, options=options,
                  transformations=transformations, **kw)
 
@@ -173,6 +227,46 @@ def query_variable(name, label, query, *, multi=True, include_all=True):
         variable["allValue"] = ".*"
         variable["current"] = {"selected": True, "text": ["All"], "value": ["$__all"]}
     return variable
+
+
+def datasource_variable():
+    return {
+        "current": {"selected": True, "text": "Prometheus", "value": config.DATASOURCE_UID},
+        "hide": 0,
+        "includeAll": False,
+        "label": "Data source",
+        "multi": False,
+        "name": DATASOURCE_VARIABLE,
+        "options": [],
+        "query": "prometheus",
+        "refresh": 1,
+        "regex": "",
+        "type": "datasource",
+    }
+
+
+def scope_variables():
+    """cluster, then namespace within it; "All" (.*) also matches series without the label."""
+    cluster = query_variable("cluster", "Cluster", "label_values(up, cluster)")
+    namespace = query_variable("namespace", "Namespace", 'label_values(up{cluster=~"$cluster"}, namespace)')
+    return [cluster, namespace]
+
+
+def job_variables(panels, variables):
+    """One variable per source whose job the queries use, defaulting to config.JOBS."""
+    text = repr([p.get("targets") for p in panels] + [v.get("definition") for v in variables])
+    result = []
+    for key, job in config.JOBS.items():
+        name = job_variable(key)
+        if not re.search(rf"\${name}\b", text):
+            continue
+        variable = query_variable(name, f"Job ({key})",
+                                  f"label_values({JOB_METRICS.get(key, 'up')}{{{SCOPE}}}, job)",
+                                  multi=False, include_all=False)
+        variable["current"] = {"selected": True, "text": job, "value": job}
+        variable["hide"] = 0
+        result.append(variable)
+    return result
 
 
 def flow(panels):
@@ -202,7 +296,8 @@ def dashboard(key, title, description, panels, *, variables=(), links=(), tags=(
         "refresh": "10s",
         "schemaVersion": SCHEMA_VERSION,
         "tags": list(tags),
-        "templating": {"list": list(variables)},
+        "templating": {"list": [datasource_variable(), *scope_variables(),
+                                *job_variables(panels, variables), *variables]},
         "time": {"from": "now-1h", "to": "now"},
         "timepicker": {},
         "timezone": "browser",
@@ -219,7 +314,8 @@ def flower(path=""):
 # Expressions come from mixin/queries.py, the same code the alert rules use; signal panels pass the
 # alert's own window so they show the signal exactly as the alert computes it.
 RATE = "$__rate_interval"
-QUERIES = Queries()
+# The same expressions over the dashboards' scoped selectors (job, cluster and namespace variables).
+QUERIES = Queries({source: scoped(matchers) for source, matchers in config.SELECTORS.items()})
 
 
 def task_rate(counter, *matchers, by="", window=RATE, offset=""):

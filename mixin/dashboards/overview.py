@@ -1,7 +1,9 @@
 """Celery / Overview: is Celery healthy, and if not, where? The guide's five signals in one look."""
 
 from mixin import config
+from mixin.dashboards import views
 from mixin.dashboards.builder import (
+    SCOPE,
     RATE, bargauge, cpu_steps, dashboard, finished_rate, flower, gauge, link, query_variable,
     runtime_quantile, selector, stat, success_ratio, success_steps, table, target, thresholds,
     timeseries, worker_cpu_ratio, worker_memory, queue_depth,
@@ -9,7 +11,7 @@ from mixin.dashboards.builder import (
 
 QUEUE = 'queue_name=~"$queue"'
 # The Watchdog (severity "none") always fires to prove the pipeline works; it is not a problem.
-FIRING = 'alertstate="firing", severity!="none"'
+FIRING = f'alertstate="firing", severity!="none", {SCOPE}'
 WITH_EXCEPTION = 'exception!=""'  # the exporter adds exception="" series at zero
 OFFSET = config.THRESHOLDS["throughput_baseline_offset"]
 # When the baseline window has no data yet (a stack younger than OFFSET), the panel falls back to
@@ -101,6 +103,7 @@ def build():
                           "always-firing Watchdog).",
               empty_by_design="no alert fires in a healthy system.", h=6),
     ]
+    panels[6:6] = views.overview_summaries(QUEUE)  # a second row of stats, over the range
     variables = [query_variable("queue", "Queue", f"label_values(celery_queue_length"
                                                   f"{selector('exporter')}, queue_name)")]
     links = [link("Flower", flower("/")), link("Flower: tasks", flower("/tasks")),

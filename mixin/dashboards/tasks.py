@@ -1,6 +1,7 @@
 """Celery / Tasks: one task name (or several) at a time, with links to Flower's task list."""
 
 from mixin import config
+from mixin.dashboards import views
 from mixin.dashboards.builder import (
     RATE, dashboard, finished_rate, flower, link, query_variable, runtime_quantile, selector, stat,
     success_ratio, success_steps, target, thresholds, timeseries,
@@ -90,6 +91,7 @@ def build():
                                "depth on the Overview.",
                    unit="s"),
     ]
+    panels += views.task_panels(TASK, QUEUE)
     received = f"celery_task_received_total{selector('exporter')}"
     variables = [
         query_variable("queue", "Queue", f"label_values({received}, queue_name)"),

@@ -5,6 +5,7 @@ Our worker /metrics (job celery_worker) and Flower both label a worker by its fu
 """
 
 from mixin import config
+from mixin.dashboards import views
 from mixin.dashboards.builder import (
     RATE, cpu_steps, dashboard, flower, link, override, query_variable, selector, stat, table,
     target, thresholds, timeseries, value_mapping, worker_cpu_ratio, worker_memory,
@@ -103,6 +104,7 @@ def build():
                    description="Tasks finished per second by worker and outcome (Flower).",
                    unit="reqps", links=open_in_flower),
     ]
+    panels += views.worker_panels(WORKER)
     variables = [query_variable("worker", "Worker", f"label_values(celery_worker_pool_processes"
                                                     f"{selector('worker')}, worker)")]
     return dashboard("workers", "Celery / Workers",

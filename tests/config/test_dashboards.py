@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from mixin import config
-from mixin.dashboards import build_all, builder, generate, overview
+from mixin.dashboards import build_all, builder, generate, overview, views
 from tests.dashboard_queries import (
     DASHBOARD_DIR, empty_by_design, iter_panel_queries, load_dashboards, panels,
 )
@@ -22,16 +22,31 @@ MODERN_PANELS = {"timeseries", "stat", "gauge", "bargauge", "table"}
 DASHBOARDS = load_dashboards()
 ALL_PANELS = [(d["uid"], p) for d in DASHBOARDS for p in panels(d)]
 PANEL_IDS = [f"{uid}:{p['title']}" for uid, p in ALL_PANELS]
+# Every dashboard: datasource, cluster, namespace, then one job variable per source it queries.
+COMMON_VARIABLES = ["datasource", "cluster", "namespace"]
 VARIABLES = {
-    "celery-overview": {"queue"},
-    "celery-tasks": {"queue", "task"},
-    "celery-workers": {"worker"},
-    "rabbitmq-broker": {"queue"},
+    "celery-overview": {"queue", "job_exporter", "job_flower", "job_worker", "job_rabbitmq_queues"},
+    "celery-tasks": {"queue", "task", "job_exporter", "job_flower"},
+    "celery-workers": {"worker", "job_exporter", "job_flower", "job_worker"},
+    "rabbitmq-broker": {"queue", "job_rabbitmq", "job_rabbitmq_queues"},
+}
+# The views the community dashboards have and these add (mixin/dashboards/views.py).
+NEW_PANELS = {
+    "celery-overview": {"Received in range", "Success rate in range", "Mean runtime in range"},
+    "celery-tasks": {"Tasks in range", "Mean runtime", "Top failing tasks",
+                     "Failures by task and exception", "Task mix by name", "Task mix by queue"},
+    "celery-workers": {"Workers offline", "Workers up (exporter)", "Workers down (exporter)",
+                       "Retried tasks per worker", "Tasks per worker in range"},
 }
 
 
 def exprs():
     return [expr for d in DASHBOARDS for _, _, expr in iter_panel_queries(d)]
+
+
+def exprs_raw():
+    """Every panel query as written (variables not substituted)."""
+    return [t["expr"] for d in DASHBOARDS for p in panels(d) for t in p["targets"]]
 
 
 def test_every_dashboard_parses_and_is_named_by_its_uid():
@@ -72,7 +87,12 @@ def test_panel_has_datasource_and_queries(uid, panel):
 
 
 def test_datasource_uid_is_the_provisioned_one():
-    assert builder.DATASOURCE == {"type": "prometheus", "uid": config.DATASOURCE_UID}
+    # Panels name the datasource variable; its default is the provisioned datasource's uid.
+    assert builder.DATASOURCE == {"type": "prometheus", "uid": "${datasource}"}
+    for d in DASHBOARDS:
+        [variable] = [v for v in d["templating"]["list"] if v["name"] == "datasource"]
+        assert variable["type"] == "datasource" and variable["query"] == "prometheus"
+        assert variable["current"]["value"] == config.DATASOURCE_UID
     source = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yml").read_text())
     [datasource] = source["datasources"]
     assert datasource["uid"] == config.DATASOURCE_UID
@@ -144,12 +164,24 @@ def test_colour_thresholds_equal_the_alert_thresholds():
 
 
 def test_every_selector_comes_from_config():
-    selectors = set(config.SELECTORS.values())
-    for expr in exprs():
-        for matcher in re.findall(r'\bjob\s*=~?\s*"[^"]*"', expr):
-            assert matcher in selectors, f"{matcher} is not from config.SELECTORS: {expr}"
+    # Every job matcher is a job variable, and each job variable defaults to config.JOBS.
+    selectors = {builder.scoped(s) for s in config.SELECTORS.values()}
+    for expr in exprs_raw():
+        for braces in re.findall(r"\{([^{}]*)\}", expr):
+            if "job" not in braces:
+                continue
+            assert any(braces.startswith(s) for s in selectors), f"{{{braces}}} is not from config.SELECTORS"
+    for d in DASHBOARDS:
+        for variable in d["templating"]["list"]:
+            if variable["name"].startswith("job_"):
+                key = variable["name"][len("job_"):]
+                assert variable["current"]["value"] == config.JOBS[key]
+                assert not variable["includeAll"] and not variable["multi"]
     for module in (ROOT / "mixin" / "dashboards").glob("*.py"):
-        assert "job=" not in module.read_text(), f"{module.name} hard-codes a job selector"
+        text = module.read_text()
+        for job in config.JOBS.values():
+            assert f'job="{job}"' not in text and f"job='{job}'" not in text, \
+                f"{module.name} hard-codes a job selector"
 
 
 def test_range_windows_are_rate_interval_range_or_configured():
@@ -165,14 +197,81 @@ def test_range_windows_are_rate_interval_range_or_configured():
 def test_template_variables():
     for d in DASHBOARDS:
         variables = d["templating"]["list"]
-        assert {v["name"] for v in variables} == VARIABLES[d["uid"]]
-        for variable in variables:
+        names = [v["name"] for v in variables]
+        assert names[:3] == COMMON_VARIABLES
+        assert set(names[3:]) == VARIABLES[d["uid"]]
+        for variable in variables[1:]:
             assert variable["type"] == "query" and variable["datasource"] == builder.DATASOURCE
             assert variable["definition"].startswith("label_values(")
-            assert variable["includeAll"] and variable["multi"]
-        used = {name for expr in (t["expr"] for p in panels(d) for t in p["targets"])
+            if not variable["name"].startswith("job_"):
+                assert variable["includeAll"] and variable["multi"]
+                assert variable["allValue"] == ".*"  # also matches series without the label
+        used = {name for expr in exprs_raw_of(d)
                 for name in re.findall(r"\$(\w+)", expr) if not name.startswith("__")}
-        assert used <= VARIABLES[d["uid"]]
+        assert used <= set(names)
+
+
+def exprs_raw_of(dashboard):
+    return [t["expr"] for p in panels(dashboard) for t in p["targets"]]
+
+
+SERIES = re.compile(r"([a-zA-Z_:]*)\{([^{}]*)\}")
+
+
+def test_every_series_selector_carries_the_scope():
+    """Every metric selector in a panel has the cluster/namespace matchers (ALERTS included)."""
+    for d in DASHBOARDS:
+        for expr in exprs_raw_of(d):
+            for metric, braces in SERIES.findall(expr):
+                assert builder.SCOPE in braces, f"{metric}{{{braces}}} lacks {builder.SCOPE}"
+
+
+AGGREGATION = re.compile(r"\b(sum|max|min|avg|count|topk|bottomk)\b\s*(by\s*\(([^)]*)\))?\s*\(")
+
+
+def test_every_aggregation_keeps_cluster_and_namespace():
+    for d in DASHBOARDS:
+        for expr in exprs_raw_of(d):
+            for match in AGGREGATION.finditer(expr):
+                if match.group(1) in ("topk", "bottomk"):
+                    continue  # keep the labels of the series they select
+                if match.group(1) == "count" and expr[match.end():].startswith("ALERTS"):
+                    continue  # the number of alerts firing in the selected scope
+                labels = [label.strip() for label in (match.group(3) or "").split(",")]
+                assert {"cluster", "namespace"} <= set(labels), f"{match.group(0)} in {expr}"
+
+
+def test_scope_aggregations():
+    f = builder.scope_aggregations
+    assert f("sum(x)") == "sum by (cluster, namespace) (x)"
+    assert f("sum by (le) (x)") == "sum by (cluster, namespace, le) (x)"
+    assert f("max by (namespace, worker)(x)") == "max by (cluster, namespace, worker) (x)"
+    assert f("count(ALERTS{a}) or vector(0)") == "count(ALERTS{a}) or vector(0)"
+    assert f("histogram_quantile(0.9, sum by (le) (rate(x[1m])))") == \
+        "histogram_quantile(0.9, sum by (cluster, namespace, le) (rate(x[1m])))"
+
+
+def test_new_views_are_there_and_their_queries_come_from_the_mixin():
+    for d in DASHBOARDS:
+        titles = {p["title"] for p in panels(d)}
+        assert NEW_PANELS.get(d["uid"], set()) <= titles
+    tasks = next(d for d in DASHBOARDS if d["uid"] == config.DASHBOARD_UIDS["tasks"])
+    built = {p["title"]: [t["expr"] for t in p["targets"]] for p in views.task_panels('name=~"$task"', 'queue_name=~"$queue"')}
+    for p in panels(tasks):
+        if p["title"] in built:
+            assert [t["expr"] for t in p["targets"]] == built[p["title"]]
+    table = next(p for p in panels(tasks) if p["title"] == "Tasks in range")
+    columns = table["transformations"][1]["options"]["renameByName"]
+    assert [columns[f"Value #{chr(ord('A') + i)}"] for i in range(11)] == [
+        "Sent", "Received", "Started", "Succeeded", "Failed", "Retried", "Revoked", "Rejected",
+        "Success ratio", "Mean runtime", "p95 runtime"]
+    assert all(t["instant"] and t["format"] == "table" and "[$__range]" in t["expr"]
+               for t in table["targets"])
+    task_link = next(o for o in table["fieldConfig"]["overrides"] if o["matcher"]["options"] == "Task")
+    assert task_link["properties"][0]["value"][0]["url"] == f"{config.FLOWER_URL}/tasks?name=${{__value.raw}}"
+    assert table["options"]["sortBy"] == [{"desc": True, "displayName": "Received"}]
+    stacked = [p for p in panels(tasks) if p["title"].startswith("Task mix")]
+    assert all(p["fieldConfig"]["defaults"]["custom"]["stacking"]["mode"] == "normal" for p in stacked)
 
 
 def test_flower_links():
@@ -205,7 +304,7 @@ def test_every_query_is_valid_promql(tmp_path):
     """promtool parses every expr (variables substituted) as a recording rule."""
     queries = exprs()
     for d in DASHBOARDS:  # and the series selectors inside label_values(...)
-        for variable in d["templating"]["list"]:
+        for variable in d["templating"]["list"][1:]:
             selector = re.fullmatch(r"label_values\((.+), *\w+\)", variable["definition"]).group(1)
             queries.append(re.sub(r"\$\w+", ".*", selector))
     rules = {"groups": [{"name": "dashboards", "rules": [
