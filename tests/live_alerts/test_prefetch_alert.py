@@ -9,7 +9,6 @@ import pytest
 from tests.alerting import AlertCheck
 from tests.live import prom_query, prom_scalar, wait_finished
 from tests.probe import ProbeWorker
-from worker.celery_app import app
 
 pytestmark = pytest.mark.stack
 
@@ -22,7 +21,7 @@ def test_tasks_waiting_behind_a_long_one_fire_the_prefetch_alert(stack):
         alert = check.fire()
         assert alert["labels"]["job"] == "flower"
         # The wait was at the worker, not in the broker: its queue held nothing ready.
-        assert prom_scalar(f'max_over_time(rabbitmq_detailed_queue_messages_ready{{queue="probe"}}[2m])') == 0
+        assert prom_scalar('max_over_time(rabbitmq_detailed_queue_messages_ready{queue="probe"}[2m])') == 0
         waited = prom_scalar(f'max_over_time(flower_task_prefetch_time_seconds{{worker="{probe.nodename}"}}[5m])')
         print(f"fired {check.fired_after:.0f}s after the load started; longest wait at the worker {waited:.1f}s")
         assert waited >= 20
