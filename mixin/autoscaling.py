@@ -37,7 +37,7 @@ def adjust(alerts, t, q=None):
             a = replace(a, expr=f"({a.expr})\nunless on ()\n({SCALING_UP})",
                         when=f"{a.when}, and the autoscaled workers are at their maximum replicas")
         elif a.name == "CeleryWorkerDown":
-            a = replace(a, expr=f"last_over_time({online}[{vanished}]) == 1\nunless on (worker) {online}",
+            a = replace(a, expr=f"last_over_time({online}[{vanished}]) == 1\nunless on (cluster, namespace, worker) {online}",
                         description=f"Flower dropped {{{{ $labels.worker }}}} while it was online (killed, "
                                     f"no clean shutdown), for {t['worker_down_for']}.",
                         when=f"a worker's series vanished while online (killed, not a clean shutdown) "

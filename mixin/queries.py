@@ -8,9 +8,12 @@ from mixin import config
 
 # Labels that identify one task type in the celery-exporter's series (hostname is summed away: the
 # exporter collapses all workers of a host into it anyway), one broker queue, one worker.
-TASK = "job, name, queue_name"
-QUEUE = "job, vhost, queue"
-WORKER = "job, instance, worker"
+# Every aggregation keeps the deployment (cluster, namespace: absent natively and under compose), so
+# one Prometheus can watch several deployments and each alert says which one it is about.
+DEPLOYMENT = "cluster, namespace, job"
+TASK = f"{DEPLOYMENT}, name, queue_name"
+QUEUE = f"{DEPLOYMENT}, vhost, queue"
+WORKER = f"{DEPLOYMENT}, instance, worker"
 WITH_EXCEPTION = 'exception!=""'  # the exporter adds exception="" failure series at zero
 RETRIED = 'type="task-retried"'  # Flower's event types
 PROCESSED = 'type=~"task-succeeded|task-failed"'

@@ -13,7 +13,7 @@ import yaml
 
 from mixin import config, profiles
 from mixin.durations import seconds
-from mixin.queries import Queries, num
+from mixin.queries import DEPLOYMENT, Queries, num
 
 RULES_PATH = Path(__file__).resolve().parent.parent / "alerts" / "celery.rules.yml"
 RECORDING_GROUP = "celery.rules"
@@ -68,9 +68,9 @@ def recording_rules(t, q=None):
         record("celery:task_failed:rate", q.task_rate("failed", w)),
         record("celery:task_finished:rate", q.finished_rate(w)),
         record("celery:task_success:ratio", q.success_ratio(w)),
-        record("celery:success:ratio", q.success_ratio(w, by="job")),
+        record("celery:success:ratio", q.success_ratio(w, by=DEPLOYMENT)),
         # Tasks per second, all tasks (finished, i.e. succeeded or failed).
-        record("celery:throughput:rate", q.finished_rate(w, by="job")),
+        record("celery:throughput:rate", q.finished_rate(w, by=DEPLOYMENT)),
     ]
     for quantile in (50, 95, 99):
         # `>= 0` drops NaN (no success in the window), so averages over time skip idle periods.
@@ -102,7 +102,7 @@ def alerts(t, q=None):
     return [
         # --- The guide's signal 1: success rate above the threshold. ---
         Alert("CelerySuccessRateLow",
-              f"celery:success:ratio < {num(t['success_ratio_min'])}\nand on (job)\n"
+              f"celery:success:ratio < {num(t['success_ratio_min'])}\nand on ({DEPLOYMENT})\n"
               f"celery:throughput:rate * {ws} >= {min_tasks}",
               t["success_for"], "critical", "tasks",
               f"Celery task success rate is below {ratio}",
@@ -180,7 +180,7 @@ def alerts(t, q=None):
         Alert("CeleryThroughputBelowBaseline",
               f"celery:throughput:rate / celery:throughput:rate offset {t['throughput_baseline_offset']} "
               f"< {num(t['throughput_ratio_min'])}\n"
-              f"and on (job)\ncelery:throughput:rate offset {t['throughput_baseline_offset']} * {ws} >= {min_tasks}",
+              f"and on ({DEPLOYMENT})\ncelery:throughput:rate offset {t['throughput_baseline_offset']} * {ws} >= {min_tasks}",
               t["throughput_for"], "info", "overview",
               "Celery throughput is far below its baseline",
               f"Tasks finished per second are {{{{ $value | humanizePercentage }}}} of the same {w} window "
@@ -192,7 +192,7 @@ def alerts(t, q=None):
         # "vanished within the window" counts as offline too. ---
         Alert("CeleryWorkerDown",
               f"{online} == 0\nor\n(last_over_time({online}[{t['worker_vanished_window']}])"
-              f"\nunless on (worker) {online})",
+              f"\nunless on (cluster, namespace, worker) {online})",
               down_for, "warning", "workers",
               "Celery worker {{ $labels.worker }} is offline",
               f"Flower reports {{{{ $labels.worker }}}} offline, or dropped it after it stopped reporting, for {down_for} "
@@ -221,8 +221,8 @@ def alerts(t, q=None):
         # Two views of "nobody works": Flower's, and the workers' own /metrics targets (Flower keeps a
         # SIGKILLed worker online until it purges it). absent() keeps the job label for inhibitions.
         Alert("CeleryNoWorkerOnline",
-              f"sum by (job) ({online}) == 0\nor\nabsent({online})\n"
-              f"or\nsum by (job) ({worker_up}) == 0\nor\nabsent({worker_up})",
+              f"sum by ({DEPLOYMENT}) ({online}) == 0\nor\nabsent({online})\n"
+              f"or\nsum by ({DEPLOYMENT}) ({worker_up}) == 0\nor\nabsent({worker_up})",
               down_for, "critical", "workers",
               "No Celery worker is online",
               f"According to {{{{ $labels.job }}}}, no worker has been online for {down_for}: no task is processed "

@@ -105,8 +105,10 @@ def test_each_dashboard_configmap_is_the_generated_dashboard():
 
 def _with_uid(node, uid):
     if isinstance(node, dict):
-        if node.get("type") == "prometheus" and "uid" in node:
+        if node.get("type") == "prometheus" and node.get("uid") == config.DATASOURCE_UID:
             node = {**node, "uid": uid}
+        if node.get("type") == "datasource" and "current" in node:  # the datasource variable's default
+            node = {**node, "current": {**node["current"], "value": uid}}
         return {k: _with_uid(v, uid) for k, v in node.items()}
     if isinstance(node, list):
         return [_with_uid(v, uid) for v in node]
