@@ -35,7 +35,10 @@ venv: .venv/.installed .venv-exporter/.installed
 # PROFILE=production: Flower basic auth on, Grafana anonymous access off.
 PROFILE ?= dev
 export PROFILE
-COMPOSE := docker compose -f compose.yaml $(if $(filter production,$(PROFILE)),-f compose.production.yaml)
+# BROKER=redis: Redis as the broker (compose.redis.yaml natively: native/broker.py); default RabbitMQ.
+BROKER ?=
+export BROKER
+COMPOSE := docker compose -f compose.yaml $(if $(filter production,$(PROFILE)),-f compose.production.yaml) $(if $(filter redis,$(BROKER)),-f compose.redis.yaml)
 
 ifeq ($(DOCKER),yes)
 up: venv

@@ -13,6 +13,7 @@ JOBS = {
     "exporter": "celery_exporter",
     "rabbitmq": "rabbitmq",
     "rabbitmq_queues": "rabbitmq_queues",
+    "redis_broker": "redis_broker",
     "alertmanager": "alertmanager",
     "prometheus": "prometheus",
 }
