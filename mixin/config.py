@@ -13,10 +13,12 @@ JOBS = {
     "exporter": "celery_exporter",
     "rabbitmq": "rabbitmq",
     "rabbitmq_queues": "rabbitmq_queues",
-    "redis_broker": "redis_broker",
     "alertmanager": "alertmanager",
     "prometheus": "prometheus",
 }
+
+# Redis as broker (BROKER=redis): the redis_exporter's job, instead of the two RabbitMQ jobs.
+REDIS_BROKER_JOB = "redis_broker"
 
 # Selectors every query uses, so that renaming a job is a one-line change here.
 SELECTORS = {

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from mixin.config import JOBS, REDIS_BROKER_JOB
 from native import paths, process
 
 RABBITMQ_PLUGINS = ("rabbitmq_management", "rabbitmq_prometheus")
@@ -259,8 +260,8 @@ def redis_exporter_argv(broker_url):
 
 # prometheus/prometheus.yml scrapes RabbitMQ. With Redis as broker its RabbitMQ jobs are left out
 # and this one scrapes the redis_exporter (compose service redis_exporter; 127.0.0.1 natively).
-RABBITMQ_JOBS = ("rabbitmq", "rabbitmq_queues")
-REDIS_JOB = "redis_broker"
+RABBITMQ_JOBS = (JOBS["rabbitmq"], JOBS["rabbitmq_queues"])
+REDIS_JOB = REDIS_BROKER_JOB
 
 
 def scrape_configs_for(config, kind, exporter_host="redis_exporter"):

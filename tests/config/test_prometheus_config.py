@@ -34,8 +34,7 @@ def test_the_derived_native_config_is_valid(tmp_path):
 
 def test_job_names_match_the_single_source():
     jobs = {job["job_name"] for job in yaml.safe_load(PROM.read_text())["scrape_configs"]}
-    redis = {job["job_name"] for job in yaml.safe_load(PROM.with_name("prometheus.redis.yml").read_text())["scrape_configs"]}
-    assert jobs | redis == set(JOBS.values())
+    assert jobs == set(JOBS.values())
 
 
 def test_exporter_scrape_timeout_leaves_room_for_its_two_second_scrape():

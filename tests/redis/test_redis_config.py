@@ -8,6 +8,7 @@ import sys
 import pytest
 import yaml
 
+from mixin.config import JOBS, REDIS_BROKER_JOB
 from native import broker, env as native_env, paths
 
 REPO = paths.REPO
@@ -75,6 +76,7 @@ def test_redis_prometheus_config_scrapes_the_redis_exporter_not_rabbitmq():
     config = yaml.safe_load((REPO / "prometheus" / "prometheus.redis.yml").read_text())
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
     assert not set(broker.RABBITMQ_JOBS) & set(jobs)
+    assert set(jobs) == set(JOBS.values()) - set(broker.RABBITMQ_JOBS) | {REDIS_BROKER_JOB}
     assert jobs[broker.REDIS_JOB]["static_configs"][0]["targets"] == ["redis_exporter:9121"]
 
 
