@@ -129,6 +129,7 @@ def test_worker_uses_broker_url_with_a_visibility_timeout_longer_than_any_task()
     import json
     url, options = json.loads(_settings(BROKER_URL="redis://127.0.0.1:6380/0").stdout)
     assert url == "redis://127.0.0.1:6380/0" and options["visibility_timeout"] == 660
+    assert options["unacked_restore_interval"] == 5 and options["unacked_restore_throttle"] == 1
     url, options = json.loads(_settings(RMQ_URL="amqp://a:b@h//").stdout)
     assert url == "amqp://a:b@h//" and "visibility_timeout" not in options
 
