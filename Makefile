@@ -5,7 +5,7 @@ WORKERS ?= 1
 # With a Docker engine, the stack runs under compose; without one, as local processes.
 DOCKER := $(shell docker info >/dev/null 2>&1 && echo yes)
 
-.PHONY: help deps venv up down status logs test test-fast generate loadtest bench screenshots clean
+.PHONY: help deps venv up down status logs test test-fast generate loadtest bench screenshots clean k8s-smoke
 
 help:
 	@echo "make up        start the stack (WORKERS=3 make up for three workers)"
@@ -15,6 +15,7 @@ help:
 	@echo "make generate  regenerate alert rules and dashboards from mixin/"
 	@echo "make bench     what monitoring costs: throughput ratios, capacity, memory, alert latency (docs/performance.md)"
 	@echo "make screenshots  PNGs of the app, Flower and a firing alert for the README (stack must be up)"
+	@echo "make k8s-smoke the Helm chart on a real cluster (current kubectl context, kube-prometheus-stack installed)"
 	@echo "make loadtest  load through the app: SCENARIO=steady|burst|failures|backlog|cpu|memory|slow|mixed ARGS='--rate 20 --duration 30'"
 
 deps:
@@ -69,6 +70,10 @@ test: deps venv
 
 test-fast: deps venv
 	$(PY) -m pytest tests/unit tests/config
+
+# Needs a real cluster (kubectl context, helm, kube-prometheus-stack): never part of `make test`.
+k8s-smoke: venv
+	$(PY) tests/k8s/smoke.py
 
 loadtest: venv
 	$(PY) -m loadtest $(SCENARIO) $(ARGS)

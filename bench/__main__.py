@@ -120,7 +120,7 @@ def build_parser():
     p.add_argument("--memory-tasks", type=_list(_int(1), increasing=True), help="cumulative points (10000,100000)")
     p.add_argument("--names", type=_list(_int(1, 1000)), help="task-name counts (20,200)")
     p.add_argument("--settle", type=_float(-1), help="seconds after catch-up before reading memory (10)")
-    p.add_argument("--alert-profile", choices=["standard", "fast"], help="real rules (for: 2m) or native/derive.py fast_rules")
+    p.add_argument("--alert-profile", choices=["standard", "fast"], help="the mixin's alerting profile: real rules (for: 2m) or the live tests' fast one")
     p.add_argument("--warmup", type=_float(0), help="alert section: seconds of healthy traffic first (60)")
     p.add_argument("--alert-rate", type=_float(0), help="alert section: tasks/s (10)")
     p.add_argument("--cold-start", action="store_true", help="time `python -m native up` (needs the stack stopped)")

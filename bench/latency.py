@@ -3,7 +3,7 @@ scrape interval (exporter job) + rule evaluation interval + `for` + Alertmanager
 
 Runs the bench's own Prometheus (19090, the bundle's prometheus.yml and alert rules) and Alertmanager
 (19093, the bundle's alertmanager.yml with the webhook pointed at a receiver in this process). The
-"standard" profile uses the real rules (`for: 2m`: minutes); "fast" uses native/derive.py fast_rules.
+"standard" profile uses the real rules (`for: 2m`: minutes); "fast" is the mixin's fast profile.
 A warm-up at 99% success comes first so that every series exists, as it does in production; the fault
 is then every task failing, timed from its first publish.
 """
@@ -16,6 +16,7 @@ import time
 
 import yaml
 
+from mixin import profiles, rules
 from native import derive, paths
 from bench.stack import CONFIGS, STATE, BenchError, Publisher
 
@@ -58,10 +59,7 @@ def write_rules(profile):
     rules_dir = STATE / "rules"
     shutil.rmtree(rules_dir, ignore_errors=True)
     rules_dir.mkdir(parents=True)
-    if profile == "fast":
-        derive.write_yaml(derive.fast_rules(RULES), rules_dir / RULES.name)
-    else:
-        shutil.copy(RULES, rules_dir / RULES.name)
+    rules.generate_rules(rules_dir / RULES.name, profiles.get(profile))
     return yaml.safe_load((rules_dir / RULES.name).read_text())
 
 

@@ -56,7 +56,6 @@ THRESHOLDS = {
     # Throughput against a baseline: below this fraction of the same window a day earlier.
     "throughput_ratio_min": 0.5,
     "throughput_baseline_offset": "1d",
-    # --- Knobs added with the alert rules (mixin/rules.py). ---
     # Queue growing steadily: depth above queue_backlog_max and rising this fast over the window.
     "queue_growth_window": "10m",
     "queue_growth_min_per_minute": 3,

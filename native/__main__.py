@@ -2,13 +2,13 @@
 import argparse
 import concurrent.futures
 import os
-import pathlib
 import shutil
 import subprocess
 import sys
 import time
 from urllib.parse import urlsplit
 
+from mixin import profiles, rules
 from native import broker, derive, dotenv, env as envmod, paths, process, services
 
 READY_TIMEOUT = 90.0
@@ -35,15 +35,14 @@ def generate_configs(env, workers, alert_profile="standard"):
     broker.scrape_configs_for(config, env.get("BROKER", "rabbitmq"), exporter_host=derive.HOST)
     rules_dir = paths.GENERATED / "rules"
     shutil.rmtree(rules_dir, ignore_errors=True)
-    if alert_profile == "fast":
-        # Live tests: the real rules with shorter for:/windows/offsets (native/derive.py FAST).
-        rules_dir.mkdir(parents=True)
-        for pattern in config["rule_files"]:
-            for path in sorted(paths.REPO.glob(str(pathlib.Path(pattern).relative_to(paths.REPO)))):
-                derive.write_yaml(derive.fast_rules(path), rules_dir / path.name)
+    if alert_profile != "standard":
+        # Live tests: the same rules rendered by the mixin for a profile with shorter windows.
+        try:
+            profile = profiles.get(alert_profile)
+        except ValueError as exc:
+            raise ValueError(f"ALERT_PROFILE: {exc}") from None
+        rules.generate_rules(rules_dir / rules.RULES_PATH.name, profile)
         config["rule_files"] = [str(rules_dir / "*.yml")]
-    elif alert_profile != "standard":
-        raise ValueError(f"ALERT_PROFILE must be standard or fast, got {alert_profile!r}")
     derive.write_yaml(config, paths.GENERATED / "prometheus.yml")
     (paths.GENERATED / "alertmanager.yml").write_text(derive.alertmanager_config(
         paths.REPO / "alertmanager" / "alertmanager.yml", env, paths.GENERATED / "secrets"))

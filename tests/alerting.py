@@ -1,7 +1,7 @@
 """Watching alerts live: Prometheus fires them, Alertmanager delivers them to the app's webhook.
 
 Expected labels and annotations, and how long to wait, come from the rules the stack really runs
-(.native/generated/rules: the fast profile derived from alerts/*.rules.yml).
+(.native/generated/rules: the fast profile rendered by the mixin).
 """
 import re
 import threading
@@ -11,7 +11,8 @@ import requests
 import yaml
 
 from mixin import config
-from native import derive, paths
+from mixin.durations import seconds
+from native import paths
 from tests.live import APP, PROMETHEUS, wait_for
 
 SCRAPE_MAX = 5         # the slowest scrape interval
@@ -33,8 +34,8 @@ def running_rules():
 
 def bound(rule):
     """Seconds from condition to notification at worst: window + for + scrape + evaluation + group_wait."""
-    windows = [derive.seconds(w) for w in re.findall(r"\[(\d+[smhd](?:\d+[smhd])?)", rule["expr"])]
-    return (max(windows, default=0) + derive.seconds(rule.get("for", "0s")) + 2 * SCRAPE_MAX
+    windows = [seconds(w) for w in re.findall(r"\[(\d+[smhd](?:\d+[smhd])?)", rule["expr"])]
+    return (max(windows, default=0) + seconds(rule.get("for", "0s")) + 2 * SCRAPE_MAX
             + EVALUATION + GROUP_WAIT)
 
 

@@ -9,6 +9,7 @@ dashboard module lists panels and their sizes and never computes coordinates its
 """
 
 from mixin import config
+from mixin.queries import Queries
 
 SCHEMA_VERSION = 39
 GRID_COLUMNS = 24
@@ -215,47 +216,45 @@ def flower(path=""):
     return config.FLOWER_URL + path
 
 
-# Expressions more than one dashboard shows. Raw metrics only, so the dashboards do not depend on
-# recording-rule names.
+# Expressions come from mixin/queries.py, the same code the alert rules use; signal panels pass the
+# alert's own window so they show the signal exactly as the alert computes it.
 RATE = "$__rate_interval"
+QUERIES = Queries()
 
 
 def task_rate(counter, *matchers, by="", window=RATE, offset=""):
-    """sum [by (...)] (rate(celery_task_<counter>_total{exporter, matchers}[window] [offset]))."""
-    grouping = f" by ({by}) " if by else ""
-    offset = f" offset {offset}" if offset else ""
-    series = f"celery_task_{counter}_total{selector('exporter', *matchers)}"
-    return f"sum{grouping}(rate({series}[{window}]{offset}))"
+    return QUERIES.task_rate(counter, window, *matchers, by=by, offset=offset)
 
 
-def finished_rate(*matchers, window=RATE, offset=""):
-    """Tasks finished (succeeded or failed) per second. Two sums, not one __name__ regex: rate()
-    drops the name, and the exporter's exception="" failed series then clash with succeeded."""
-    return (f"{task_rate('succeeded', *matchers, window=window, offset=offset)}"
-            f" + {task_rate('failed', *matchers, window=window, offset=offset)}")
+def finished_rate(*matchers, by="", window=RATE, offset=""):
+    return QUERIES.finished_rate(window, *matchers, by=by, offset=offset)
 
 
 def success_ratio(*matchers, by="", window=RATE):
-    succeeded = task_rate("succeeded", *matchers, by=by, window=window)
-    failed = task_rate("failed", *matchers, by=by, window=window)
-    return f"{succeeded} / ({succeeded} + {failed})"
+    return QUERIES.success_ratio(window, *matchers, by=by)
 
 
 def runtime_quantile(quantile, *matchers, by=""):
-    grouping = ", ".join(filter(None, [by, "le"]))
-    buckets = f"celery_task_runtime_bucket{selector('exporter', *matchers)}"
-    return f"histogram_quantile({quantile}, sum by ({grouping}) (rate({buckets}[{RATE}])))"
+    return QUERIES.runtime_quantile(quantile, RATE, *matchers, by=by)
 
 
 def worker_cpu_ratio(*matchers):
-    """CPU seconds per second over the cores the worker may use (1.0 = all of them)."""
-    cpu = f"celery_worker_cpu_seconds_total{selector('worker', *matchers)}"
-    limit = f"celery_worker_cpu_limit_cores{selector('worker', *matchers)}"
-    return f"sum by (worker) (rate({cpu}[{RATE}])) / sum by (worker) ({limit})"
+    """As CeleryWorkerCpuHigh computes it: over worker_cpu_window, per worker."""
+    return QUERIES.worker_cpu_ratio(config.THRESHOLDS["worker_cpu_window"], *matchers)
 
 
 def worker_memory(*matchers):
-    return f"sum by (worker) (celery_worker_memory_rss_bytes{selector('worker', *matchers)})"
+    return QUERIES.worker_memory(*matchers)
+
+
+def worker_memory_growth(*matchers):
+    """As CeleryWorkerMemoryGrowing computes it: the trend over worker_memory_window."""
+    return QUERIES.worker_memory_growth(config.THRESHOLDS["worker_memory_window"], *matchers)
+
+
+def queue_depth(*matchers, by="queue"):
+    """Ready messages in the task queues, as CeleryQueueBacklog reads them (RabbitMQ)."""
+    return QUERIES.queue_depth(*matchers, by=by)
 
 
 def cpu_steps():

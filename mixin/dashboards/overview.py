@@ -4,7 +4,7 @@ from mixin import config
 from mixin.dashboards.builder import (
     RATE, bargauge, cpu_steps, dashboard, finished_rate, flower, gauge, link, query_variable,
     runtime_quantile, selector, stat, success_ratio, success_steps, table, target, thresholds,
-    timeseries, worker_cpu_ratio, worker_memory,
+    timeseries, worker_cpu_ratio, worker_memory, queue_depth,
 )
 
 QUEUE = 'queue_name=~"$queue"'
@@ -33,7 +33,7 @@ def build():
     window = config.THRESHOLDS["success_window"]
     backlog = config.THRESHOLDS["queue_backlog_max"]
     backlog_steps = thresholds("green", (1, "yellow"), (backlog, "red"))
-    queue_length = f"celery_queue_length{selector('exporter', QUEUE)}"
+    ready = 'queue=~"$queue"'
     failed = f"celery_task_failed_total{selector('exporter', QUEUE, WITH_EXCEPTION)}"
     panels = [
         stat("Success rate", [target(success_ratio(QUEUE, window=window))],
@@ -43,7 +43,7 @@ def build():
              unit="percentunit", steps=success_steps(), min=0, max=1),
         stat("Tasks/s", [target(throughput())],
              description="Tasks finished (succeeded or failed) per second."),
-        stat("Queue depth", [target(f"sum({queue_length})")],
+        stat("Queue depth", [target(f"sum({queue_depth(ready)})")],
              description=f"Messages waiting in the Celery queues. Target 0; a backlog above "
                          f"{backlog} for {config.THRESHOLDS['queue_backlog_for']} alerts.",
              steps=backlog_steps),
@@ -65,7 +65,7 @@ def build():
                                f"{config.THRESHOLDS['throughput_ratio_min']:.0%} of the baseline.",
                    unit="reqps"),
         timeseries("Queue depth per queue",
-                   [target(f"sum by (queue_name) ({queue_length})", "{{queue_name}}")],
+                   [target(queue_depth(ready), "{{queue}}")],
                    description=f"Ready messages per queue. Target 0; the dashed line is the "
                                f"backlog threshold ({backlog}).",
                    steps=thresholds("green", (backlog, "red")), threshold_line=True),

@@ -8,6 +8,7 @@ from mixin import config
 from mixin.dashboards.builder import (
     RATE, cpu_steps, dashboard, flower, link, override, query_variable, selector, stat, table,
     target, thresholds, timeseries, value_mapping, worker_cpu_ratio, worker_memory,
+    worker_memory_growth,
 )
 
 WORKER = 'worker=~"$worker"'
@@ -26,7 +27,7 @@ def worker_metric(name):
 
 def build():
     growth = config.THRESHOLDS["worker_memory_growth_bytes_per_s"]
-    growth_window = config.THRESHOLDS["worker_memory_for"]
+    growth_window = config.THRESHOLDS["worker_memory_window"]
     pool_size = worker_metric("celery_worker_pool_processes")
     executing = flower_metric("flower_worker_number_of_currently_executing_tasks")
     waiting = flower_metric("flower_worker_prefetched_tasks")
@@ -35,7 +36,6 @@ def build():
     active = f"sum by (worker) ({executing})"
     prefetched = f"sum by (worker) ({waiting})"
     events = flower_metric("flower_events_total", PROCESSED)
-    memory = worker_metric("celery_worker_memory_rss_bytes")
     open_in_flower = [link("Open ${__field.labels.worker} in Flower", FLOWER_WORKER)]
     panels = [
         stat("Workers online", [target(f"sum({online})")],
@@ -83,7 +83,7 @@ def build():
                    unit="bytes", min=0, links=open_in_flower),
 
         timeseries("Memory growth",
-                   [target(f"sum by (worker) (deriv({memory}[{growth_window}]))", "{{worker}}")],
+                   [target(worker_memory_growth(WORKER), "{{worker}}")],
                    description=f"Memory growth per second over {growth_window}. Sustained growth "
                                f"above the dashed line ({growth:.0f} B/s) alerts.",
                    unit="Bps", steps=thresholds("green", (growth, "red")), threshold_line=True,

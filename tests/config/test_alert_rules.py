@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mixin import config, rules
+from mixin import alert_tests, config, profiles, rules
+from mixin.durations import seconds
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "alerts" / "celery.rules.yml"
@@ -37,6 +38,12 @@ def test_committed_rules_are_what_the_generator_writes():
     assert RULES.read_text() == rules.render(), "alerts/celery.rules.yml drifted from mixin/: run `python -m mixin`"
 
 
+def test_committed_promtool_tests_are_what_the_generator_writes():
+    profile = profiles.standard()
+    expected = {f"{stem}.test.yml": alert_tests.render(doc, profile) for stem, doc in alert_tests.build(profile).items()}
+    assert {p.name: p.read_text() for p in TESTS} == expected, "alerts/tests drifted from mixin/: run `python -m mixin`"
+
+
 @needs_promtool
 def test_promtool_check_rules():
     result = promtool("check", "rules", str(RULES))
@@ -62,13 +69,14 @@ def test_unit_test_files_are_set_up_for_promtool_2_42(path):
 
 
 def alert_cases():
-    """alertname -> {"firing": n, "silent": n} over every alert_rule_test case."""
+    """alertname -> {"firing": n, "silent": n} over every check of the ALERTS series."""
     cases = {}
     for path in TESTS:
         for group in load(path)["tests"]:
-            for case in group.get("alert_rule_test", []):
-                kind = "firing" if case.get("exp_alerts") else "silent"
-                cases.setdefault(case["alertname"], {"firing": 0, "silent": 0})[kind] += 1
+            for case in group.get("promql_expr_test", []):
+                name = re.search(r'alertname="(\w+)"', case["expr"]).group(1)
+                kind = "firing" if case["exp_samples"] else "silent"
+                cases.setdefault(name, {"firing": 0, "silent": 0})[kind] += 1
     return cases
 
 
@@ -94,9 +102,8 @@ def test_alert_carries_severity_annotations_and_links(rule):
     assert notes["summary"].strip() and notes["description"].strip()
     if name not in ALWAYS_FIRING:
         assert "$value" in notes["description"], "the description should show the live value"
-    assert notes["runbook_url"] == f"{config.RUNBOOK_BASE_URL}/{name}.md"
+    assert notes["runbook_url"] == f"{config.RUNBOOK_BASE_URL}/{name}"
     assert notes["dashboard_url"] in {f"{config.GRAFANA_URL}/d/{uid}" for uid in config.DASHBOARD_UIDS.values()}
-    # Plain durations, so the live-test profile can rescale them (native/derive.py).
     if "for" in rule:
         assert re.fullmatch(r"\d+[smhdw]", rule["for"])
 
@@ -122,7 +129,7 @@ def test_recording_rules_come_first_in_their_own_group():
 def test_groups_evaluate_every_5_to_15_seconds():
     for group in GROUPS:
         assert set(group) == {"name", "interval", "rules"}, "group keys newer than Prometheus 2.42?"
-        assert 5 <= rules.seconds(group["interval"]) <= 15
+        assert 5 <= seconds(group["interval"]) <= 15
 
 
 def test_every_recorded_series_is_used_or_meant_for_dashboards():

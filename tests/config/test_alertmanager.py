@@ -115,3 +115,15 @@ def test_inhibitions_name_only_alerts_that_exist():
             label, _, value = _MATCHER.match(matcher).groups()
             if label == "alertname":
                 assert set(value.split("|")) <= names, matcher
+
+
+def test_every_inhibition_can_apply_to_some_pair_of_real_alerts():
+    # An inhibition whose source and target matchers fit no pair of the rules' alerts (by name and
+    # severity) is dead configuration.
+    alerts = [{"alertname": r["alert"], **r.get("labels", {})} for r in RULE_ALERTS]
+    for rule in CONFIG["inhibit_rules"]:
+        pairs = [(s["alertname"], t["alertname"]) for s in alerts for t in alerts
+                 if _matches(rule.get("source_matchers", []), s) and _matches(rule.get("target_matchers", []), t)
+                 and s is not t and all(s[label] == t[label] for label in rule.get("equal", [])
+                                        if label in ("alertname", "severity"))]
+        assert pairs, f"inhibition matches no pair of alerts: {rule}"

@@ -3,7 +3,7 @@ import itertools
 
 from loadtest import cli
 from loadtest.runner import Unreachable
-from loadtest.scenarios import resolve
+from loadtest.scenarios import FAILURE_SHARE, resolve
 from loadtest.tracker import FINISHED
 
 
@@ -43,8 +43,9 @@ def no_prometheus(url):
 def test_a_clean_run():
     app = FakeApp()
     s = cli.run(resolve("failures", count=20, rate=200), app, alerts=lambda url: ["Watchdog"])
-    assert (s["submitted"], s["succeeded"], s["failed"], s["exit_code"]) == (20, 16, 4, 0)
-    assert s["failures_by_exception"] == {"SimulatedTaskError": 4}
+    failed = round(20 * FAILURE_SHARE)
+    assert (s["submitted"], s["succeeded"], s["failed"], s["exit_code"]) == (20, 20 - failed, failed, 0)
+    assert s["failures_by_exception"] == {"SimulatedTaskError": failed}
     assert s["alerts_firing"] == ["Watchdog"] and s["alerts_error"] is None
 
 

@@ -1,0 +1,303 @@
+"""promtool unit tests for the alert rules, generated from the thresholds of a profile.
+
+Each alert gets cases on both sides of its threshold: just past it (fires once its `for` has
+passed) and just short of it (stays silent), so a changed threshold moves its tests with it. A case
+checks the ALERTS series promtool records (`alertstate="firing"`); annotations are covered by the
+rules' own tests and the live notification tests.
+"""
+from mixin import config, rules
+from mixin.durations import fmt, seconds
+
+STEP = {"standard": 15, "fast": 5, "kubernetes": 30}  # seconds between samples, per profile
+EXPORTER = f'job="{config.JOBS["exporter"]}", instance="exporter:9808"'
+QUEUES = f'job="{config.JOBS["rabbitmq_queues"]}", instance="rabbitmq:15692", vhost="/"'
+WORKER = f'job="{config.JOBS["worker"]}", instance="worker:9191", worker="celery_worker-1@host-1"'
+FLOWER = f'job="{config.JOBS["flower"]}", instance="flower:5555"'
+# Just past / just short of a threshold, as a fraction of it.
+NUDGE = 0.02
+
+
+def counter(*phases):
+    """A counter increasing by `inc` per sample for `n` samples, phase after phase: 'a+bxN c+dxM'."""
+    parts, value = [], 0.0
+    for inc, n in phases:
+        parts.append(f"{value:g}+{inc:g}x{n}")
+        value += inc * (n + 1)
+    return " ".join(parts)
+
+
+def gauge(value, n):
+    return f"{value:g}x{n}"
+
+
+def firing(name, at, *label_sets, fires=True):
+    """An expectation on ALERTS at `at` seconds: the alert fires once per label set, or not at all."""
+    matcher = f'ALERTS{{alertname="{name}", alertstate="firing"}}'
+    expected = [{"labels": "{" + ", ".join(
+        ['__name__="ALERTS"', f'alertname="{name}"', 'alertstate="firing"']
+        + [f'{k}="{v}"' for k, v in sorted(labels.items())]) + "}", "value": 1}
+        for labels in (label_sets if fires else ())]
+    return {"expr": matcher, "eval_time": fmt(at), "exp_samples": expected}
+
+
+def case(name, step, series, checks):
+    return {"name": name, "interval": fmt(step),
+            "input_series": [{"series": s, "values": v} for s, v in series],
+            "promql_expr_test": checks}
+
+
+class Cases:
+    def __init__(self, profile):
+        self.t = profile.thresholds
+        self.step = STEP[profile.name]
+        self.severity = {a.name: a.severity for a in rules.alerts(self.t)}
+
+    def s(self, knob):
+        return seconds(self.t[knob])
+
+    def samples(self, secs):
+        return int(secs // self.step) + 1
+
+    def labels(self, alert, **extra):
+        return {"severity": self.severity[alert], **extra}
+
+    def task_rate(self):
+        """Tasks per second that put twice the minimum number of tasks into a success window."""
+        return max(2 * self.t["success_min_tasks"] / self.s("success_window"), 1 / self.step)
+
+    # --- success rate ---------------------------------------------------------------------------
+    def success(self):
+        t, step = self.t, self.step
+        r = self.task_rate() * step
+        at = 2 * self.s("success_window") + self.s("success_for") + 4 * step
+        n = self.samples(at) + 4
+        low, high = t["success_ratio_min"] * (1 - NUDGE / 10), min(t["success_ratio_min"] * (1 + NUDGE / 10), 1)
+
+        def task(name, ratio, rate=r):
+            base = f'{EXPORTER}, name="{name}", hostname="host-1", queue_name="celery"'
+            return [(f"celery_task_succeeded_total{{{base}}}", counter((rate * ratio, n))),
+                    (f'celery_task_failed_total{{{base}, exception="RuntimeError"}}', counter((rate * (1 - ratio), n)))]
+
+        job = config.JOBS["exporter"]
+        few = t["success_min_tasks"] / self.s("success_window") * step / 2
+        return [
+            case("one task just below the success ratio, another just above", step,
+                 task("failing_task", low) + task("healthy_task", high),
+                 [firing("CeleryTaskSuccessRateLow", at, self.labels(
+                     "CeleryTaskSuccessRateLow", job=job, name="failing_task", queue_name="celery"))]),
+            case("all tasks just below the success ratio", step, task("failing_task", low),
+                 [firing("CelerySuccessRateLow", at, self.labels("CelerySuccessRateLow", job=job))]),
+            case("all tasks just above the success ratio", step, task("healthy_task", high),
+                 [firing("CelerySuccessRateLow", at, fires=False),
+                  firing("CeleryTaskSuccessRateLow", at, fires=False)]),
+            case("every task fails, but fewer than the minimum finished", step, task("rare_task", 0, few),
+                 [firing("CelerySuccessRateLow", at, fires=False),
+                  firing("CeleryTaskSuccessRateLow", at, fires=False)]),
+        ]
+
+    # --- runtime --------------------------------------------------------------------------------
+    def runtime(self):
+        t, step = self.t, self.step
+        r = self.task_rate() * step
+        # Baseline: every run in (0, b], p95 = 0.95 b. Then every run in (b, c]: p95 = b + 0.95 (c - b).
+        b = max(1.0, 2 * t["runtime_p95_min_seconds"] / 0.95)
+        before = self.s("runtime_baseline_window") + self.s("runtime_baseline_offset") + self.s("success_window")
+        at = before + self.s("success_window") + self.s("runtime_for") + 2 * step
+        p1, p2 = self.samples(before), self.samples(at - before) + 4
+
+        def series(ratio):
+            c = b + (ratio * 0.95 * b - b) / 0.95
+            base = f'{EXPORTER}, name="slow_task", hostname="host-1", queue_name="celery"'
+            return [(f'celery_task_runtime_bucket{{{base}, le="{b:g}"}}', counter((r, p1), (0, p2))),
+                    (f'celery_task_runtime_bucket{{{base}, le="{c:g}"}}', counter((r, p1), (r, p2))),
+                    (f'celery_task_runtime_bucket{{{base}, le="+Inf"}}', counter((r, p1), (r, p2))),
+                    (f"celery_task_succeeded_total{{{base}}}", counter((r, p1), (r, p2)))]
+
+        ratio = t["runtime_p95_ratio_max"]
+        job = config.JOBS["exporter"]
+        return [
+            case("p95 rises just above its allowed multiple of the baseline", step, series(ratio * (1 + NUDGE)),
+                 [firing("CeleryTaskRuntimeRising", at, self.labels(
+                     "CeleryTaskRuntimeRising", job=job, name="slow_task", queue_name="celery"))]),
+            case("p95 rises to just below its allowed multiple of the baseline", step, series(ratio * (1 - NUDGE)),
+                 [firing("CeleryTaskRuntimeRising", at, fires=False)]),
+        ]
+
+    # --- queues ---------------------------------------------------------------------------------
+    def queues(self):
+        t, step = self.t, self.step
+        backlog = t["queue_backlog_max"]
+        at = self.s("queue_backlog_for") + 4 * step
+        n = self.samples(at) + 4
+
+        def queue(ready, consumers=1, name="celery"):
+            return [(f'rabbitmq_detailed_queue_messages_ready{{{QUEUES}, queue="{name}"}}', gauge(ready, n)),
+                    (f'rabbitmq_detailed_queue_consumers{{{QUEUES}, queue="{name}"}}', gauge(consumers, n))]
+
+        growth = t["queue_growth_min_per_minute"]
+        g_at = self.s("queue_growth_window") + self.s("queue_growth_for") + 4 * step
+        g_n = self.samples(g_at) + 4
+
+        def growing(per_minute):
+            return [(f'rabbitmq_detailed_queue_messages_ready{{{QUEUES}, queue="celery"}}',
+                     f"{backlog + 1:g}+{per_minute / 60 * step:g}x{g_n}"),
+                    (f'rabbitmq_detailed_queue_consumers{{{QUEUES}, queue="celery"}}', gauge(1, g_n))]
+
+        job = config.JOBS["rabbitmq_queues"]
+        labels = {"job": job, "vhost": "/", "queue": "celery"}
+        nc_at = self.s("queue_no_consumer_for") + 4 * step
+        return [
+            case("one message more than the backlog threshold", step, queue(backlog + 1),
+                 [firing("CeleryQueueBacklog", at, self.labels("CeleryQueueBacklog", **labels))]),
+            case("exactly the backlog threshold; pidbox and event queues never count", step,
+                 queue(backlog) + queue(backlog * 10 + 1, name="celeryev.monitor")
+                 + queue(backlog * 10 + 1, name="celery@host-1.celery.pidbox"),
+                 [firing("CeleryQueueBacklog", at, fires=False)]),
+            case("a backlog growing just faster than the threshold", step, growing(growth * (1 + NUDGE)),
+                 [firing("CeleryQueueGrowing", g_at, self.labels("CeleryQueueGrowing", **labels))]),
+            case("a backlog growing just slower than the threshold", step, growing(growth * (1 - NUDGE)),
+                 [firing("CeleryQueueGrowing", g_at, fires=False)]),
+            case("messages ready and no consumer", step, queue(1, consumers=0),
+                 [firing("CeleryQueueNoConsumer", nc_at, self.labels("CeleryQueueNoConsumer", **labels))]),
+            case("messages ready and a consumer, or no message and no consumer", step,
+                 queue(1, consumers=1) + queue(0, consumers=0, name="idle"),
+                 [firing("CeleryQueueNoConsumer", nc_at, fires=False)]),
+        ]
+
+    # --- worker resources -----------------------------------------------------------------------
+    def resources(self):
+        t, step = self.t, self.step
+        cores = 2
+        at = self.s("worker_cpu_window") + self.s("worker_cpu_for") + 4 * step
+        n = self.samples(at) + 4
+
+        def cpu(ratio):
+            return [(f"celery_worker_cpu_seconds_total{{{WORKER}}}", counter((ratio * cores * step, n))),
+                    (f"celery_worker_cpu_limit_cores{{{WORKER}}}", gauge(cores, n))]
+
+        growth = t["worker_memory_growth_bytes_per_s"]
+        m_at = self.s("worker_memory_window") + self.s("worker_memory_for") + 4 * step
+        m_n = self.samples(m_at) + 4
+
+        def memory(per_s):
+            return [(f"celery_worker_memory_rss_bytes{{{WORKER}}}", f"{200 * 2**20}+{per_s * step:g}x{m_n}")]
+
+        worker = {"job": config.JOBS["worker"], "instance": "worker:9191", "worker": "celery_worker-1@host-1"}
+        ratio = t["worker_cpu_ratio_max"]
+        return [
+            case("CPU just above the limit", step, cpu(min(ratio * (1 + NUDGE), 1)),
+                 [firing("CeleryWorkerCpuHigh", at, self.labels("CeleryWorkerCpuHigh", **worker))]),
+            case("CPU just below the limit", step, cpu(ratio * (1 - NUDGE)),
+                 [firing("CeleryWorkerCpuHigh", at, fires=False)]),
+            case("memory growing just faster than the threshold", step, memory(growth * (1 + NUDGE)),
+                 [firing("CeleryWorkerMemoryGrowing", m_at, self.labels("CeleryWorkerMemoryGrowing", **worker))]),
+            case("memory growing just slower than the threshold", step, memory(growth * (1 - NUDGE)),
+                 [firing("CeleryWorkerMemoryGrowing", m_at, fires=False)]),
+        ]
+
+    # --- throughput -----------------------------------------------------------------------------
+    def throughput(self):
+        t, step = self.t, self.step
+        r = self.task_rate() * step
+        before = self.s("throughput_baseline_offset") + self.s("success_window") + 2 * step
+        at = before + self.s("success_window") + self.s("throughput_for") + 2 * step
+        p1, p2 = self.samples(before), self.samples(at - before) + 4
+
+        def series(ratio):
+            base = f'{EXPORTER}, name="task", hostname="host-1", queue_name="celery"'
+            return [(f"celery_task_succeeded_total{{{base}}}", counter((r, p1), (r * ratio, p2)))]
+
+        ratio = t["throughput_ratio_min"]
+        return [
+            case("throughput drops just below its share of the baseline", step, series(ratio * (1 - NUDGE)),
+                 [firing("CeleryThroughputBelowBaseline", at, self.labels(
+                     "CeleryThroughputBelowBaseline", job=config.JOBS["exporter"]))]),
+            case("throughput drops to just above its share of the baseline", step, series(ratio * (1 + NUDGE)),
+                 [firing("CeleryThroughputBelowBaseline", at, fires=False)]),
+        ]
+
+    # --- workers and targets --------------------------------------------------------------------
+    def workers(self):
+        step = self.step
+        down = self.s("worker_down_for")
+        on = self.samples(down) + 2  # samples online before the change
+        at = (on + 1) * step + down + 3 * step
+        n = self.samples(at) + 4
+        w1, w2 = "celery_worker-1@host-1", "celery_worker-2@host-2"
+        online = ("flower_worker_online{" + FLOWER + ', worker="%s"}').__mod__
+        flower = {"job": config.JOBS["flower"], "instance": "flower:5555"}
+        up = f'up{{job="{config.JOBS["worker"]}", instance="worker:9191"}}'
+        host = f'celery_worker_up{{{EXPORTER}, hostname="host-1"}}'
+        target = f'up{{job="{config.JOBS["exporter"]}", instance="exporter:9808"}}'
+        t_at = self.s("target_down_for") + 4 * step
+        return [
+            case("a worker reported offline, another online", step,
+                 [(online(w1), f"1x{on} 0x{n}"), (online(w2), gauge(1, n + on))],
+                 [firing("CeleryWorkerDown", at, self.labels("CeleryWorkerDown", worker=w1, **flower))]),
+            case("a worker killed: its series vanishes", step,
+                 [(online(w1), f"1x{on} stale"), (online(w2), gauge(1, n + on))],
+                 [firing("CeleryWorkerDown", at, self.labels("CeleryWorkerDown", worker=w1, **flower))]),
+            case("every worker stays online", step,
+                 [(online(w1), gauge(1, n + on)), (online(w2), gauge(1, n + on)),
+                  (up, gauge(1, n + on)), (host, gauge(1, n + on))],
+                 [firing("CeleryWorkerDown", at, fires=False), firing("CeleryNoWorkerOnline", at, fires=False),
+                  firing("CeleryWorkerHostDown", at, fires=False)]),
+            case("no worker online anywhere", step,
+                 [(online(w1), f"1x{on} 0x{n}"), (up, f"1x{on} 0x{n}"), (host, f"1x{on} 0x{n}")],
+                 [firing("CeleryNoWorkerOnline", at, *(self.labels("CeleryNoWorkerOnline", job=config.JOBS[job])
+                                                         for job in ("worker", "flower"))),
+                  firing("CeleryWorkerHostDown", at, self.labels(
+                      "CeleryWorkerHostDown", job=config.JOBS["exporter"], instance="exporter:9808",
+                      hostname="host-1"))]),
+            case("a scrape target down", step, [(target, gauge(0, self.samples(t_at) + 4))],
+                 [firing("CeleryTargetDown", t_at, self.labels(
+                     "CeleryTargetDown", job=config.JOBS["exporter"], instance="exporter:9808"))]),
+            case("a scrape target up", step, [(target, gauge(1, self.samples(t_at) + 4))],
+                 [firing("CeleryTargetDown", t_at, fires=False)]),
+        ]
+
+    # --- the monitoring pipeline ----------------------------------------------------------------
+    def events(self):
+        t, step = self.t, self.step
+        limit = t["events_backlog_max"]
+        at = self.s("events_window") + self.s("events_for") + 4 * step
+        n = self.samples(at) + 4
+        queue = f'rabbitmq_detailed_queue_messages_ready{{{QUEUES}, queue="celeryev.monitor"}}'
+        labels = {"job": config.JOBS["rabbitmq_queues"], "instance": "rabbitmq:15692", "vhost": "/",
+                  "queue": "celeryev.monitor"}
+        return [
+            case("an event queue above the limit and growing", step, [(queue, f"{limit + 1:g}+1x{n}")],
+                 [firing("CeleryEventsLagging", at, self.labels("CeleryEventsLagging", **labels))]),
+            case("an event queue above the limit but draining, or growing below it", step,
+                 [(queue, f"{limit * 2:g}-1x{n}"),
+                  (queue.replace("celeryev.monitor", "celeryev.other"), f"0+1x{min(n, int(limit) - 1)}")],
+                 [firing("CeleryEventsLagging", at, fires=False)]),
+            case("the watchdog always fires", step, [],
+                 [firing("Watchdog", step, self.labels("Watchdog"))]),
+        ]
+
+
+FILES = {"success_rate": "success", "runtime": "runtime", "queue": "queues", "worker_resources": "resources",
+         "throughput": "throughput", "workers": "workers", "events": "events"}
+
+
+def build(profile):
+    """{file stem: promtool test document} for the profile's rule file in the parent folder."""
+    cases = Cases(profile)
+    step = fmt(cases.step)
+    group_order = [rules.RECORDING_GROUP, rules.ALERTING_GROUP]
+    docs = {stem: {"rule_files": ["../celery.rules.yml"], "evaluation_interval": step,
+                   "group_eval_order": group_order, "tests": getattr(cases, method)()}
+            for stem, method in FILES.items()}
+    if profile.name == "kubernetes":  # KEDA-aware alerts (mixin/autoscaling.py)
+        from mixin import autoscaling
+
+        for stem, doc in docs.items():
+            doc["tests"] = autoscaling.adjust_cases(stem, doc["tests"], cases)
+    return docs
+
+
+def render(doc, profile):
+    header = (f"# GENERATED by `python -m mixin` (mixin/alert_tests.py) for the {profile.name} profile: each alert\n"
+              f"# just past its threshold (fires) and just short of it (stays silent). Do not edit by hand.\n")
+    return header + rules.dump(doc)

@@ -1,0 +1,92 @@
+"""Every PromQL expression of the bundle, written once.
+
+Alert rules (mixin/rules.py, via recording rules) and dashboard panels (mixin/dashboards/) both
+build their queries here, so a panel shows a signal exactly as its alert computes it: the same
+series, the same aggregation, the same window. Selectors come from mixin/config.py.
+"""
+from mixin import config
+
+# Labels that identify one task type in the celery-exporter's series (hostname is summed away: the
+# exporter collapses all workers of a host into it anyway), one broker queue, one worker.
+TASK = "job, name, queue_name"
+QUEUE = "job, vhost, queue"
+WORKER = "job, instance, worker"
+
+
+def num(x):
+    """A number as PromQL text: 20 not 20.0, full precision otherwise."""
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+class Queries:
+    """Expressions over the selectors given (the rules' plain job matchers by default).
+
+    A dashboard passes selectors that carry its template variables; the expressions stay the same.
+    """
+
+    def __init__(self, selectors=None):
+        self.selectors = selectors or config.SELECTORS
+
+    def sel(self, source, *matchers):
+        return "{" + ", ".join([self.selectors[source], *filter(None, matchers)]) + "}"
+
+    # --- Tasks (celery-exporter) ---------------------------------------------------------------
+
+    def task_rate(self, counter, window, *matchers, by=TASK, offset=""):
+        grouping = f" by ({by}) " if by else " "
+        off = f" offset {offset}" if offset else ""
+        return f"sum{grouping}(rate(celery_task_{counter}_total{self.sel('exporter', *matchers)}[{window}]{off}))"
+
+    def finished_rate(self, window, *matchers, by=TASK, offset=""):
+        """Succeeded + failed per second. Two sums, not one __name__ regex: rate() drops the name,
+        and the exporter's exception="" failed series then collide with the succeeded ones. A task
+        with only one of the two series still counts."""
+        succeeded = self.task_rate("succeeded", window, *matchers, by=by, offset=offset)
+        failed = self.task_rate("failed", window, *matchers, by=by, offset=offset)
+        return f"({succeeded} + {failed}\nor {succeeded}\nor {failed})"
+
+    def success_ratio(self, window, *matchers, by=TASK):
+        """Succeeded / finished; a task that never succeeded (no succeeded series) counts as 0."""
+        succeeded = self.task_rate("succeeded", window, *matchers, by=by)
+        finished = self.finished_rate(window, *matchers, by=by)
+        return f"({succeeded}\nor {finished} * 0)\n/ {finished}"
+
+    def runtime_quantile(self, quantile, window, *matchers, by=TASK):
+        grouping = ", ".join(filter(None, [by, "le"]))
+        buckets = f"celery_task_runtime_bucket{self.sel('exporter', *matchers)}"
+        return f"histogram_quantile({quantile}, sum by ({grouping}) (rate({buckets}[{window}])))"
+
+    # --- Queues (RabbitMQ's per-queue metrics: ready messages, consumers) ------------------------
+
+    def queue_depth(self, *matchers, by=QUEUE):
+        """Messages ready for delivery in Celery's task queues (unacked ones are being worked on)."""
+        return f"sum by ({by}) (rabbitmq_detailed_queue_messages_ready{self.sel('task_queues', *matchers)})"
+
+    def queue_consumers(self, *matchers, by=QUEUE):
+        return f"sum by ({by}) (rabbitmq_detailed_queue_consumers{self.sel('task_queues', *matchers)})"
+
+    def event_queue_depth(self, *matchers):
+        """Events waiting for a monitor (Flower, the exporter) in its celeryev.* queue."""
+        return f"rabbitmq_detailed_queue_messages_ready{self.sel('event_queues', *matchers)}"
+
+    # --- Workers (each worker's own /metrics; Flower's view) --------------------------------------
+
+    def worker_cpu_ratio(self, window, *matchers, by=WORKER):
+        """CPU seconds per second of the worker's process tree over the cores it may use (1.0 = all)."""
+        cpu = f"celery_worker_cpu_seconds_total{self.sel('worker', *matchers)}"
+        limit = f"celery_worker_cpu_limit_cores{self.sel('worker', *matchers)}"
+        return f"sum by ({by}) (rate({cpu}[{window}]))\n/ sum by ({by}) ({limit})"
+
+    def worker_memory(self, *matchers, by=WORKER):
+        return f"sum by ({by}) (celery_worker_memory_rss_bytes{self.sel('worker', *matchers)})"
+
+    def worker_memory_growth(self, window, *matchers, by=WORKER):
+        """Resident memory trend of the worker's process tree, bytes per second."""
+        rss = f"celery_worker_memory_rss_bytes{self.sel('worker', *matchers)}"
+        return f"sum by ({by}) (deriv({rss}[{window}]))"
+
+    def flower_worker_online(self, *matchers):
+        return f"flower_worker_online{self.sel('flower', *matchers)}"
+
+    def worker_target_up(self, *matchers):
+        return f"up{self.sel('worker', *matchers)}"
