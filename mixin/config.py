@@ -102,6 +102,7 @@ DASHBOARD_UIDS = {
     "tasks": "celery-tasks",
     "workers": "celery-workers",
     "broker": "rabbitmq-broker",
+    "redis_broker": "redis-broker",
 }
 
 # Where runbooks live, for runbook_url annotations.

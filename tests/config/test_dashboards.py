@@ -27,6 +27,7 @@ VARIABLES = {
     "celery-tasks": {"queue", "task"},
     "celery-workers": {"worker"},
     "rabbitmq-broker": {"queue"},
+    "redis-broker": set(),
 }
 
 

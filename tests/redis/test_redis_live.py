@@ -137,3 +137,19 @@ def test_redis_broker_restart_under_load_loses_no_accepted_task(redis_stack, sig
           f"{len(load.unavailable)} refused (503), {len(lost)} not successful")
     assert lost == []
     assert load.unavailable, "no request was refused while the broker was down"
+
+
+def test_every_redis_broker_dashboard_panel_returns_data(redis_stack):
+    from tests.dashboard_queries import empty_by_design, iter_panel_queries, load_dashboards
+    [dashboard] = [d for d in load_dashboards() if d["uid"] == "redis-broker"]
+    # A queued and an unacknowledged message, so that every panel has something to show.
+    ids = submit(task="process_task", count=8, timeout=6)
+    wait_for(lambda: prom_scalar(f'sum(redis_key_size{{job="{REDIS_BROKER_JOB}",key="celery"}})') > 0
+             and prom_scalar(f'sum(redis_key_size{{job="{REDIS_BROKER_JOB}",key="unacked"}})') > 0, 30,
+             message="queued and unacked messages")
+    empty, missing = empty_by_design(dashboard), []
+    for _, panel, expr in iter_panel_queries(dashboard, {"__rate_interval": "1m"}):
+        if panel not in empty and not prom_query(expr):
+            missing.append(f"{panel}: {expr}")
+    wait_finished(ids, 120)
+    assert not missing, "panels without data:\n" + "\n".join(missing)
