@@ -1,9 +1,12 @@
-"""Routes: the web form (/), the JSON API (/api/...), /healthz, /metrics and the alert webhook."""
+"""Routes: the web form (/), the JSON API (/api/...), /healthz, /metrics, the alert webhook, the
+alerts page (/alerts) and the runbooks (/runbooks/<AlertName>)."""
 import collections
+import datetime
 import logging
 import threading
 import time
 import uuid
+from pathlib import Path
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -11,7 +14,7 @@ from prometheus_client import Counter
 from prometheus_flask_exporter import PrometheusMetrics
 from werkzeug.exceptions import HTTPException
 
-from app import settings
+from app import notifications, runbooks, settings
 from app.submit import BrokerUnavailable, enqueue
 from app.validation import FIELDS, Submission, ValidationError, parse_submission
 from worker.celery_app import app as celery_app
@@ -55,11 +58,15 @@ def task_state(task_id):
 def create_app():
     flask_app = Flask(__name__)
     flask_app.config.update(MAX_CONTENT_LENGTH=settings.MAX_BODY_BYTES, SECRET_KEY=settings.SECRET_KEY,
-                            JSON_SORT_KEYS=False)
+                            JSON_SORT_KEYS=False, ALERT_WEBHOOK_TOKEN=settings.ALERT_WEBHOOK_TOKEN,
+                            ALERT_WEBHOOK_MAX_BYTES=settings.ALERT_WEBHOOK_MAX_BYTES)
     PrometheusMetrics(flask_app, group_by="url_rule", default_labels={})
     # The form carries a CSRF token; the JSON API needs Content-Type: application/json, which a
     # cross-site form cannot send without a CORS preflight that this app never allows.
     csrf = CSRFProtect(flask_app)
+    flask_app.add_template_filter(
+        lambda ts: datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "datetime_utc")
     alerts = collections.deque(maxlen=settings.ALERTS_KEPT)
     alerts_lock = threading.Lock()
 
@@ -120,18 +127,51 @@ def create_app():
     @flask_app.post("/api/alerts")
     @csrf.exempt
     def api_alerts_webhook():
-        payload = request.get_json(silent=True)
-        if not isinstance(payload, dict) or not isinstance(payload.get("alerts"), list):
-            return error(400, "expected an Alertmanager webhook payload", "alerts")
+        # Only Alertmanager posts here: its bearer token first, before the body is read.
+        if not notifications.token_ok(request.headers.get("Authorization"), flask_app.config["ALERT_WEBHOOK_TOKEN"]):
+            return error(401, "a valid `Authorization: Bearer <ALERT_WEBHOOK_TOKEN>` header is required",
+                         "Authorization")
+        request.max_content_length = flask_app.config["ALERT_WEBHOOK_MAX_BYTES"]
+        if (request.content_length or 0) > request.max_content_length:
+            return error(413, f"the body is larger than {request.max_content_length} bytes", "body")
+        payload = request.get_json(silent=True, force=True)
+        if payload is None:
+            return error(400, "the body is not valid JSON", "body")
+        try:
+            notifications.validate(payload)
+        except notifications.PayloadError as exc:
+            return error(400, exc.message, exc.field)
         with alerts_lock:
             alerts.append({"received_at": time.time(), **payload})
-        ALERTS_RECEIVED.labels(str(payload.get("status"))).inc()
+        ALERTS_RECEIVED.labels(payload["status"]).inc()
         return jsonify(status="stored"), 200
 
     @flask_app.get("/api/alerts")
     def api_alerts_list():
         with alerts_lock:
             return jsonify(notifications=list(alerts))
+
+    @flask_app.get("/alerts")
+    def alerts_page():
+        with alerts_lock:
+            stored = list(alerts)
+        shown = [notifications.view(n) for n in reversed(stored)]  # newest first
+        return render_template("alerts.html", notifications=shown, flower_url=settings.FLOWER_PUBLIC_URL,
+                               kept=settings.ALERTS_KEPT)
+
+    @flask_app.get("/runbooks")
+    @flask_app.get("/runbooks/")
+    def runbooks_index():
+        return render_template("runbooks.html", names=runbooks.names(Path(settings.RUNBOOKS_DIR)),
+                               flower_url=settings.FLOWER_PUBLIC_URL)
+
+    @flask_app.get("/runbooks/<path:name>")
+    def runbook(name):
+        try:
+            title, body = runbooks.render(Path(settings.RUNBOOKS_DIR), name)
+        except runbooks.UnknownRunbook:
+            return error(404, f"no runbook named {name!r}; see /runbooks for the list", "name")
+        return render_template("runbook.html", title=title, body=body, flower_url=settings.FLOWER_PUBLIC_URL)
 
     @flask_app.route("/", methods=["GET", "POST"])
     def index():

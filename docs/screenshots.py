@@ -8,9 +8,13 @@ With the stack up (`make up`, best with WORKERS=3), this script
 3. makes an alert fire if none but the Watchdog is firing: it submits batches of failing tasks
    through the app's API until CeleryTaskSuccessRateLow or CelerySuccessRateLow fires (at least
    2 minutes with the standard rules), within --alert-timeout seconds;
-4. shoots Prometheus's alerts page with that alert opened (prometheus-alerts.png).
+4. shoots Prometheus's alerts page with that alert opened (prometheus-alerts.png);
+5. shoots a rendered alert email (notification-email.png) and the app's /alerts page
+   (app-alerts.png): a private Alertmanager on free ports with the bundle's config and templates
+   delivers a critical, a warning and an info alert (and a resolution) to a local SMTP server and to
+   the app (tests/notification_rig.py); this part needs no running stack.
 
-Options: --out DIR (default docs/screenshots), --alert-timeout SECONDS (default 480), --app, --flower,
+Options: --only notifications (just step 5, without the stack), --out DIR (default docs/screenshots), --alert-timeout SECONDS (default 480), --app, --flower,
 --prometheus (default the native stack on 127.0.0.1). Exit code 1 with a one-line reason when the
 stack is not up or no alert fired in time (the other pictures are still saved).
 """
@@ -195,8 +199,35 @@ def shoot_alerts(page, args, out, name):
     say(f"prometheus-alerts.png: {name} firing")
 
 
+def shoot_notifications(browser, out):
+    import tempfile
+
+    from tests.notification_rig import Rig, alert, ended, wait_for
+
+    critical = alert("CeleryQueueNoConsumer", job="rabbitmq_queues", vhost="/", queue="reports")
+    warning = alert("CeleryTaskSuccessRateLow", job="celery_exporter", name="process_task", queue_name="celery")
+    info = alert("CeleryThroughputBelowBaseline", job="celery_exporter")
+    worker = alert("CeleryWorkerCpuHigh", job="celery_worker", instance="celery_worker:9191", worker="celery_worker-1@vm")
+    with tempfile.TemporaryDirectory() as tmp, Rig(pathlib.Path(tmp)) as rig:
+        rig.post_alerts([info, worker])
+        wait_for(lambda: len(rig.webhook_notifications()) >= 2, 30, "the first notifications")
+        rig.post_alerts([ended(worker)])
+        wait_for(lambda: len(rig.webhook_notifications()) >= 3, 30, "the resolved notification")
+        rig.post_alerts([critical, warning])
+        wait_for(lambda: rig.mailbox.messages and len(rig.webhook_notifications()) >= 5, 30, "the critical email")
+        page = browser.new_page(viewport={"width": 900, "height": 300})
+        page.set_content(rig.mailbox.messages[0]["message"].get_body(("html",)).get_content())
+        page.screenshot(path=str(out / "notification-email.png"), full_page=True)
+        say(f"notification-email.png: {rig.mailbox.messages[0]['message']['Subject']}")
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(f"{rig.app_url}/alerts")
+        page.screenshot(path=str(out / "app-alerts.png"))
+        say("app-alerts.png: the app's /alerts page")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="docs/screenshots.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", choices=("all", "notifications"), default="all")
     p.add_argument("--out", type=pathlib.Path, default=REPO / "docs" / "screenshots")
     p.add_argument("--alert-timeout", type=float, default=480.0)
     p.add_argument("--app", default="http://127.0.0.1:8080")
@@ -204,6 +235,14 @@ def main(argv=None):
     p.add_argument("--prometheus", default="http://127.0.0.1:9090")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.only == "notifications":
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            try:
+                shoot_notifications(browser, args.out)
+            finally:
+                browser.close()
+        return 0
     try:
         auth = flower_auth()
         check_stack(args, auth)
@@ -218,6 +257,7 @@ def main(argv=None):
                 shoot_flower(page, args, auth, args.out, ids)
                 name = make_alert_fire(args)
                 shoot_alerts(page, args, args.out, name)
+                shoot_notifications(browser, args.out)
             finally:
                 browser.close()
     except (Failed, ValueError) as exc:

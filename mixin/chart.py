@@ -57,6 +57,14 @@ def scrape_text():
     })
 
 
+def _webhook(w):
+    w = {**w, "url": DEMO_WEBHOOK}
+    if "authorization" in w.get("http_config", {}):
+        w["http_config"] = {"authorization": {**w["http_config"]["authorization"],
+                                              "credentials_file": f"{AM_SECRET_DIR}/alert_webhook_token"}}
+    return w
+
+
 def alertmanager_values_text():
     am = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text())
     glob = dict(am["global"])
@@ -66,18 +74,21 @@ def alertmanager_values_text():
     for r in am["receivers"]:
         r = {k: v for k, v in r.items()}
         if "webhook_configs" in r:
-            r["webhook_configs"] = [{**w, "url": DEMO_WEBHOOK} for w in r["webhook_configs"]]
+            r["webhook_configs"] = [_webhook(w) for w in r["webhook_configs"]]
         receivers.append(r)
     values = {"alertmanager": {
         "config": {"global": glob, "route": am["route"], "inhibit_rules": am["inhibit_rules"],
-                   "receivers": receivers},
+                   "receivers": receivers,
+                   # kube-prometheus-stack mounts templateFiles in /etc/alertmanager/config/.
+                   "templates": ["/etc/alertmanager/config/*.tmpl"]},
+        "templateFiles": {p.name: p.read_text() for p in sorted((ROOT / "alertmanager" / "templates").glob("*.tmpl"))},
         # Files slack_api_url and smtp_password of this Secret are read at send time.
         "alertmanagerSpec": {"secrets": [AM_SECRET]},
     }}
     intro = (
         "# kube-prometheus-stack values: the bundle's Alertmanager routing (same routes, inhibitions and\n"
         "# receivers as alertmanager/alertmanager.yml). Replaces the stack's default alertmanager.config.\n"
-        f"# Secret {AM_SECRET} (keys slack_api_url, smtp_password) must exist in the stack's namespace;\n"
+        f"# Secret {AM_SECRET} (keys slack_api_url, smtp_password, alert_webhook_token) must exist in the stack's namespace;\n"
         f"# webhook URLs point at the demo app in namespace {DEMO_NAMESPACE}: change them to your receiver.\n"
     )
     # No YAML anchors: every receiver spelled out (yaml.safe_dump would emit &id001 aliases).

@@ -106,7 +106,7 @@ DASHBOARD_UIDS = {
 }
 
 # Where runbooks live, for runbook_url annotations.
-RUNBOOK_BASE_URL = "https://github.com/celery-observability-bundle/bundle/blob/main/docs/runbooks"
+RUNBOOK_BASE_URL = "http://localhost:8080/runbooks"
 FLOWER_URL = "http://localhost:5555"
 # RabbitMQ management UI, linked from the broker dashboard.
 RABBITMQ_MANAGEMENT_URL = "http://localhost:15672"

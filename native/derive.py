@@ -49,6 +49,8 @@ _URL_HOST = re.compile(r"//(%s):" % "|".join(COMPOSE_SERVICES))
 # Optional integrations: (env var with the secret, global key naming its file, receiver key).
 AM_SECRETS = (("SLACK_API_URL", "slack_api_url_file", "slack_configs"),
               ("SMTP_PASSWORD", "smtp_auth_password_file", "email_configs"))
+# The app's webhook token: Alertmanager sends it as `Authorization: Bearer` (http_config).
+WEBHOOK_TOKEN = "ALERT_WEBHOOK_TOKEN"
 
 
 def alertmanager_config(source: Path, env=None, secrets_dir: Path = None) -> str:
@@ -57,20 +59,39 @@ def alertmanager_config(source: Path, env=None, secrets_dir: Path = None) -> str
     Slack and email read their secret from a file (Alertmanager expands no environment variables):
     with the variable set, native mode writes it to secrets_dir and points the file key there;
     without it, that integration is left out instead of failing at every notification.
+    The webhook's bearer token (ALERT_WEBHOOK_TOKEN, which the app checks) is rendered the same way;
+    without it the webhook posts carry no token. Template paths become absolute (they are relative
+    to the source file's folder, and the rendered file lives elsewhere).
     """
     config = yaml.safe_load(_URL_HOST.sub(f"//{HOST}:", source.read_text()))
     env = env or {}
+    base = source.resolve().parent
+    config["templates"] = [str(base / t) for t in config.get("templates", [])]
+
+    def secret_file(var):
+        secrets_dir.mkdir(parents=True, exist_ok=True)
+        path = secrets_dir / var.lower()
+        path.write_text(env[var])
+        path.chmod(0o600)
+        return str(path)
+
     for var, file_key, receiver_key in AM_SECRETS:
         if env.get(var) and secrets_dir is not None:
-            secrets_dir.mkdir(parents=True, exist_ok=True)
-            path = secrets_dir / var.lower()
-            path.write_text(env[var])
-            path.chmod(0o600)
-            config["global"][file_key] = str(path)
+            config["global"][file_key] = secret_file(var)
             continue
         config.get("global", {}).pop(file_key, None)
         for receiver in config.get("receivers", []):
             receiver.pop(receiver_key, None)
+    token = secret_file(WEBHOOK_TOKEN) if env.get(WEBHOOK_TOKEN) and secrets_dir is not None else None
+    for receiver in config.get("receivers", []):
+        for hook in receiver.get("webhook_configs", []):
+            auth = hook.get("http_config", {}).get("authorization")
+            if auth is None:
+                continue
+            if token:
+                auth["credentials_file"] = token
+            else:
+                del hook["http_config"]["authorization"]
     return yaml.safe_dump(config, sort_keys=False)
 
 

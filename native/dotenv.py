@@ -1,25 +1,43 @@
-"""Create .env from .env.example on first run, with a random value for every `change-me`."""
+"""Create .env from .env.example on first run, with a random value for every `change-me`; later,
+add the keys an older .env lacks (never changing a value it has). scripts/compose_stack.sh does the
+same on the Docker path, without Python."""
+import re
 import secrets
 
 from native import paths
 
 PLACEHOLDER = "change-me"
+KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+DEFINED = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=", re.M)
+
+
+def _fill(line):
+    m = KEY_LINE.match(line)
+    if m and m.group(2).strip() == PLACEHOLDER:
+        # URL-safe: these end up inside amqp:// and http:// URLs.
+        return f"{m.group(1)}={secrets.token_urlsafe(24)}"
+    return line
 
 
 def ensure(say=print, example=None, dest=None):
-    """Write .env if it does not exist; returns True when it was created."""
+    """Write .env if it does not exist (returns True), else append the keys it lacks (False)."""
     example = example or paths.REPO / ".env.example"
     dest = dest or paths.REPO / ".env"
-    if dest.exists():
-        return False
-    lines = []
-    for line in example.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not line.lstrip().startswith("#") and value.strip() == PLACEHOLDER:
-            # URL-safe: these end up inside amqp:// and http:// URLs.
-            line = f"{key}={secrets.token_urlsafe(24)}"
-        lines.append(line)
-    dest.write_text("\n".join(lines) + "\n")
-    dest.chmod(0o600)
-    say(f"created {dest} with random secrets (RabbitMQ user, Grafana admin, Flower, Flask); keep it private")
-    return True
+    lines = example.read_text().splitlines()
+    if not dest.exists():
+        dest.touch(mode=0o600)
+        dest.write_text("\n".join(_fill(line) for line in lines) + "\n")
+        dest.chmod(0o600)
+        say(f"created {dest} with random secrets (RabbitMQ user, Grafana admin, Flower, Flask); keep it private")
+        return True
+    text = dest.read_text()
+    have = set(DEFINED.findall(text))
+    missing = [_fill(line) for line in lines if KEY_LINE.match(line) and KEY_LINE.match(line).group(1) not in have]
+    if missing:
+        with dest.open("a") as f:
+            if text and not text.endswith("\n"):
+                f.write("\n")
+            f.write("# Added from .env.example by make up (missing keys; existing values unchanged):\n")
+            f.write("\n".join(missing) + "\n")
+        say(f"added to {dest} from .env.example: {' '.join(line.split('=', 1)[0] for line in missing)}")
+    return False

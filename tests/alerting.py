@@ -92,7 +92,7 @@ class AlertCheck:
         assert labels["severity"] == self.rule["labels"]["severity"]
         assert notes["summary"] and "{{" not in notes["summary"]
         assert re.search(r"\d", notes["description"]) and "{{" not in notes["description"]
-        assert notes["runbook_url"].endswith(f"/{self.name}.md")
+        assert notes["runbook_url"].endswith(f"/runbooks/{self.name}")
         assert (paths.REPO / "docs" / "runbooks" / f"{self.name}.md").exists()
         assert notes["dashboard_url"].startswith(f"{config.GRAFANA_URL}/d/")
 

@@ -127,3 +127,42 @@ def test_every_inhibition_can_apply_to_some_pair_of_real_alerts():
                  and s is not t and all(s[label] == t[label] for label in rule.get("equal", [])
                                         if label in ("alertname", "severity"))]
         assert pairs, f"inhibition matches no pair of alerts: {rule}"
+
+
+# --- Messages and the webhook's token ------------------------------------------------------------
+
+TEMPLATES = sorted((REPO / "alertmanager" / "templates").glob("*.tmpl"))
+TOKEN_FILE = "/run/secrets/alert_webhook_token"
+
+
+def test_templates_are_loaded_from_the_templates_folder():
+    assert CONFIG["templates"] == ["templates/*.tmpl"] and TEMPLATES
+
+
+@pytest.mark.parametrize("receiver", CONFIG["receivers"], ids=lambda r: r["name"])
+def test_every_webhook_sends_the_bearer_token_from_a_file(receiver):
+    for hook in receiver["webhook_configs"]:
+        assert hook["http_config"]["authorization"] == {"type": "Bearer", "credentials_file": TOKEN_FILE}
+        assert 0 < hook["max_alerts"] <= 100
+
+
+def test_email_and_slack_use_the_bundle_templates():
+    critical = next(r for r in CONFIG["receivers"] if r["name"] == "critical")
+    (mail,) = critical["email_configs"]
+    assert mail["headers"]["Subject"] == '{{ template "celery.email.subject" . }}'
+    assert mail["html"] == '{{ template "celery.email.html" . }}' and mail["text"] == '{{ template "celery.email.text" . }}'
+    (slack,) = critical["slack_configs"]
+    assert slack["title"] == '{{ template "celery.title" . }}' and slack["text"] == '{{ template "celery.slack.text" . }}'
+
+
+@needs_amtool
+@pytest.mark.parametrize("name", ["celery.title", "celery.email.subject", "celery.email.text", "celery.email.html",
+                                  "celery.slack.text", "celery.slack.color"])
+def test_template_renders_with_amtool(name):
+    # amtool's example data: two firing alerts; the title counts them.
+    result = amtool("template", "render", f"--template.glob={REPO / 'alertmanager' / 'templates' / '*.tmpl'}",
+                    f"--template.text={{{{ template \"{name}\" . }}}}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+    if name == "celery.title":
+        assert re.match(r"^\[(FIRING|RESOLVED)[:\]]", result.stdout.strip()), result.stdout

@@ -142,8 +142,17 @@ def test_every_make_target_mentioned_exists(doc):
 
 
 def compose_published_ports():
-    services = yaml.safe_load(read(ROOT / "compose.yaml"))["services"]
-    return {name: {int(str(p).split(":")[-2]) for p in svc.get("ports", [])} for name, svc in services.items()}
+    """service -> host ports compose.yaml publishes with .env.example's values (real Compose)."""
+    from tests import compose_cli
+    services = compose_cli.config(["compose.yaml"], compose_cli.ENV_EXAMPLE).model["services"]
+    out = {}
+    for name, svc in services.items():
+        ports = set()
+        for p in svc.get("ports", []):
+            low, _, high = p["published"].partition("-")
+            ports |= set(range(int(low), int(high or low) + 1))
+        out[name] = ports
+    return out
 
 
 def scrape_ports():

@@ -1,0 +1,245 @@
+#!/bin/sh
+# The Docker path of `make up/down/status/logs`: needs only Docker and a POSIX shell (no Python).
+#
+#   scripts/compose_stack.sh mode [up|down|status|logs]
+#                                     print "docker" or "native" (the path `make <that>` takes);
+#                                     for up, stop with the reason when Docker is installed but
+#                                     its daemon does not answer
+#   scripts/compose_stack.sh env      create .env from .env.example (random secrets), or add the
+#                                     keys an older .env lacks; existing values are never changed
+#   scripts/compose_stack.sh up|down|status|logs|urls
+#
+# Settings (environment or make variables): MODE=auto|docker|native, PROFILE=dev|production,
+# WORKERS=1..16, DRY_RUN=1 (print the .env and the commands `up` would run, in order; run and
+# write nothing, need no engine). ENV_FILE=path overrides .env (Compose then gets --env-file).
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+EXAMPLE=$ROOT/.env.example
+ENV_FILE=${ENV_FILE:-$ROOT/.env}
+MODE=${MODE:-auto}
+PROFILE=${PROFILE:-dev}
+WORKERS=${WORKERS:-1}
+DRY_RUN=${DRY_RUN:-}
+# Inline `configs: content:` in compose.yaml needs this Compose version.
+COMPOSE_MIN=2.23.1
+PLACEHOLDER=change-me
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+dry() { [ -n "$DRY_RUN" ] && [ "$DRY_RUN" != 0 ]; }
+
+# Print a command, then run it (only print it in a dry run).
+run() {
+    say "+ $*"
+    dry || "$@"
+}
+
+check_settings() {
+    case $PROFILE in dev|production) ;; *) die "PROFILE must be dev or production, got '$PROFILE'" ;; esac
+    case $WORKERS in
+        ''|*[!0-9]*) die "WORKERS must be a whole number between 1 and 16, got '$WORKERS'" ;;
+    esac
+    [ "$WORKERS" -ge 1 ] && [ "$WORKERS" -le 16 ] || die "WORKERS must be between 1 and 16, got '$WORKERS'"
+    case $MODE in auto|docker|native) ;; *) die "MODE must be auto, docker or native, got '$MODE'" ;; esac
+}
+
+# --- which path: Docker or native ----------------------------------------------------------
+
+daemon_unreachable() {
+    say "error: the docker CLI is installed but its daemon does not answer (docker info: $1)." >&2
+    say "  - Docker Desktop: start it and wait until it says it is running." >&2
+    say "  - Linux: sudo systemctl start docker; if it runs, give your user access:" >&2
+    say "    sudo usermod -aG docker \"\$USER\", then log in again (or use newgrp docker)." >&2
+    say "  To run the stack as local processes instead: MODE=native make up" >&2
+    exit 1
+}
+
+check_daemon() {
+    if ! out=$(docker info 2>&1 >/dev/null); then
+        daemon_unreachable "$(printf '%s' "$out" | grep -v '^ *$' | tail -n 1)"
+    fi
+}
+
+mode() {
+    case $MODE in
+        native|docker) say "$MODE"; return ;;
+    esac
+    if ! command -v docker >/dev/null 2>&1; then
+        say native
+        return
+    fi
+    # `up` stops when the daemon does not answer; down/status/logs then look at native mode
+    # (no compose stack can be running where no daemon answers).
+    if [ "${1:-up}" != up ] && ! docker info >/dev/null 2>&1; then
+        say "note: the Docker daemon does not answer; $1 acts on native mode" >&2
+        say native
+        return
+    fi
+    check_daemon
+    say docker
+}
+
+# --- .env ----------------------------------------------------------------------------------
+
+random_secret() {
+    # 48 hex digits: URL-safe, since secrets end up inside amqp:// and http:// URLs.
+    od -An -N24 -tx1 /dev/urandom | tr -d ' \n'
+}
+
+# The KEY=value lines of .env.example whose KEY the existing .env lacks, placeholders replaced
+# by random values. With no .env: all of .env.example (comments included).
+env_additions() {
+    [ -f "$EXAMPLE" ] || die "$EXAMPLE is missing"
+    while IFS= read -r line || [ -n "$line" ]; do
+        case $line in
+            [A-Za-z_]*=*) ;;
+            *) [ -f "$ENV_FILE" ] || say "$line"; continue ;;
+        esac
+        key=${line%%=*}
+        value=${line#*=}
+        if [ -f "$ENV_FILE" ] && grep -Eq "^[[:space:]]*(export[[:space:]]+)?$key[[:space:]]*=" "$ENV_FILE"; then
+            continue
+        fi
+        [ "$value" = "$PLACEHOLDER" ] && value=$(random_secret)
+        say "$key=$value"
+    done < "$EXAMPLE"
+}
+
+mask() {
+    # Secrets are shown as their length only.
+    while IFS= read -r line || [ -n "$line" ]; do
+        case $line in
+            [A-Za-z_]*=?*) ;;
+            *) say "$line"; continue ;;
+        esac
+        key=${line%%=*}
+        value=${line#*=}
+        case $key in
+            *PASSWORD*|*SECRET*|*TOKEN*|*BASIC_AUTH*|SLACK_API_URL) say "$key=<secret, ${#value} characters>" ;;
+            *) say "$line" ;;
+        esac
+    done
+}
+
+ensure_env() {
+    additions=$(env_additions)
+    if [ ! -f "$ENV_FILE" ]; then
+        if dry; then
+            say "dry run: $ENV_FILE does not exist; it would be written from .env.example with random secrets:"
+            printf '%s\n' "$additions" | mask | sed 's/^/    /'
+            return
+        fi
+        (umask 077 && printf '%s\n' "$additions" > "$ENV_FILE.tmp.$$")
+        mv "$ENV_FILE.tmp.$$" "$ENV_FILE"
+        say "created $ENV_FILE with random secrets (RabbitMQ user, Grafana admin, Flower, Flask); keep it private"
+        return
+    fi
+    keys=$(printf '%s\n' "$additions" | sed -n 's/=.*//p' | tr '\n' ' ')
+    if dry; then
+        say "dry run: $ENV_FILE exists${keys:+; these keys would be added from .env.example: $keys}; it would be:"
+        { awk '{ print }' "$ENV_FILE"; [ -z "$additions" ] || printf '%s\n' "$additions"; } | mask | sed 's/^/    /'
+        return
+    fi
+    [ -n "$additions" ] || return 0
+    # Appending keeps every existing line (and the file's mode) as it is.
+    [ -z "$(tail -c 1 "$ENV_FILE")" ] || printf '\n' >> "$ENV_FILE"
+    printf '# Added from .env.example by make up (missing keys; existing values unchanged):\n%s\n' \
+        "$additions" >> "$ENV_FILE"
+    say "added to $ENV_FILE from .env.example: $keys"
+}
+
+# The value Compose interpolates: the shell's environment first, then .env, then the default.
+setting() {
+    eval "v=\${$1-}"
+    if [ -z "$v" ] && [ -f "$ENV_FILE" ]; then
+        v=$(sed -n "s/^[[:space:]]*\(export[[:space:]]*\)\{0,1\}$1[[:space:]]*=[[:space:]]*//p" "$ENV_FILE" | tail -n 1)
+        v=${v#[\"\']}
+        v=${v%[\"\']}
+    fi
+    say "${v:-$2}"
+}
+
+# --- compose -------------------------------------------------------------------------------
+
+set_compose() {
+    set -- docker compose
+    [ "$ENV_FILE" = "$ROOT/.env" ] || set -- "$@" --env-file "$ENV_FILE"
+    set -- "$@" -f compose.yaml
+    [ "$PROFILE" = production ] && set -- "$@" -f compose.production.yaml
+    [ "${BROKER:-}" = redis ] && set -- "$@" -f compose.redis.yaml
+    COMPOSE=$*
+}
+
+check_compose_version() {
+    say "+ docker compose version --short"
+    dry && return 0
+    version=$(docker compose version --short 2>/dev/null) \
+        || die "the Docker Compose plugin is missing (docker compose version failed): install Docker Compose v2 ($COMPOSE_MIN or later)"
+    version=${version#v}
+    lowest=$(printf '%s\n%s\n' "$COMPOSE_MIN" "$version" | sort -t. -k1,1n -k2,2n -k3,3n | head -n 1)
+    [ "$lowest" = "$COMPOSE_MIN" ] \
+        || die "Docker Compose $version is too old: compose.yaml needs $COMPOSE_MIN or later"
+}
+
+urls() {
+    host=$(setting BIND_ADDRESS 127.0.0.1)
+    case $host in 127.0.0.1|0.0.0.0|'') host=localhost ;; esac
+    workers_range=$(setting HOST_PORT_WORKER_METRICS 9191-9206)
+    worker_note="replicas on free ports in $workers_range: docker compose port --index N celery_worker 9191"
+    if ! dry && command -v docker >/dev/null 2>&1; then
+        # The ports the engine gave each replica.
+        # shellcheck disable=SC2086
+        found=$(i=1; while [ "$i" -le "$WORKERS" ]; do
+            p=$($COMPOSE port --index "$i" celery_worker 9191 2>/dev/null | sed 's/.*://') && [ -n "$p" ] && printf '%s ' "$p"
+            i=$((i + 1)); done)
+        [ -z "$found" ] || worker_note="replica ports: $found"
+    fi
+    say ""
+    say "what                           URL"
+    say "Task submitter (form + API)    http://$host:$(setting HOST_PORT_APP 8080)"
+    say "Flower                         http://$host:$(setting HOST_PORT_FLOWER 5555)"
+    say "Prometheus                     http://$host:$(setting HOST_PORT_PROMETHEUS 9090)"
+    say "Alertmanager                   http://$host:$(setting HOST_PORT_ALERTMANAGER 9093)"
+    say "Grafana                        http://$host:$(setting HOST_PORT_GRAFANA 3000)"
+    say "RabbitMQ management UI         http://$host:$(setting HOST_PORT_RABBITMQ_UI 15672)"
+    say "RabbitMQ metrics               http://$host:$(setting HOST_PORT_RABBITMQ_METRICS 15692)/metrics"
+    say "celery-exporter metrics        http://$host:$(setting HOST_PORT_EXPORTER 9808)/metrics"
+    say "Worker metrics                 http://$host:${workers_range%%-*}/metrics ($worker_note)"
+    say "Credentials are in $ENV_FILE (see README). Logs: make logs; stop: make down"
+}
+
+up() {
+    if dry; then
+        say "dry run: MODE=docker PROFILE=$PROFILE WORKERS=$WORKERS; nothing is run or written"
+    fi
+    say "+ docker info"
+    dry || check_daemon
+    check_compose_version
+    ensure_env
+    # shellcheck disable=SC2086
+    run $COMPOSE up -d --build --scale "celery_worker=$WORKERS" --wait
+    urls
+}
+
+main() {
+    command=${1:-}
+    check_settings
+    set_compose
+    case $command in
+        mode) mode "${2:-up}" ;;
+        env) ensure_env ;;
+        up) up ;;
+        # shellcheck disable=SC2086
+        down) run $COMPOSE down ;;
+        # shellcheck disable=SC2086
+        status) run $COMPOSE ps && urls ;;
+        # shellcheck disable=SC2086
+        logs) run $COMPOSE logs -f ;;
+        urls) urls ;;
+        *) die "usage: $0 mode|env|up|down|status|logs|urls (got '$command')" ;;
+    esac
+}
+
+main "$@"
