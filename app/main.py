@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 from app import notifications, runbooks, settings
 from app.submit import BrokerUnavailable, enqueue
 from app.validation import FIELDS, Submission, ValidationError, parse_submission
+from worker import settings as worker_settings
 from worker.celery_app import app as celery_app
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,11 @@ def create_app():
         "datetime_utc")
     alerts = collections.deque(maxlen=settings.ALERTS_KEPT)
     alerts_lock = threading.Lock()
+
+    @flask_app.context_processor
+    def submission_limits():
+        # The form shows each field's limits next to it, and its fault-mode fields only where allowed.
+        return {"limits": worker_settings, "fault_injection": worker_settings.FAULT_INJECTION}
 
     @flask_app.errorhandler(HTTPException)
     def http_error(exc):

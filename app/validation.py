@@ -33,6 +33,9 @@ class Submission:
 
 
 FIELDS = tuple(Submission.__dataclass_fields__)
+# Fields that inject faults rather than describe the guide's work; refused while fault injection is
+# off (PROFILE=production), unless they ask for no fault at all (0, as the form always sends them).
+FAULT_FIELDS = ("fail_rate", "memory_mb")
 
 
 def _integer(field, value, from_text, low, high):
@@ -93,7 +96,33 @@ def parse_submission(data, from_text=False):
         if not isinstance(worker_id, str) or not WORKER_ID_RE.fullmatch(worker_id):
             raise ValidationError("worker_id", "worker_id must be 1-64 letters, digits or _ . @ -")
         values["worker_id"] = worker_id
-    return Submission(**values)
+    sub = Submission(**values)
+    _check_fault_modes(sub)
+    _check_proportion(sub)
+    return sub
+
+
+def _check_fault_modes(sub):
+    if settings.FAULT_INJECTION:
+        return
+    for field in FAULT_FIELDS:
+        if getattr(sub, field):
+            raise ValidationError(field, f"{field} is a fault-injection field and fault injection is off "
+                                         f"(PROFILE={settings.PROFILE}); leave it out or set it to 0, or set "
+                                         "FAULT_INJECTION=on where the workers may be broken on purpose")
+
+
+def _check_proportion(sub):
+    """Totals of one request: each field may be within its range and the product still too much."""
+    seconds = sub.count * sub.timeout
+    if seconds > settings.MAX_TASK_SECONDS_PER_REQUEST:
+        raise ValidationError("count", f"count x timeout must be at most {settings.MAX_TASK_SECONDS_PER_REQUEST:g} "
+                                         f"task-seconds per request, got {sub.count} x {sub.timeout:g} = {seconds:g}; "
+                                         "send fewer or shorter tasks, or several requests")
+    memory = sub.count * sub.memory_mb
+    if memory > settings.MAX_MEMORY_MB_PER_REQUEST:
+        raise ValidationError("memory_mb", f"count x memory_mb must be at most {settings.MAX_MEMORY_MB_PER_REQUEST} MB "
+                                           f"per request, got {sub.count} x {sub.memory_mb} = {memory} MB")
 
 
 def failing_indexes(count, fail_rate):

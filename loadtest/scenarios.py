@@ -46,9 +46,12 @@ SCENARIOS = {s.name: s for s in (
              (("process_task", 6.0),), rate=4, duration=90, wait_timeout=1200),
     Scenario("cpu", "CPU-bound process_data, 1 s each at 3/s for 60 s (--duration 420 for CeleryWorkerCpuHigh)",
              (("process_data", 1.0),), rate=3, duration=60),
-    Scenario("memory", "every task leaves 2 MB behind in its worker, 0.5/s for 60 s "
+    # 1 MB per task: a worker's memory grows ~30 MB/min, far above the alert's 1 MiB/min, yet each
+    # pool process takes ~15 min to reach worker_max_memory_per_child (256 MiB), so the growth stays
+    # visible for the alert's 5m window + 10m `for` before a replaced process hides it.
+    Scenario("memory", "every task leaves 1 MB behind in its worker, 0.5/s for 60 s "
                        "(--duration 900 for CeleryWorkerMemoryGrowing)",
-             (("process_task", 0.1),), rate=0.5, duration=60, memory_mb=2, wait_timeout=60),
+             (("process_task", 0.1),), rate=0.5, duration=60, memory_mb=1, wait_timeout=60),
     Scenario("slow", "4 s tasks at 1/s for 60 s (after a baseline of short tasks: CeleryTaskRuntimeRising)",
              (("process_task", 4.0),), rate=1, duration=60),
     Scenario("mixed", "both task names in turn, 10% failing, 5/s for 30 s",

@@ -18,6 +18,10 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     worker_concurrency=settings.WORKER_CONCURRENCY,
+    # Memory containment: a pool process above the limit after a task is replaced by a fresh one
+    # (its task finished and was acked first; late acks cover a process killed mid-task).
+    worker_max_memory_per_child=settings.WORKER_MAX_MEMORY_PER_CHILD_MB * 1024 or None,
+    worker_max_tasks_per_child=settings.WORKER_MAX_TASKS_PER_CHILD or None,
     task_track_started=True,
     result_expires=24 * 3600,
     # A Redis blip loses no result: retry storing final states for about half a minute.

@@ -6,8 +6,10 @@ measures main + pool children on every scrape, so values are never stale.
 """
 import logging
 import os
+import threading
 
 import psutil
+from billiard.pool import EX_OK, EX_RECYCLE, RUN
 from celery import signals
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -32,12 +34,58 @@ def cpu_limit_cores():
     return float(len(os.sched_getaffinity(0)))
 
 
+class PoolReplacements:
+    """Pool processes the prefork pool replaced while running, by reason, from their exit codes:
+
+    - recycled: the process left on purpose after a task, over worker_max_memory_per_child or at
+      worker_max_tasks_per_child (billiard's EX_RECYCLE);
+    - died: anything else, e.g. killed by the OOM killer, a hard time limit or `revoke --terminate`.
+    A clean exit (0: shutdown, autoscaler shrinking the pool) is no replacement and is not counted.
+    """
+
+    REASONS = ("recycled", "died")
+
+    def __init__(self):
+        self.counts = dict.fromkeys(self.REASONS, 0)
+        self._lock = threading.Lock()
+
+    def record(self, exitcodes):
+        with self._lock:
+            for code in exitcodes:
+                if code == EX_OK:
+                    continue
+                self.counts["recycled" if code == EX_RECYCLE else "died"] += 1
+
+    def attach(self, pool):
+        """Count from `pool` (Celery's prefork TaskPool, or a billiard Pool). False if it has no
+        pool processes to count (solo, threads, ...)."""
+        inner = pool if hasattr(pool, "_join_exited_workers") else getattr(pool, "_pool", None)
+        join = getattr(inner, "_join_exited_workers", None)
+        if join is None:
+            return False
+
+        def join_and_count(shutdown=False):
+            exitcodes = join(shutdown=shutdown)
+            if exitcodes and not shutdown and getattr(inner, "_state", RUN) == RUN:
+                self.record(exitcodes)
+            return exitcodes
+
+        # billiard reaps exited pool processes here and replaces them right after.
+        inner._join_exited_workers = join_and_count
+        return True
+
+    def snapshot(self):
+        with self._lock:
+            return dict(self.counts)
+
+
 class WorkerProcessTreeCollector:
-    def __init__(self, nodename, pool=None, root=None):
+    def __init__(self, nodename, pool=None, root=None, replacements=None):
         self.nodename = nodename
         self.pool = pool
         self.root = root or psutil.Process()
         self.limit = cpu_limit_cores()
+        self.replacements = replacements
 
     def _tree(self):
         try:
@@ -47,13 +95,17 @@ class WorkerProcessTreeCollector:
 
     def collect(self):
         cpu = rss = 0.0
+        largest_child = 0
         procs = self._tree()
         for i, proc in enumerate(procs):
             try:
                 times = proc.cpu_times()
-                rss += proc.memory_info().rss
+                proc_rss = proc.memory_info().rss
             except psutil.NoSuchProcess:
                 continue  # a pool child replaced between listing and reading
+            rss += proc_rss
+            if i > 0:
+                largest_child = max(largest_child, proc_rss)
             cpu += times.user + times.system
             if i == 0:
                 # CPU of pool children that already exited (and were reaped) stays counted.
@@ -76,11 +128,31 @@ class WorkerProcessTreeCollector:
             g = GaugeMetricFamily("celery_worker_pool_processes", "Pool size (processes or threads)", labels=["worker"])
             g.add_metric(labels, size)
             yield g
+        g = GaugeMetricFamily("celery_worker_pool_process_max_rss_bytes",
+                              "Resident memory of the largest process below the worker's main process", labels=["worker"])
+        g.add_metric(labels, largest_child)
+        yield g
+        g = GaugeMetricFamily("celery_worker_max_memory_per_child_bytes",
+                              "worker_max_memory_per_child: a pool process above it is replaced after its task (0 = no limit)",
+                              labels=["worker"])
+        g.add_metric(labels, settings.WORKER_MAX_MEMORY_PER_CHILD_MB * 1024 * 1024)
+        yield g
+        if self.replacements is not None:
+            c = CounterMetricFamily("celery_worker_pool_process_replacements",
+                                    "Pool processes replaced while the worker ran, by reason: recycled (over "
+                                    "worker_max_memory_per_child or at worker_max_tasks_per_child) or died (killed, crashed)",
+                                    labels=["worker", "reason"])
+            for reason, count in self.replacements.snapshot().items():
+                c.add_metric([self.nodename, reason], count)
+            yield c
 
 
 def serve(nodename, pool=None, addr=None, port=None):
+    replacements = PoolReplacements()
+    if pool is None or not replacements.attach(pool):
+        replacements = None
     registry = CollectorRegistry()
-    registry.register(WorkerProcessTreeCollector(nodename, pool))
+    registry.register(WorkerProcessTreeCollector(nodename, pool, replacements=replacements))
     addr = addr or settings.WORKER_METRICS_ADDR
     port = port or settings.WORKER_METRICS_PORT
     start_http_server(port, addr=addr, registry=registry)

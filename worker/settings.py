@@ -39,3 +39,52 @@ if BROKER_URL.startswith(("redis://", "rediss://")):
     BROKER_TRANSPORT_OPTIONS.update(visibility_timeout=VISIBILITY_TIMEOUT, unacked_restore_interval=5,
                                     unacked_restore_throttle=1, socket_timeout=10,
                                     socket_connect_timeout=5, health_check_interval=25)
+
+# --- Memory containment and the fault-mode budget -------------------------------------------------
+def _env(name, default):
+    """The variable's value, or the default when it is unset or empty (compose passes empty ones)."""
+    return os.environ.get(name) or default
+
+
+def memory_budget_mb():
+    """Memory this worker may count on: its cgroup's limit (a container's memory limit) if set, else
+    a quarter of the host's RAM (the broker, Redis, Prometheus and other workers need the rest)."""
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        if limit != "max":
+            return int(limit) // (1024 * 1024)
+    except (OSError, ValueError):
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024) // 4
+
+
+def default_max_memory_per_child_mb():
+    """256 MiB per pool process, less where half the budget cannot hold that many processes."""
+    return max(64, min(256, memory_budget_mb() // 2 // max(1, WORKER_CONCURRENCY)))
+
+
+# A pool process whose resident memory (peak RSS, checked after each task) is above this is replaced
+# by a fresh one once its task has finished: Celery's worker_max_memory_per_child (in KiB there).
+# Default: 256 MiB (3 workers x 2 processes stay under ~2 GB even with every process at the limit),
+# less on a small machine or in a container with a small memory limit. 0 turns the limit off.
+WORKER_MAX_MEMORY_PER_CHILD_MB = int(_env("WORKER_MAX_MEMORY_PER_CHILD_MB", str(default_max_memory_per_child_mb())))
+# Replace a pool process after this many tasks (Celery's worker_max_tasks_per_child). 0 = never: the
+# memory limit above is what contains a leak, and routine replacements would only blur the
+# replacement metric that shows it.
+WORKER_MAX_TASKS_PER_CHILD = int(_env("WORKER_MAX_TASKS_PER_CHILD", "0"))
+# Total memory one pool process keeps for memory_mb tasks. A task that would go over it keeps only
+# what is left: RSS of a pool process stays below its baseline + this, even with the limit above off.
+WORKER_MAX_RETAINED_MB = int(_env("WORKER_MAX_RETAINED_MB", str(WORKER_MAX_MEMORY_PER_CHILD_MB or 256)))
+
+# Requests whose total work is out of proportion are refused (422) before anything is enqueued.
+# count x timeout: pool-process seconds one request may ask for (1 h; the guide's burst is 200 s).
+MAX_TASK_SECONDS_PER_REQUEST = float(_env("MAX_TASK_SECONDS_PER_REQUEST", "3600"))
+# count x memory_mb: memory one request may ask the workers to keep.
+MAX_MEMORY_MB_PER_REQUEST = int(_env("MAX_MEMORY_MB_PER_REQUEST", "512"))
+
+# Fault injection (fail_rate, memory_mb): on in the dev profile, off with PROFILE=production unless
+# FAULT_INJECTION=on says otherwise. Off, the app refuses those fields with 422.
+PROFILE = _env("PROFILE", "dev")
+FAULT_INJECTION = _env("FAULT_INJECTION", "off" if PROFILE == "production" else "on").strip().lower() in (
+    "1", "on", "true", "yes")

@@ -4,12 +4,19 @@ Fault modes (the app sets them per task):
 - fail=True: the task raises SimulatedTaskError after its work (success-rate alerts);
 - a long `timeout`: slow tasks (runtime-rising alert, backlog);
 - process_data: CPU-bound work for `timeout` seconds (worker CPU alert);
-- memory_mb: the pool process keeps that much more memory after the task (memory-growth alert).
+- memory_mb: the pool process keeps that much more memory after the task (memory-growth alert), up
+  to WORKER_MAX_RETAINED_MB in total per pool process; worker_max_memory_per_child then replaces the
+  process after its task (worker/celery_app.py), so the memory goes back to the host.
 """
 import hashlib
+import logging
 import time
 
+from worker import settings
 from worker.celery_app import app
+
+log = logging.getLogger(__name__)
+MB = 1024 * 1024
 
 # Memory deliberately kept alive by memory_mb tasks, per pool process.
 _retained = []
@@ -19,10 +26,22 @@ class SimulatedTaskError(Exception):
     """Raised by a task asked to fail: stands for an application error."""
 
 
+def retained_bytes():
+    return sum(len(block) for block in _retained)
+
+
 def _retain_memory(memory_mb):
-    if memory_mb > 0:
+    """Keep memory_mb more MB alive in this process, within WORKER_MAX_RETAINED_MB in total."""
+    wanted = max(0, int(memory_mb)) * MB
+    room = max(0, settings.WORKER_MAX_RETAINED_MB * MB - retained_bytes())
+    if wanted > room:
+        log.warning("memory_mb=%s: this pool process already keeps %d MB of the %d MB it may keep; keeping %d MB",
+                    memory_mb, retained_bytes() // MB, settings.WORKER_MAX_RETAINED_MB, room // MB)
+    size = min(wanted, room)
+    if size:
         # Multiplying a one-byte array writes every page, so RSS really grows.
-        _retained.append(bytearray(b"\x01") * (int(memory_mb) * 1024 * 1024))
+        _retained.append(bytearray(b"\x01") * size)
+    return size
 
 
 def _finish(task, task_num, fail, worker_id):

@@ -26,6 +26,9 @@ JSON_CASES = [
     ({"timeout": -2}, 422, "timeout"),
     ({"task_num_start": "x"}, 422, "task_num_start"),
     ({"surprise": 1}, 422, "surprise"),
+    # Each field within its range, the request's total out of proportion.
+    ({"count": 1000}, 422, "count"),  # 1000 x the default 5 s
+    ({"task": "process_task", "count": 8, "timeout": 0.1, "memory_mb": 256}, 422, "memory_mb"),
     ([1, 2, 3], 422, "body"),
 ]
 

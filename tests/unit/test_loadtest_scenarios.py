@@ -53,7 +53,7 @@ def test_mixed_alternates_task_names_and_timeouts():
 
 def test_memory_mb_is_sent_only_when_used():
     assert "memory_mb" not in batches(resolve("steady"))[0].payload()
-    assert batches(resolve("memory"))[0].payload()["memory_mb"] == 2
+    assert batches(resolve("memory"))[0].payload()["memory_mb"] == 1
 
 
 def test_high_rates_are_grouped_and_due_times_follow_the_rate():
