@@ -46,7 +46,8 @@ venv: .venv/.installed .venv-exporter/.installed
 # choose. DRY_RUN=1 (Docker path): print the .env and the commands `make up` would run, run none.
 PROFILE ?= dev
 MODE ?= auto
-export PROFILE MODE WORKERS DRY_RUN
+# BROKER=redis: Redis as the broker (compose.redis.yaml; natively native/broker.py); default RabbitMQ.
+export PROFILE MODE WORKERS DRY_RUN BROKER
 STACK := sh scripts/compose_stack.sh
 
 # Docker path: scripts/compose_stack.sh; native path: the native-* targets below.

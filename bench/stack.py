@@ -43,7 +43,7 @@ class Bench:
         q = lambda s: urllib.parse.quote(s, safe="")  # noqa: E731
         self.url = f"amqp://{q(self.rmq['user'])}:{q(self.rmq['password'])}@{self.rmq['host']}:{self.rmq['port']}/{VHOST}"
         self.auth = (self.rmq["user"], self.rmq["password"])
-        self.env = {**base, "RMQ_URL": self.url, "BENCH_CONF": json.dumps(self.conf),
+        self.env = {**base, "RMQ_URL": self.url, "BROKER_URL": self.url, "BENCH_CONF": json.dumps(self.conf),
                     "WORKER_METRICS_PORT": str(PORTS["worker_metrics"]), "WORKER_METRICS_ADDR": "127.0.0.1",
                     "FLOWER_PORT": str(PORTS["flower"]), "FLOWER_ADDRESS": "127.0.0.1",
                     "FLOWER_BROKER_API": f"http://{q(self.rmq['user'])}:{q(self.rmq['password'])}@127.0.0.1:{native_broker.MANAGEMENT_PORT}/api/",
@@ -54,7 +54,7 @@ class Bench:
         # This process publishes control messages and reads queues as the bench app does; commands
         # for the real stack (cold start) get the environment as it was.
         self.outer_env = dict(os.environ)
-        os.environ.update({"RMQ_URL": self.url, "BENCH_CONF": self.env["BENCH_CONF"]})
+        os.environ.update({"RMQ_URL": self.url, "BROKER_URL": self.url, "BENCH_CONF": self.env["BENCH_CONF"]})
         self.config = None
         self.counter = None
         self.run_env = dict(self.env)
@@ -162,7 +162,7 @@ class Bench:
             self.start("flower", [*nice, *flower, *config.flower_args], plain)
             self.start("exporter", [*nice, *exporter, *config.exporter_args], plain)
             return
-        exporter_env = {**env, "RMQ_URL": self.url}
+        exporter_env = {**env, "RMQ_URL": self.url, "BROKER_URL": self.url}
         self.start("flower", [*nice, *bench_argv(_service("flower").argv(env)), *config.flower_args], env)
         self.start("exporter", [*nice, *bench_argv(_service("celery_exporter").argv(exporter_env)),
                                 *config.exporter_args], env)

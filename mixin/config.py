@@ -15,7 +15,15 @@ JOBS = {
     "rabbitmq_queues": "rabbitmq_queues",
     "alertmanager": "alertmanager",
     "prometheus": "prometheus",
+    # Redis as broker (BROKER=redis; prometheus/prometheus.redis.yml): the redis_exporter's job,
+    # instead of the two RabbitMQ jobs.
+    "redis_broker": "redis_broker",
 }
+
+REDIS_BROKER_JOB = JOBS["redis_broker"]
+# Brokers the queue alerts understand. One rule file serves both: each broker's expression is
+# joined with `or`, and only the broker in use has series (rabbitmq_* or the redis_exporter's).
+BROKERS = ("rabbitmq", "redis")
 
 # Selectors every query uses, so that renaming a job is a one-line change here.
 SELECTORS = {
@@ -25,6 +33,7 @@ SELECTORS = {
     "rabbitmq": f'job="{JOBS["rabbitmq"]}"',
     "rabbitmq_queues": f'job="{JOBS["rabbitmq_queues"]}"',
     "app": f'job="{JOBS["app"]}"',
+    "redis_broker": f'job="{REDIS_BROKER_JOB}"',
     # Celery's task queues on the broker, without the per-worker pidbox and event (celeryev.*) queues.
     "task_queues": f'job="{JOBS["rabbitmq_queues"]}", queue!~"celeryev.*|.*pidbox"',
     # The event queues of the monitors (Flower, the exporter): celeryev.<uuid>.
@@ -101,6 +110,7 @@ DASHBOARD_UIDS = {
     "tasks": "celery-tasks",
     "workers": "celery-workers",
     "broker": "rabbitmq-broker",
+    "redis_broker": "redis-broker",
 }
 
 # Where runbooks live, for runbook_url annotations.

@@ -4,6 +4,8 @@ Alert rules (mixin/rules.py, via recording rules) and dashboard panels (mixin/da
 build their queries here, so a panel shows a signal exactly as its alert computes it: the same
 series, the same aggregation, the same window. Selectors come from mixin/config.py.
 """
+import re
+
 from mixin import config
 
 # Labels that identify one task type in the celery-exporter's series (hostname is summed away: the
@@ -66,10 +68,46 @@ class Queries:
 
     def queue_depth(self, *matchers, by=QUEUE):
         """Messages ready for delivery in Celery's task queues (unacked ones are being worked on)."""
-        return f"sum by ({by}) (rabbitmq_detailed_queue_messages_ready{self.sel('task_queues', *matchers)})"
+        rabbitmq = f"sum by ({by}) (rabbitmq_detailed_queue_messages_ready{self.sel('task_queues', *matchers)})"
+        return self._any_broker(rabbitmq, self.redis_queue_depth, matchers, by)
 
     def queue_consumers(self, *matchers, by=QUEUE):
-        return f"sum by ({by}) (rabbitmq_detailed_queue_consumers{self.sel('task_queues', *matchers)})"
+        rabbitmq = f"sum by ({by}) (rabbitmq_detailed_queue_consumers{self.sel('task_queues', *matchers)})"
+        return self._any_broker(rabbitmq, self.redis_queue_consumers, matchers, by)
+
+    def _any_broker(self, rabbitmq, redis, matchers, by):
+        """The RabbitMQ expression, `or` the Redis one when config.BROKERS has redis; a matcher on
+        `queue` applies to the Redis key of that name."""
+        if "redis" not in config.BROKERS:
+            return rabbitmq
+        keys = [re.sub(r"^queue\b", "key", m.strip()) for m in matchers if m]
+        return f"{rabbitmq}\nor\n{redis(*keys, by=by)}"
+
+    # --- Queues on a Redis broker (redis_exporter --check-single-keys; celery-exporter) ----------
+    # The queue is a list named after it (key="celery"); taken-but-unacknowledged messages sit in
+    # the `unacked` hash. Both get RabbitMQ's label names (job, vhost, queue) so one alert serves both.
+
+    def redis_sel(self, *matchers):
+        return "{" + ", ".join([self.selectors.get("redis_broker", config.SELECTORS["redis_broker"]),
+                                *filter(None, matchers)]) + "}"
+
+    def redis_key(self, *matchers):
+        return f'label_join(redis_key_size{self.redis_sel(*matchers)}, "queue", "", "key")'
+
+    def redis_queue_depth(self, *matchers, by=QUEUE):
+        key = self.redis_key('key!="unacked"', *matchers)
+        return f"sum by ({by}) ({key})"
+
+    def redis_unacked(self):
+        return "sum(redis_key_size" + self.redis_sel('key="unacked"') + ")"
+
+    def redis_queue_consumers(self, *keys, by=QUEUE):
+        """Workers consuming each queue (the celery-exporter asks them: active_queues), labelled as
+        the broker's series; only while the Redis broker is scraped."""
+        queues = [k.replace("key", "queue_name", 1) for k in keys]
+        workers = (f'label_replace(label_join(celery_active_worker_count{self.sel("exporter", *queues)}, '
+                   f'"queue", "", "queue_name"), "job", "{config.REDIS_BROKER_JOB}", "job", ".*")')
+        return f"(sum by ({by}) ({workers})\nand on () (redis_up{self.redis_sel()} == 1))"
 
     def event_queue_depth(self, *matchers):
         """Events waiting for a monitor (Flower, the exporter) in its celeryev.* queue."""

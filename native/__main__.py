@@ -35,6 +35,7 @@ def generate_configs(env, workers, alert_profile="standard"):
     paths.ensure()
     before = _snapshot(paths.GENERATED)
     config = derive.prometheus_config(paths.REPO / "prometheus" / "prometheus.yml", workers)
+    broker.scrape_configs_for(config, env.get("BROKER", "rabbitmq"), exporter_host=derive.HOST)
     rules_dir = paths.GENERATED / "rules"
     shutil.rmtree(rules_dir, ignore_errors=True)
     if alert_profile != "standard":
@@ -61,8 +62,8 @@ def running_workers():
     return sorted(i for i in map(services.worker_index, process.owned()) if i is not None)
 
 
-def wanted(workers):
-    return services.core() + [services.worker(i) for i in range(1, workers + 1)]
+def wanted(workers, kind="rabbitmq"):
+    return services.core(kind) + [services.worker(i) for i in range(1, workers + 1)]
 
 
 def start_service(svc, env):
@@ -113,9 +114,13 @@ def up(workers):
     t0 = time.monotonic()
     dotenv.ensure(say)
     env = envmod.build()
-    rmq = envmod.broker_parts(env["RMQ_URL"])
     redis = urlsplit(env["REDIS_URL"])
-    broker.ensure_rabbitmq(rmq, say)
+    if env["BROKER"] == "redis":
+        broker.ensure_redis_broker(env["BROKER_URL"], say)
+    else:
+        if urlsplit(env["BROKER_URL"]).hostname not in ("127.0.0.1", "localhost"):
+            broker.ensure_reachable(env["BROKER_URL"], say)
+        broker.ensure_rabbitmq(envmod.broker_parts(env["BROKER_URL"]), say)
     broker.ensure_redis(redis.hostname or "127.0.0.1", redis.port or 6379, say)
     changed = generate_configs(env, workers, env.get("ALERT_PROFILE", "standard"))
     # Scale down: stop workers beyond the wanted number.
@@ -124,7 +129,7 @@ def up(workers):
             name = services.worker(index).name
             process.stop(name)
             say(f"{name}: stopped (scaling to {workers})")
-    svcs = wanted(workers)
+    svcs = wanted(workers, env["BROKER"])
     results, fresh = {}, set()
     for phase in ([s for s in svcs if s.early], [s for s in svcs if not s.early]):
         started = []
@@ -177,8 +182,13 @@ def print_table(svcs, env):
         health = svc.healthy(env)
         state = "healthy" if health else ("starting/unhealthy" if pid else "stopped")
         rows.append((svc.name, state, svc.url))
-    rows.append(("rabbitmq", "healthy" if broker.listening("127.0.0.1", 5672) else "down",
-                 "http://localhost:15672 (management UI)"))
+    if env.get("BROKER") == "redis":
+        where = urlsplit(env["BROKER_URL"])
+        rows.append(("redis broker", "healthy" if broker.listening(where.hostname or "127.0.0.1", where.port or 6379)
+                     else "down", broker.redact(env["BROKER_URL"])))
+    else:
+        rows.append(("rabbitmq", "healthy" if broker.listening("127.0.0.1", 5672) else "down",
+                     "http://localhost:15672 (management UI)"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         say("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
@@ -187,7 +197,7 @@ def print_table(svcs, env):
 def status():
     env = envmod.build()
     workers = running_workers()
-    print_table(services.core() + [services.worker(i) for i in workers], env)
+    print_table(services.core(env["BROKER"]) + [services.worker(i) for i in workers], env)
     return 0
 
 

@@ -7,9 +7,11 @@ import os
 import shutil
 import socket
 import subprocess
+from urllib.parse import urlsplit
 
 import requests
 
+from mixin.config import JOBS, REDIS_BROKER_JOB
 from native import paths, poll, process
 
 RABBITMQ_PLUGINS = ("rabbitmq_management", "rabbitmq_prometheus")
@@ -172,3 +174,116 @@ def ensure_redis(host, port, say):
     process.start("redis", redis_server_argv(port, paths.DATA / "redis"), env=dict(os.environ))
     if not wait_listening(host, port, 20):
         raise RuntimeError(f"Redis did not start on {port}; see {process.logfile('redis')}")
+
+
+# --- Redis as broker ------------------------------------------------------------------------
+# Its own server (not the results' Redis, which keeps nothing on disk): a task accepted with 202 is
+# in the append-only file, so it survives a restart of the broker (fsync every second; a crash of
+# the machine, not of Redis, can lose that last second). noeviction: a full broker refuses new tasks
+# instead of silently dropping queued ones.
+REDIS_EXPORTER_PORT = 9121
+# Pub/sub clients (Flower, the exporter: task events) are disconnected when this much output waits
+# for them: hard limit, soft limit, seconds over the soft limit (Redis's default: 32mb 8mb 60).
+PUBSUB_BUFFER_LIMIT = "64mb 16mb 60"
+
+
+def redis_broker_argv(port, directory):
+    return ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory),
+            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+            "--maxmemory-policy", "noeviction",
+            "--client-output-buffer-limit", f"pubsub {PUBSUB_BUFFER_LIMIT}"]
+
+
+def redact(url):
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+# The first bytes each broker answers to a greeting: a TCP connect alone proves nothing (a proxy or
+# firewall may accept it and then say nothing, which is how a client hangs).
+_GREETING = {"redis": (b"PING\r\n", (b"+PONG", b"-NOAUTH", b"-ERR")), "amqp": (b"AMQP\x00\x00\x09\x01", (b"\x01",))}
+
+
+def answers(host, port, kind, timeout=3.0):
+    """True if a `kind` ("redis" or "amqp") server answers at host:port within timeout seconds."""
+    hello, replies = _GREETING[kind]
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(hello)
+            return sock.recv(16).startswith(replies)
+    except OSError:
+        return False
+
+
+def ensure_reachable(url, say, timeout=3.0):
+    """A remote broker that does not answer stops `make up` at once, with its address."""
+    parts = urlsplit(url)
+    kind = "redis" if parts.scheme.startswith("redis") else "amqp"
+    host, port = parts.hostname or "127.0.0.1", parts.port or (6379 if kind == "redis" else 5672)
+    if not answers(host, port, kind, timeout=timeout):
+        raise RuntimeError(f"cannot reach the broker at {redact(url)} ({host}:{port} no {kind} answer within "
+                           f"{timeout:g}s); check BROKER_URL, or unset it to use the local broker")
+    say(f"broker: using the remote broker at {host}:{port}")
+
+
+def ensure_redis_broker(url, say):
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 6379
+    if host not in ("127.0.0.1", "localhost"):
+        ensure_reachable(url, say)
+        return
+    if listening(host, port):
+        say(f"redis broker: reusing the server already listening on {port} (its persistence is its own)")
+        return
+    if shutil.which("redis-server") is None:
+        raise RuntimeError("no Redis at BROKER_URL and redis-server is not installed (make deps)")
+    directory = paths.DATA / "redis-broker"
+    directory.mkdir(parents=True, exist_ok=True)
+    say(f"redis broker: starting our own server on {port} (append-only file in {directory})")
+    process.start("redis-broker", redis_broker_argv(port, directory), env=dict(os.environ))
+    if not wait_listening(host, port, 20):
+        raise RuntimeError(f"the Redis broker did not start on {port}; see {process.logfile('redis-broker')}")
+
+
+def redis_exporter_argv(broker_url):
+    """prometheus-redis-exporter for the broker: server metrics plus the length of Celery's queue list
+    and of the `unacked` hash (messages taken by a worker, not yet acknowledged)."""
+    parts = urlsplit(broker_url)
+    db = (parts.path or "/0").strip("/") or "0"
+    address = f"redis://{parts.hostname or '127.0.0.1'}:{parts.port or 6379}"
+    return ["prometheus-redis-exporter", f"--redis.addr={address}",
+            f"--web.listen-address=127.0.0.1:{REDIS_EXPORTER_PORT}",
+            f"--check-single-keys=db{db}=celery,db{db}=unacked", "--include-system-metrics=false"]
+
+
+# prometheus/prometheus.yml scrapes RabbitMQ. With Redis as broker its RabbitMQ jobs are left out
+# and this one scrapes the redis_exporter (compose service redis_exporter; 127.0.0.1 natively).
+RABBITMQ_JOBS = (JOBS["rabbitmq"], JOBS["rabbitmq_queues"])
+REDIS_JOB = REDIS_BROKER_JOB
+
+
+def scrape_configs_for(config, kind, exporter_host="redis_exporter"):
+    if kind == "redis":
+        config["scrape_configs"] = [j for j in config["scrape_configs"] if j["job_name"] not in RABBITMQ_JOBS]
+        config["scrape_configs"].append(
+            {"job_name": REDIS_JOB, "static_configs": [{"targets": [f"{exporter_host}:{REDIS_EXPORTER_PORT}"]}]})
+    return config
+
+
+COMPOSE_REDIS_PROMETHEUS = paths.REPO / "prometheus" / "prometheus.redis.yml"
+
+
+def compose_redis_prometheus_config():
+    """prometheus.yml for compose.redis.yaml: the same file without RabbitMQ's jobs."""
+    import yaml
+    config = scrape_configs_for(yaml.safe_load((paths.REPO / "prometheus" / "prometheus.yml").read_text()), "redis")
+    return ("# Generated from prometheus.yml by `python -m native.broker` (Redis as broker); do not edit.\n"
+            + yaml.safe_dump(config, sort_keys=False))
+
+
+if __name__ == "__main__":
+    COMPOSE_REDIS_PROMETHEUS.write_text(compose_redis_prometheus_config())
+    print(f"wrote {COMPOSE_REDIS_PROMETHEUS.relative_to(paths.REPO)}")

@@ -10,6 +10,10 @@ DEFAULTS = {
     "FLOWER_PUBLIC_URL": "http://localhost:5555",
     "FLOWER_USER": "admin",
 }
+# BROKER picks the broker kind; BROKER_URL (one setting for the app, workers, Flower and the exporter)
+# names it. Without BROKER_URL: RMQ_URL for RabbitMQ (the guide's name), our own Redis for redis.
+BROKERS = ("rabbitmq", "redis")
+REDIS_BROKER_URL = "redis://127.0.0.1:6380/0"
 PROFILES = ("dev", "production")
 
 
@@ -46,6 +50,36 @@ def flower_auth(env):
     return tuple(basic.split(":", 1)) if ":" in basic else None
 
 
+def broker_kind(url):
+    scheme = urlsplit(url).scheme
+    if scheme in ("amqp", "amqps", "pyamqp"):
+        return "rabbitmq"
+    if scheme in ("redis", "rediss"):
+        return "redis"
+    raise ValueError(f"BROKER_URL must be an amqp:// or redis:// URL, got {url!r}")
+
+
+def _redis_location(url):
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    return ("127.0.0.1" if host == "localhost" else host, parts.port or 6379, (parts.path or "/0").strip("/") or "0")
+
+
+def select_broker(env):
+    """Set BROKER and BROKER_URL consistently, or refuse a combination that cannot work."""
+    kind = env.get("BROKER") or (broker_kind(env["BROKER_URL"]) if env.get("BROKER_URL") else "rabbitmq")
+    if kind not in BROKERS:
+        raise ValueError(f"BROKER must be one of {', '.join(BROKERS)}, got {kind!r}")
+    url = env.get("BROKER_URL") or (env["RMQ_URL"] if kind == "rabbitmq" else REDIS_BROKER_URL)
+    if broker_kind(url) != kind:
+        raise ValueError(f"BROKER={kind} but BROKER_URL is {url!r}")
+    if kind == "redis" and _redis_location(url) == _redis_location(env["REDIS_URL"]):
+        raise ValueError(f"BROKER_URL {url!r} is the result backend's database (REDIS_URL): "
+                         "give the broker another database, e.g. redis://127.0.0.1:6379/1")
+    env["BROKER"], env["BROKER_URL"] = kind, url
+    return kind
+
+
 def build():
     env = dict(DEFAULTS)
     env.update(read_dotenv(paths.REPO / ".env"))
@@ -58,6 +92,7 @@ def build():
         user, password = env.get("RMQ_USER"), env.get("RMQ_PASSWORD")
         env["RMQ_URL"] = (f"amqp://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:5672//"
                           if user and password else "amqp://guest:guest@127.0.0.1:5672//")
+    select_broker(env)
     broker = broker_parts(env["RMQ_URL"])
     env.setdefault(
         "FLOWER_BROKER_API",

@@ -5,6 +5,7 @@ declare -A need=(
   [prometheus]=prometheus [promtool]=prometheus
   [prometheus-alertmanager]=prometheus-alertmanager [amtool]=prometheus-alertmanager
   [rabbitmq-server]=rabbitmq-server [redis-server]=redis-server [chromium]=chromium
+  [prometheus-redis-exporter]=prometheus-redis-exporter
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -5,7 +5,7 @@ from typing import Callable, Optional
 
 import requests
 
-from native import derive, env as envmod, paths
+from native import broker as brokers, derive, env as envmod, paths
 
 TIMEOUT = 2.0
 WORKER_PREFIX = "celery_worker-"
@@ -77,8 +77,8 @@ def _prometheus_server(name, binary, port, storage_flag, extra_flag):
                    early=True)
 
 
-def core():
-    """Every service but the workers, in start order."""
+def core(broker="rabbitmq"):
+    """Every service but the workers, in start order (plus the broker's exporter for Redis)."""
     return [
         _prometheus_server("prometheus", "prometheus", 9090, "--storage.tsdb.path", "--web.enable-lifecycle"),
         _prometheus_server("alertmanager", "prometheus-alertmanager", 9093, "--storage.path",
@@ -88,7 +88,7 @@ def core():
                 auth=envmod.flower_auth),
         Service("celery_exporter", "http://localhost:9808/metrics", "http://127.0.0.1:9808/health",
                 lambda env: [str(paths.EXPORTER_VENV_BIN / "python"), "exporter/run_exporter.py",
-                             f"--broker-url={env['RMQ_URL']}", "--host=127.0.0.1", "--port=9808",
+                             f"--broker-url={env['BROKER_URL']}", "--host=127.0.0.1", "--port=9808",
                              "--retry-interval=5", "--queues=celery"]),
         Service("app", "http://localhost:8080", "http://127.0.0.1:8080/healthz",
                 lambda env: [_venv("gunicorn"), "--config", "app/gunicorn_conf.py", "app.wsgi:app"],
@@ -99,4 +99,13 @@ def core():
                              f"cfg:paths.data={paths.DATA / 'grafana'}", "cfg:server.http_addr=127.0.0.1"],
                 available=lambda: None if _grafana_binary() else
                 "no grafana-server binary here (no Debian package); dashboards are in grafana/provisioning/"),
-    ]
+    ] + ([redis_exporter()] if broker == "redis" else [])
+
+
+def redis_exporter():
+    port = brokers.REDIS_EXPORTER_PORT
+    return Service("redis_exporter", f"http://localhost:{port}/metrics", f"http://127.0.0.1:{port}/metrics",
+                   lambda env: brokers.redis_exporter_argv(env["BROKER_URL"]),
+                   note="Redis broker: memory, clients, queue list and unacked lengths",
+                   available=lambda: None if shutil.which("prometheus-redis-exporter") else
+                   "prometheus-redis-exporter is not installed (make deps)")

@@ -168,6 +168,7 @@ set_compose() {
     [ "$ENV_FILE" = "$ROOT/.env" ] || set -- "$@" --env-file "$ENV_FILE"
     set -- "$@" -f compose.yaml
     [ "$PROFILE" = production ] && set -- "$@" -f compose.production.yaml
+    [ "${BROKER:-}" = redis ] && set -- "$@" -f compose.redis.yaml
     COMPOSE=$*
 }
 

@@ -3,7 +3,7 @@ from celery import Celery
 
 from worker import result_backend, settings
 
-app = Celery("bundle", broker=settings.RMQ_URL, backend=settings.REDIS_URL, include=["worker.tasks"])
+app = Celery("bundle", broker=settings.BROKER_URL, backend=settings.REDIS_URL, include=["worker.tasks"])
 result_backend.use_in(app)
 
 app.conf.update(
@@ -33,8 +33,7 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     broker_connection_max_retries=None,
     # Don't let a lost broker hang a web request forever (the app answers 503 instead).
-    broker_transport_options={"max_retries": 2, "interval_start": 0, "interval_step": 0.5,
-                              "interval_max": 1},
+    broker_transport_options=settings.BROKER_TRANSPORT_OPTIONS,
     task_serializer="json",
     result_serializer="json",
     accept_content=["json"],

@@ -4,6 +4,9 @@ import os
 # The guide's name for the broker URL.
 RMQ_URL = os.environ.get("RMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# One broker URL for every process (app, workers, Flower, exporter): amqp:// (RabbitMQ, the default,
+# from RMQ_URL) or redis:// (native mode sets it from BROKER=redis; results stay on REDIS_URL).
+BROKER_URL = os.environ.get("BROKER_URL") or RMQ_URL
 
 # Each worker serves its own /metrics here (native mode gives worker i the port 9191 + i - 1).
 WORKER_METRICS_ADDR = os.environ.get("WORKER_METRICS_ADDR", "127.0.0.1")
@@ -22,6 +25,23 @@ EVENT_SERIALIZER = os.environ.get("EVENT_SERIALIZER", "json")
 MAX_TASKS_PER_REQUEST = int(os.environ.get("MAX_TASKS_PER_REQUEST", "1000"))
 MAX_TIMEOUT_SECONDS = float(os.environ.get("MAX_TIMEOUT_SECONDS", "600"))
 MAX_MEMORY_MB_PER_TASK = int(os.environ.get("MAX_MEMORY_MB_PER_TASK", "256"))
+
+# Redis as broker: a message a worker took but did not acknowledge (late acks) goes back to its queue
+# only after this many seconds, e.g. when the worker was SIGKILLed. It must exceed the longest task
+# (MAX_TIMEOUT_SECONDS), or a task still running is delivered a second time to another worker.
+VISIBILITY_TIMEOUT = float(os.environ.get("VISIBILITY_TIMEOUT", MAX_TIMEOUT_SECONDS + 60))
+if VISIBILITY_TIMEOUT <= MAX_TIMEOUT_SECONDS:
+    raise ValueError(f"VISIBILITY_TIMEOUT ({VISIBILITY_TIMEOUT:g}) must exceed MAX_TIMEOUT_SECONDS "
+                     f"({MAX_TIMEOUT_SECONDS:g}): a running task would be delivered twice")
+
+# Don't let a lost broker hang a web request forever (the app answers 503 instead).
+BROKER_TRANSPORT_OPTIONS = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+if BROKER_URL.startswith(("redis://", "rediss://")):
+    # Workers look for such expired messages every 5 s (kombu's default scans about every 100 s:
+    # every 10th sweep of 10 s), so redelivery comes at most ~5 s after the visibility timeout.
+    BROKER_TRANSPORT_OPTIONS.update(visibility_timeout=VISIBILITY_TIMEOUT, unacked_restore_interval=5,
+                                    unacked_restore_throttle=1, socket_timeout=10,
+                                    socket_connect_timeout=5, health_check_interval=25)
 
 # --- Memory containment and the fault-mode budget -------------------------------------------------
 def _env(name, default):

@@ -18,7 +18,7 @@ from mixin.dashboards import broker, overview, tasks, workers
 
 OUTPUT_DIR = Path(__file__).resolve().parents[2] / "grafana" / "provisioning" / "dashboards"
 BUILDERS = {"overview": overview.build, "tasks": tasks.build, "workers": workers.build,
-            "broker": broker.build}
+            "broker": broker.build, "redis_broker": broker.build_redis}
 
 
 def render(dashboard):

@@ -6,6 +6,7 @@ Per-queue series come from /metrics/detailed (job rabbitmq_queues: rabbitmq_deta
 
 from mixin import config
 from mixin.dashboards.builder import (
+    QUERIES,
     RATE, dashboard, flower, gauge, link, query_variable, selector, stat, target, thresholds,
     timeseries,
 )
@@ -92,3 +93,69 @@ def build():
     return dashboard("broker", "RabbitMQ / Broker",
                      "RabbitMQ queues, consumers, message rates, connections, memory and alarms.",
                      panels, variables=variables, links=links, tags=("celery", "rabbitmq"))
+
+
+# --- Redis as broker (BROKER=redis): the redis_exporter's series (job redis_broker) -------------
+
+def redis(name, *matchers):
+    return f"{name}{selector('redis_broker', *matchers)}"
+
+
+def build_redis():
+    q = QUERIES
+    backlog = config.THRESHOLDS["queue_backlog_max"]
+    memory = f"sum({redis('redis_memory_used_bytes')})"
+    panels = [
+        stat("Queued", [target(f"sum({q.redis_queue_depth(by='job')})")],
+             description=f"Messages in Celery's queue lists that no worker took yet. Target 0; the "
+                         f"backlog alert is at {backlog}.",
+             steps=thresholds("green", (1, "yellow"), (backlog, "red"))),
+        stat("Unacked", [target(q.redis_unacked())],
+             description="Messages a worker took and has not acknowledged (the `unacked` hash): "
+                         "running tasks with late acknowledgement. A dead worker's stay here until "
+                         "the visibility timeout, then return to the queue."),
+        stat("Consumers", [target(f"sum({q.redis_queue_consumers(by='job')})")],
+             description="Workers consuming the Celery queues (the celery-exporter asks them).",
+             steps=thresholds("red", (1, "green"))),
+        stat("Clients", [target(f"sum({redis('redis_connected_clients')})")],
+             description="Client connections: workers, Flower, the exporter, the app."),
+        stat("Memory", [target(memory)], description="Memory Redis uses (data, buffers).",
+             unit="bytes"),
+        stat("Evicted keys", [target(f"sum({redis('redis_evicted_keys_total')})")],
+             description="Keys evicted for memory since start. The broker runs with noeviction: "
+                         "anything but 0 means queued tasks were dropped.",
+             steps=thresholds("green", (1, "red")), graph=False),
+
+        timeseries("Queue and unacked", [
+            target(q.redis_queue_depth(by="queue"), "{{queue}}"),
+            target(q.redis_unacked(), "unacked"),
+        ], description=f"Queued per queue list and unacknowledged messages. The dashed line is the "
+                       f"backlog threshold ({backlog}).",
+            steps=thresholds("green", (backlog, "red")), threshold_line=True),
+        timeseries("Commands per second", [
+            target(f"sum(rate({redis('redis_commands_processed_total')}[{RATE}]))", "commands"),
+        ], description="Commands Redis processes per second (publishes, pops, acks, events).",
+            unit="reqps"),
+
+        timeseries("Clients over time", [
+            target(f"sum({redis('redis_connected_clients')})", "connected"),
+            target(f"sum({redis('redis_blocked_clients')})", "blocked (waiting on a queue)"),
+            target(f"sum({redis('redis_pubsub_patterns')})", "pub/sub patterns (event monitors)"),
+        ], description="Connected clients, those blocked in BRPOP on a queue, and pub/sub pattern "
+                       "subscriptions (one per event monitor: Flower, the exporter).", w=8),
+        timeseries("Memory over time", [
+            target(memory, "used"),
+            target(f"sum({redis('redis_memory_max_bytes')})", "maxmemory (0: none)"),
+        ], description="Memory used, and the maxmemory limit when one is set.", unit="bytes",
+            min=0, w=8),
+        timeseries("Keys and evictions", [
+            target(f"sum({redis('redis_db_keys')})", "keys"),
+            target(f"sum(rate({redis('redis_evicted_keys_total')}[{RATE}]))", "evicted/s"),
+            target(f"sum(rate({redis('redis_expired_keys_total')}[{RATE}]))", "expired/s"),
+        ], description="Keys in all databases, and keys evicted or expired per second.", w=8),
+    ]
+    links = [link("Flower: broker", flower("/broker"))]
+    return dashboard("redis_broker", "Redis / Broker",
+                     "Redis as Celery's broker: queue lists, unacknowledged messages, consumers, "
+                     "clients, memory, keys, evictions and commands per second.",
+                     panels, links=links, tags=("celery", "redis"))

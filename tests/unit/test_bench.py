@@ -53,7 +53,7 @@ def test_default_run_compares_the_off_the_shelf_setup():
 
 def test_bench_runs_native_services_with_the_bench_ports_and_app():
     flower = next(s for s in services.core() if s.name == "flower").argv({})
-    exporter = next(s for s in services.core() if s.name == "celery_exporter").argv({"RMQ_URL": "amqp://x/bench"})
+    exporter = next(s for s in services.core() if s.name == "celery_exporter").argv({"RMQ_URL": "amqp://x/bench", "BROKER_URL": "amqp://x/bench"})
     assert state.bench_argv(flower)[2] == "bench.tasks"
     assert f"--port={state.PORTS['exporter']}" in state.bench_argv(exporter)
     assert state.bench_target("127.0.0.1:9090") == f"127.0.0.1:{state.PORTS['prometheus']}"

@@ -1,0 +1,155 @@
+"""The core end-to-end checks against a Redis-broker stack (BROKER=redis make up, 3 workers)."""
+import signal
+import threading
+import time
+
+import pytest
+import requests
+
+from mixin.config import JOBS, REDIS_BROKER_JOB
+from native import broker, process
+from tests import faults
+from tests.live import APP, FLOWER, STACK_WORKERS, prom_query, prom_scalar, settled, submit, wait_finished, \
+    wait_for
+from tests.redis.conftest import VISIBILITY_TIMEOUT, redis_up
+
+pytestmark = pytest.mark.stack
+
+
+def test_every_target_up_with_the_redis_exporter_instead_of_rabbitmq(redis_stack):
+    want = set(JOBS.values()) - set(broker.RABBITMQ_JOBS) | {REDIS_BROKER_JOB}
+
+    def all_up():
+        result = prom_query("up")
+        return ({r["metric"]["job"] for r in result} == want and all(r["value"][1] == "1" for r in result)
+                and result)
+
+    result = wait_for(all_up, 90, message=f"every target of {sorted(want)} up == 1")
+    assert len([r for r in result if r["metric"]["job"] == JOBS["worker"]]) == STACK_WORKERS
+    # The broker really is Redis: the exporter sees Celery's queue list key.
+    wait_for(lambda: prom_query(f'redis_up{{job="{REDIS_BROKER_JOB}"}} == 1'), 30, message="redis_up")
+
+
+def test_guide_scenario_2_over_3_workers_counts_every_task_exactly(redis_stack):
+    succeeded = 'sum(celery_task_succeeded_total{job="celery_exporter",name="process_task"})'
+    flower_ok = 'sum(flower_events_total{job="flower",task="process_task",type="task-succeeded"})'
+    flower_received = 'sum(flower_events_total{job="flower",task="process_task",type="task-received"})'
+    before = settled(succeeded, flower_ok, flower_received)
+    totals_before = {name: sum(w["stats"]["total"].values()) if w.get("stats", {}).get("total") else 0
+                     for name, w in requests.get(f"{FLOWER}/api/workers?refresh=1", timeout=10).json().items()}
+
+    # The guide's scenario 2: 20 tasks with timeout=10, spread over the 3 workers (2 processes each).
+    t0 = time.monotonic()
+    ids = submit(task="process_task", count=20, timeout=10, task_num_start=1)
+    # The queue list in the broker holds what no worker took yet, as the redis_exporter reports it.
+    depth = f'redis_key_size{{job="{REDIS_BROKER_JOB}",key="celery"}}'
+    unacked = f'redis_key_size{{job="{REDIS_BROKER_JOB}",key="unacked"}}'
+    wait_for(lambda: prom_scalar(depth) > 0 and prom_scalar(unacked) > 0, 20,
+             message="queue depth and unacked messages on the Redis broker")
+    done = wait_finished(ids, 180)
+    elapsed = time.monotonic() - t0
+    assert {b["state"] for b in done.values()} == {"SUCCESS"}
+    assert sorted(b["result"]["task_num"] for b in done.values()) == list(range(1, 21))
+    # 20 tasks of 10 s on 6 processes: 4 rounds, so about 40 s, not 200 s on one.
+    assert elapsed < 100, f"20 tasks took {elapsed:.0f}s"
+    print(f"scenario 2 on Redis: 20 x 10 s tasks on 3 workers in {elapsed:.1f}s")
+
+    workers = requests.get(f"{FLOWER}/api/workers?refresh=1", timeout=10).json()
+    assert len(workers) == STACK_WORKERS
+    ran = {name: sum(w["stats"]["total"].values()) - totals_before.get(name, 0) for name, w in workers.items()}
+    assert sum(ran.values()) == 20 and all(n > 0 for n in ran.values()), ran
+    for query in (succeeded, flower_ok, flower_received):
+        wait_for(lambda: prom_scalar(query) - before[query] == 20, 60, message=f"{query} to grow by 20")
+    after = settled(succeeded, flower_ok, flower_received, quiet=6)
+    assert {q: after[q] - before[q] for q in after} == {q: 20 for q in after}
+    wait_for(lambda: prom_scalar(depth) == 0 and prom_scalar(unacked) == 0, 30, message="empty queue and unacked")
+
+
+def test_worker_sigkill_mid_task_redelivers_it_after_the_visibility_timeout(redis_stack):
+    [task_id] = submit(task="process_task", count=1, timeout=8, task_num_start=888)
+
+    def running_on():
+        r = requests.get(f"{FLOWER}/api/task/info/{task_id}", timeout=10)
+        return r.status_code == 200 and r.json().get("state") == "STARTED" and r.json().get("worker")
+
+    worker = wait_for(running_on, 30, message="the task to start")
+    faults.kill_service(worker.split("@")[0])
+    t_kill = time.monotonic()
+
+    def restarted():
+        r = requests.get(f"{FLOWER}/api/task/info/{task_id}", timeout=10)
+        info = r.json() if r.status_code == 200 else {}
+        return info.get("worker") not in (None, worker) and info.get("state") in ("STARTED", "SUCCESS")
+
+    try:
+        wait_for(restarted, VISIBILITY_TIMEOUT + 60, interval=0.5, message="the task redelivered to another worker")
+        redelivered = time.monotonic() - t_kill
+        body = wait_finished([task_id], 60)[task_id]
+        assert body["state"] == "SUCCESS" and body["result"]["task_num"] == 888
+        print(f"SIGKILL redelivery on Redis: started again on another worker {redelivered:.1f}s after the kill "
+              f"(visibility_timeout {VISIBILITY_TIMEOUT}s)")
+        # Not before the visibility timeout (the message sat in `unacked`), and not much after.
+        assert VISIBILITY_TIMEOUT - 9 <= redelivered <= VISIBILITY_TIMEOUT + 25, redelivered
+    finally:
+        redis_up()
+
+
+class Submitter(threading.Thread):
+    def __init__(self, interval=0.1):
+        super().__init__(daemon=True)
+        self.interval, self.accepted, self.unavailable, self.other = interval, [], [], []
+        self.done = threading.Event()
+
+    def run(self):
+        while not self.done.is_set():
+            try:
+                r = requests.post(f"{APP}/api/tasks", json={"count": 1, "timeout": 0.1}, timeout=30)
+            except requests.RequestException as exc:
+                self.other.append(repr(exc))
+            else:
+                (self.accepted.extend(r.json()["task_ids"]) if r.status_code == 202 else
+                 self.unavailable.append(r.json()) if r.status_code == 503 else
+                 self.other.append((r.status_code, r.text[:200])))
+            self.done.wait(self.interval)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["shutdown", "sigkill"])
+def test_redis_broker_restart_under_load_loses_no_accepted_task(redis_stack, sig):
+    """The broker's Redis keeps an append-only file: a restart (clean or SIGKILL) loses no task that the
+    app accepted with 202."""
+    pid = process.running_pid("redis-broker")
+    assert pid, "the Redis broker is not ours (BROKER_URL points elsewhere): cannot restart it"
+    load = Submitter()
+    load.start()
+    time.sleep(5)
+    process.stop("redis-broker") if sig == signal.SIGTERM else faults.kill_service("redis-broker")
+    t_down = time.monotonic()
+    time.sleep(5)
+    redis_up()
+    down_for = time.monotonic() - t_down
+    time.sleep(10)
+    load.done.set()
+    load.join(60)
+    assert not load.other, load.other[:3]
+    done = wait_finished(load.accepted, 240)
+    lost = [i for i, b in done.items() if b["state"] != "SUCCESS"]
+    print(f"Redis broker {sig.name}: down {down_for:.1f}s, {len(load.accepted)} accepted (202), "
+          f"{len(load.unavailable)} refused (503), {len(lost)} not successful")
+    assert lost == []
+    assert load.unavailable, "no request was refused while the broker was down"
+
+
+def test_every_redis_broker_dashboard_panel_returns_data(redis_stack):
+    from tests.dashboard_queries import empty_by_design, iter_panel_queries, load_dashboards
+    [dashboard] = [d for d in load_dashboards() if d["uid"] == "redis-broker"]
+    # A queued and an unacknowledged message, so that every panel has something to show.
+    ids = submit(task="process_task", count=8, timeout=6)
+    wait_for(lambda: prom_scalar(f'sum(redis_key_size{{job="{REDIS_BROKER_JOB}",key="celery"}})') > 0
+             and prom_scalar(f'sum(redis_key_size{{job="{REDIS_BROKER_JOB}",key="unacked"}})') > 0, 30,
+             message="queued and unacked messages")
+    empty, missing = empty_by_design(dashboard), []
+    for _, panel, expr in iter_panel_queries(dashboard, {"__rate_interval": "1m"}):
+        if panel not in empty and not prom_query(expr):
+            missing.append(f"{panel}: {expr}")
+    wait_finished(ids, 120)
+    assert not missing, "panels without data:\n" + "\n".join(missing)
