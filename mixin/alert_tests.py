@@ -195,6 +195,28 @@ class Cases:
                  [firing("CeleryWorkerMemoryGrowing", m_at, fires=False)]),
         ]
 
+    def recycling(self):
+        t, step = self.t, self.step
+        pool, limit = 2, t["pool_recycling_per_process_max"]
+        window = self.s("pool_recycling_window")
+        at = window + self.s("pool_recycling_for") + 4 * step
+        n = self.samples(at) + 4
+
+        def recycled(per_process):
+            per_step = pool * per_process * step / window
+            return [(f'celery_worker_pool_process_replacements_total{{{WORKER}, reason="recycled"}}',
+                     counter((per_step, n))),
+                    (f'celery_worker_pool_process_replacements_total{{{WORKER}, reason="died"}}', gauge(0, n)),
+                    (f"celery_worker_pool_processes{{{WORKER}}}", gauge(pool, n))]
+
+        worker = {"job": config.JOBS["worker"], "instance": "worker:9191", "worker": "celery_worker-1@host-1"}
+        return [
+            case("each pool process recycled just more often than allowed", step, recycled(limit * (1 + 5 * NUDGE)),
+                 [firing("CeleryWorkerPoolRecycling", at, self.labels("CeleryWorkerPoolRecycling", **worker))]),
+            case("each pool process recycled just less often than allowed", step, recycled(limit * (1 - 5 * NUDGE)),
+                 [firing("CeleryWorkerPoolRecycling", at, fires=False)]),
+        ]
+
     # --- throughput -----------------------------------------------------------------------------
     def throughput(self):
         t, step = self.t, self.step
@@ -300,7 +322,8 @@ class Cases:
 
 
 FILES = {"success_rate": "success", "runtime": "runtime", "queue": "queues", "worker_resources": "resources",
-         "throughput": "throughput", "workers": "workers", "events": "events", "prefetch": "prefetch"}
+         "throughput": "throughput", "workers": "workers", "events": "events", "prefetch": "prefetch",
+         "pool_recycling": "recycling"}
 
 
 def build(profile):

@@ -97,6 +97,12 @@ THRESHOLDS = {
     "prefetch_wait_max_seconds": 1,
     "prefetch_wait_window": "15m",
     "prefetch_wait_for": "5m",
+    # Pool processes recycled at worker_max_memory_per_child (or _tasks_per_child): each process of a
+    # worker replaced more than this many times within the window, sustained, is a fast leak that
+    # the containment hides from CeleryWorkerMemoryGrowing (every replacement resets the trend).
+    "pool_recycling_per_process_max": 1,
+    "pool_recycling_window": "30m",
+    "pool_recycling_for": "5m",
 }
 
 # How often Prometheus evaluates the rule groups (a demo value; the scrape interval is 5s).

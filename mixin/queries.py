@@ -132,6 +132,22 @@ class Queries:
     def flower_worker_online(self, *matchers):
         return f"flower_worker_online{self.sel('flower', *matchers)}"
 
+    def pool_replacements(self, window, *matchers, reason="recycled", by=WORKER):
+        """Pool processes the worker replaced within the window (its own /metrics): `recycled` at
+        worker_max_memory_per_child or _tasks_per_child, `died` when killed or crashed."""
+        series = "celery_worker_pool_process_replacements_total" + self.sel(
+            "worker", f'reason=~"{reason}"', *matchers)
+        return f"sum by ({by}) (increase({series}[{window}]))"
+
+    def pool_processes(self, *matchers, by=WORKER):
+        return f"sum by ({by}) (celery_worker_pool_processes{self.sel('worker', *matchers)})"
+
+    def largest_pool_process(self, *matchers, by=WORKER):
+        return f"max by ({by}) (celery_worker_pool_process_max_rss_bytes{self.sel('worker', *matchers)})"
+
+    def pool_process_memory_limit(self, *matchers, by=WORKER):
+        return f"max by ({by}) (celery_worker_max_memory_per_child_bytes{self.sel('worker', *matchers)})"
+
     def worker_target_up(self, *matchers):
         return f"up{self.sel('worker', *matchers)}"
 

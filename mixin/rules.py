@@ -13,7 +13,7 @@ import yaml
 
 from mixin import config, profiles
 from mixin.durations import seconds
-from mixin.queries import DEPLOYMENT, Queries, num
+from mixin.queries import DEPLOYMENT, WORKER, Queries, num
 
 RULES_PATH = Path(__file__).resolve().parent.parent / "alerts" / "celery.rules.yml"
 RECORDING_GROUP = "celery.rules"
@@ -188,6 +188,18 @@ def alerts(t, q=None):
               f"tasks finished per second are below {pct(t['throughput_ratio_min'])} of the same time "
               f"{t['throughput_baseline_offset']} earlier (when that had at least {min_tasks} tasks in {w}), "
               f"for {t['throughput_for']}"),
+        Alert("CeleryWorkerPoolRecycling",
+              f"{q.pool_replacements(t['pool_recycling_window'])}\n"
+              f"> on ({WORKER}) {q.pool_processes()} * {num(t['pool_recycling_per_process_max'])}",
+              t["pool_recycling_for"], "warning", "workers",
+              "Worker {{ $labels.worker }} keeps recycling its pool processes",
+              f"{{{{ $value | humanize }}}} pool processes of {{{{ $labels.worker }}}} were replaced at their memory or "
+              f"task limit in the last {t['pool_recycling_window']}, more than "
+              f"{num(t['pool_recycling_per_process_max'])} per process: tasks leak memory faster than "
+              f"containment can hide for long.",
+              f"a worker's pool processes were each recycled more than {num(t['pool_recycling_per_process_max'])} "
+              f"time(s) at worker_max_memory_per_child or _tasks_per_child within {t['pool_recycling_window']}, "
+              f"for {t['pool_recycling_for']}"),
         # --- Workers. Flower names workers in full; a dead worker's series is purged by Flower, so
         # "vanished within the window" counts as offline too. ---
         Alert("CeleryWorkerDown",

@@ -7,7 +7,7 @@ Our worker /metrics (job celery_worker) and Flower both label a worker by its fu
 from mixin import config
 from mixin.dashboards import views
 from mixin.dashboards.builder import (
-    RATE, cpu_steps, dashboard, flower, link, override, query_variable, selector, stat, table,
+    QUERIES, RATE, cpu_steps, dashboard, flower, link, override, query_variable, selector, stat, table,
     target, thresholds, timeseries, value_mapping, worker_cpu_ratio, worker_memory,
     worker_memory_growth,
 )
@@ -103,6 +103,22 @@ def build():
                            "{{worker}} {{type}}")],
                    description="Tasks finished per second by worker and outcome (Flower).",
                    unit="reqps", links=open_in_flower),
+        timeseries("Pool process replacements",
+                   [target(QUERIES.pool_replacements(RATE, WORKER, reason=".+", by="worker, reason"),
+                           "{{worker}} {{reason}}")],
+                   description="Pool processes replaced per interval: recycled at "
+                               "worker_max_memory_per_child (or _tasks_per_child), or died (killed, "
+                               "crashed). Each process recycled more than "
+                               f"{config.THRESHOLDS['pool_recycling_per_process_max']} time(s) in "
+                               f"{config.THRESHOLDS['pool_recycling_window']} alerts "
+                               "(CeleryWorkerPoolRecycling): containment hides a fast leak from the memory trend.",
+                   links=open_in_flower),
+        timeseries("Largest pool process vs limit",
+                   [target(QUERIES.largest_pool_process(WORKER, by="worker"), "{{worker}} largest"),
+                    target(QUERIES.pool_process_memory_limit(WORKER, by="worker"), "{{worker}} limit")],
+                   description="Resident memory of each worker's largest pool process against "
+                               "worker_max_memory_per_child: over it, the process is replaced after its task.",
+                   unit="bytes", min=0, links=open_in_flower),
     ]
     panels += views.worker_panels(WORKER)
     variables = [query_variable("worker", "Worker", f"label_values(celery_worker_pool_processes"
