@@ -210,7 +210,8 @@ def test_every_make_loadtest_example_parses():
 ], ids=["loadtest", "up"])
 def test_make_runs_what_the_live_tests_run_for_the_examples(make_args, runs):
     # The live doc tests run the examples' Python commands directly; `make -n` shows what make runs.
-    result = subprocess.run(["make", "-n", *make_args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    # --no-print-directory: under `make test` this make is a sub-make, which would add directory lines.
+    result = subprocess.run(["make", "-n", "--no-print-directory", *make_args], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     last = shlex.split(result.stdout.strip().splitlines()[-1])
     assert last[0].endswith("python") and last[1:] == runs, result.stdout
