@@ -13,12 +13,14 @@ pytestmark = pytest.mark.stack
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
+# The smoke run covers every section but the fleet (its own test below) on the trivial task kind
+# (the 10 ms kind runs the same code with another task), to stay within a few minutes.
+SMOKE = ["--quick", "--sections", "throughput,capacity,memory,alerts,coldstart", "--kinds", "trivial"]
 PRINTED = [
-    "Throughput, trivial task", "Throughput, 10 ms CPU-bound task", "CPU seconds per 1,000 tasks",
-    "full bundle / bare, trivial task", "full bundle / bare, 10 ms CPU-bound task", "our worker metrics",
+    "Throughput, trivial task", "CPU seconds per 1,000 tasks",
+    "full bundle / bare, trivial task", "our worker metrics",
     "worker metrics collector", "What monitoring adds, trivial task", "monitoring CPU per trivial task",
     "the bundle's monitoring costs", "Pipeline capacity steps", "pipeline capacity:", "Monitor memory",
-    "Fleet simulation", "label values at",
     "alert latency (CelerySuccessRateLow, fast profile)", "cold start:",
 ]
 PER_CONFIG = {"rate", "ratio_to_bare", "cpu_s_per_1000", "catch_up_s", "events_lost", "noisy_runs",
@@ -46,22 +48,21 @@ def bench_processes():
 
 def test_quick_bench_prints_every_figure_and_writes_every_key(stack, tmp_path):
     out, chart = tmp_path / "bench.json", tmp_path / "bench.svg"
-    r = bench("--quick", "--json", str(out), "--chart", str(chart), "--charts", str(tmp_path), timeout=840)
+    r = bench(*SMOKE, "--json", str(out), "--chart", str(chart), "--charts", str(tmp_path), timeout=840)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     for text in PRINTED:
         assert text in r.stdout, f"{text!r} not printed:\n{r.stdout[-4000:]}"
     assert chart.read_text().startswith("<svg")
-    assert {p.name for p in tmp_path.glob("*.svg")} == {"bench.svg", "performance-throughput.svg", "performance-cpu-trivial.svg",
-                                                       "performance-cpu-cpu10.svg", "performance-fleet.svg"}
+    assert {p.name for p in tmp_path.glob("*.svg")} == {"bench.svg", "performance-throughput.svg", "performance-cpu-trivial.svg"}
 
     data = json.loads(out.read_text())
-    assert set(data) == {"meta", "throughput", "capacity", "memory", "fleet", "alerts", "coldstart"}
+    assert set(data) == {"meta", "throughput", "capacity", "memory", "alerts", "coldstart"}
     assert data["meta"]["quick"] is True
     assert {"command", "machine", "versions", "background_load", "bundle_settings", "flower_max_tasks",
             "sizes"} <= set(data["meta"])
 
     t = data["throughput"]
-    assert set(t["kinds"]) == {"trivial", "cpu10"}
+    assert set(t["kinds"]) == {"trivial"}
     for kind in t["kinds"].values():
         assert set(kind["configs"]) == {"bare", "events", "full", "full_wm_off", "offshelf"}
         for name, row in kind["configs"].items():
@@ -92,8 +93,6 @@ def test_quick_bench_prints_every_figure_and_writes_every_key(stack, tmp_path):
             assert MONITOR_POINT <= set(p[monitor])
             assert p[monitor]["rss_mb"] > 0 and p[monitor]["caught_up"]
 
-    check_fleet(data["fleet"], {10, 100})
-
     a = data["alerts"]
     assert a["profile"] == "fast" and a["alert"] == "CelerySuccessRateLow"
     assert {"latency_s", "bound_s", "scrape_s", "evaluation_s", "for_s", "group_wait_s", "ratio_to_bound"} <= set(a)
@@ -119,7 +118,7 @@ def test_quick_fleet_section_alone(stack, tmp_path):
     out = tmp_path / "fleet.json"
     r = bench("--quick", "--sections", "fleet", "--fleet-workers", "10,100", "--json", str(out), timeout=300)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    assert "Fleet simulation" in r.stdout
+    assert "Fleet simulation" in r.stdout and "label values at" in r.stdout
     data = json.loads(out.read_text())
     assert set(data) == {"meta", "fleet"}
     check_fleet(data["fleet"], {10, 100})
