@@ -24,7 +24,7 @@ STACKS = compose_cli.stacks()
 # Redis as broker (compose.redis.yaml): no RabbitMQ; its Prometheus reads prometheus.redis.yml.
 REDIS_STACKS = {name for name, files in STACKS.items() if "compose.redis.yaml" in files}
 
-# The contract's services and the container ports each one serves (DESIGN.md, "Components and ports").
+# The bundle's services and the container ports each one serves (the README's URLs table).
 CONTRACT_PORTS = {
     "rabbitmq": {5672, 15672, 15692},
     "redis": {6379},
@@ -351,7 +351,7 @@ def published(svcs):
     return {(s, p["target"]): p for s, svc in svcs.items() for p in svc.get("ports") or []}
 
 
-# Scrape ports an override may add (DESIGN.md: redis_exporter when Redis is the broker).
+# Scrape ports an override may add (the redis_exporter when Redis is the broker).
 OPTIONAL_PUBLISHED = {("redis_exporter", 9121): ("HOST_PORT_REDIS_EXPORTER", "9121")}
 
 
