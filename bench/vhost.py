@@ -10,17 +10,19 @@ from native import broker as native_broker
 
 
 def ensure(auth, say):
-    """Create the vhost (and the user's permissions on it) unless it exists."""
+    """Create the vhost unless it exists, and give the user its permissions on it."""
     try:
         r = requests.get(f"{MGMT}/vhosts", auth=auth, timeout=10)
     except requests.RequestException:
         raise BenchError(f"RabbitMQ's management API at {MGMT} is unreachable; is the broker up (make up)?") from None
     if r.status_code != 200:
         raise BenchError(f"RabbitMQ management API at {MGMT} answered {r.status_code} for {auth[0]!r}; is the broker up (make up)?")
-    if VHOST in [v["name"] for v in r.json()]:
-        return
-    say(f"rabbitmq: creating vhost {VHOST!r} for {auth[0]!r} (isolated from vhost /)")
-    for args in (["add_vhost", VHOST], ["set_permissions", "-p", VHOST, auth[0], ".*", ".*", ".*"]):
+    steps = [["set_permissions", "-p", VHOST, auth[0], ".*", ".*", ".*"]]
+    if VHOST not in [v["name"] for v in r.json()]:
+        say(f"rabbitmq: creating vhost {VHOST!r} for {auth[0]!r} (isolated from vhost /)")
+        steps.insert(0, ["add_vhost", VHOST])
+    # Permissions every time: the vhost may exist from a run as another user (e.g. guest).
+    for args in steps:
         # native/broker.py knows whether the node is ours (its env) or the system's.
         out = native_broker.rabbitmqctl(args, check=False)
         if out.returncode != 0 and "already" not in (out.stderr + out.stdout):
