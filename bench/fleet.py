@@ -34,8 +34,8 @@ SW = {"sw_ident": "py-celery", "sw_ver": "5.7.0", "sw_sys": "Linux"}
 class Fleet:
     """N simulated workers and their task traffic, published through one event dispatcher."""
 
-    def __init__(self, app, workers, names, queues, seed=1):
-        self.app = app
+    def __init__(self, app, workers, names, queues, seed=1, url=None):
+        self.app, self.url = app, url
         self.hosts = [f"sim-{i:04d}@fleet-{i // 8:03d}" for i in range(workers)]
         self.names = [f"fleet.task_{i:04d}" for i in range(names)]
         self.queues = [f"queue_{i:02d}" for i in range(queues)]
@@ -46,7 +46,9 @@ class Fleet:
     def run(self, rate, seconds, stop=None):
         """Publish for `seconds` at `rate` tasks/s; returns (tasks, succeeded, events) published."""
         tasks = succeeded = events = 0
-        with self.app.connection_for_write() as conn:
+        # The bench vhost's URL, named: worker.settings may have read the broker URL at import,
+        # before the bench pointed the environment at its vhost.
+        with self.app.connection_for_write(self.url) as conn:
             disp = self.app.events.Dispatcher(conn, enabled=True, buffer_while_offline=False)
 
             def send(host, type_, **fields):
@@ -129,7 +131,7 @@ def one(bench, n, rate, seconds, names, queues, settle, say):
     try:
         pids = {m: bench.pid(m) for m in ("flower", "exporter", "prometheus")}
         before = {m: cpu_seconds(pid) for m, pid in pids.items()}
-        fleet = Fleet(tasks.app, n, names, queues)
+        fleet = Fleet(tasks.app, n, names, queues, url=bench.url)
         t0 = time.monotonic()
         published, succeeded, events = fleet.run(rate, seconds)
         window = time.monotonic() - t0

@@ -17,6 +17,9 @@ from bench import counter
 from worker.celery_app import app
 
 app.conf.result_backend = None
+# The bench vhost, from the environment the orchestrator set: worker.settings may have been imported
+# (and read the broker URL) before it did.
+app.conf.broker_url = os.environ.get("BROKER_URL") or os.environ["RMQ_URL"]
 if os.environ.get("BENCH_EVENTS", "1") == "0":
     app.conf.worker_send_task_events = False
     app.conf.task_send_sent_event = False
