@@ -19,6 +19,12 @@ STACK_WORKERS = 3
 # 3 workers a budget of half a core (they share 2 cores), so that a CPU-bound task exceeds it
 # clearly even on a busy machine.
 STACK_ENV = {"ALERT_PROFILE": "fast", "WORKER_CPU_LIMIT_CORES": "0.5"}
+# The stack's own workers (celery_worker-<i>@<host>-<i>, i = 1..STACK_WORKERS), as Flower's `worker`
+# and celery-exporter's `hostname` label them. Workers a scaling test added and removed, and other
+# tests' probe workers, keep series until Flower or the exporter purges them, mid-test.
+_INDICES = "|".join(str(i) for i in range(1, STACK_WORKERS + 1))
+FLOWER_STACK_WORKERS = f'worker=~"celery_worker-({_INDICES})@.+"'
+EXPORTER_STACK_WORKERS = f'hostname=~".+-({_INDICES})"'
 
 
 def native_cli(*args, timeout=300):

@@ -9,13 +9,12 @@ import signal
 import pytest
 
 from tests import faults
-from tests.live import STACK_WORKERS, prom_query, wait_for
+from tests.live import EXPORTER_STACK_WORKERS, STACK_WORKERS, prom_query, wait_for
 
 pytestmark = pytest.mark.stack
 
-# The stack's workers only (host part <host>-<i>): probe workers of other tests (<host>-probe) stay
-# in the exporter at 0 after they stop.
-UP = 'celery_worker_up{job="celery_exporter", hostname=~".+-[0-9]+"}'
+# The stack's workers only: probe workers and scaled-away ones stay at 0 until the exporter purges them.
+UP = f'celery_worker_up{{job="celery_exporter", {EXPORTER_STACK_WORKERS}}}'
 
 
 def up_by_host():

@@ -16,7 +16,7 @@ import psutil
 import pytest
 import requests
 
-from native import process, services
+from native import env as native_env, process, services
 from tests import faults
 from tests.alerting import AlertCheck
 from tests.live import APP, STACK_WORKERS, submit, wait_finished, wait_for
@@ -101,9 +101,10 @@ def replacements():
 
 
 def assert_services_healthy():
+    env = native_env.build()
     for svc in services.core():
         if svc.available() is None:
-            assert svc.healthy(), f"{svc.name} is not healthy ({svc.health})"
+            assert svc.healthy(env), f"{svc.name} is not healthy ({svc.health})"
     for name in (f"celery_worker-{i}" for i in range(1, STACK_WORKERS + 1)):
         assert process.running_pid(name), f"{name} is not running"
 
@@ -163,9 +164,11 @@ def test_requests_for_more_memory_than_the_caps_leave_the_host_its_memory(stack)
     assert sampler.workers_peak <= bound
     # The host lost at most what the workers may hold, not the 4.8 GB asked for.
     assert before["available"] - sampler.min_available < bound
-    # Pool processes over the limit were replaced (each keeps at most the cap, so the 4.8 GB asked
-    # for needed at least a dozen fresh processes), and the memory went back.
-    assert replacements()["recycled"] - recycled_before >= 12
+    # Pool processes over the limit were replaced, and the memory went back. A 200 MB task leaves a
+    # fresh process under the limit, a second one takes it to the cap and past the limit: so each
+    # process ran at most two of the 26, and at most one per pool slot may still hold a single one.
+    big_tasks, slots = 26, STACK_WORKERS * settings.WORKER_CONCURRENCY
+    assert replacements()["recycled"] - recycled_before >= (big_tasks - slots) // 2
     assert after["largest_pool_process"] <= LIMIT + POOL_BASELINE
     assert_services_healthy()
 

@@ -10,6 +10,7 @@ import psutil
 import pytest
 from billiard.pool import Pool
 
+from native.paths import REPO
 from worker import settings, tasks
 from worker.metrics import PoolReplacements, WorkerProcessTreeCollector
 
@@ -143,17 +144,36 @@ def _keep(mb):
     return os.getpid()
 
 
-def test_a_process_at_the_retained_cap_is_over_the_memory_limit_and_replaced():
-    """With the defaults, a pool process that keeps all it may keep is over worker_max_memory_per_child,
-    so billiard replaces it after that task (real pool, real memory)."""
+def _pool_scenario():
+    """Run in a fresh interpreter (a worker's size), not forked from this test session: a forked pool
+    process starts as large as its parent, and a long pytest session alone can be over the limit.
+    Prints the pid that ran each task and the replacement count as JSON."""
+    import json
     pool = Pool(processes=1, max_memory_per_child=settings.WORKER_MAX_MEMORY_PER_CHILD_MB * 1024)
     counted = PoolReplacements()
     counted.attach(pool)
     try:
-        first = pool.apply_async(_keep, (settings.WORKER_MAX_RETAINED_MB // 2,)).get(timeout=30)
-        assert pool.apply_async(_keep, (0,)).get(timeout=30) == first  # under the limit: kept
-        assert pool.apply_async(_keep, (settings.WORKER_MAX_RETAINED_MB,)).get(timeout=30) == first  # capped
-        assert _wait(lambda: counted.snapshot()["recycled"] == 1)
-        assert pool.apply_async(_keep, (0,)).get(timeout=30) != first
+        pids = [pool.apply_async(_keep, (settings.WORKER_MAX_RETAINED_MB // 2,)).get(timeout=30),
+                pool.apply_async(_keep, (0,)).get(timeout=30),
+                pool.apply_async(_keep, (settings.WORKER_MAX_RETAINED_MB,)).get(timeout=30)]
+        recycled = _wait(lambda: counted.snapshot()["recycled"] == 1) and counted.snapshot()["recycled"]
+        pids.append(pool.apply_async(_keep, (0,)).get(timeout=30))
+        print(json.dumps({"pids": pids, "recycled": recycled}))
     finally:
         pool.terminate()
+
+
+def test_a_process_at_the_retained_cap_is_over_the_memory_limit_and_replaced():
+    """With the defaults, a pool process that keeps all it may keep is over worker_max_memory_per_child,
+    so billiard replaces it after that task (real pool, real memory)."""
+    import json
+    code = "from tests.unit.test_memory_containment import _pool_scenario; _pool_scenario()"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    first, kept, capped, after = measured["pids"]
+    assert kept == first  # half the cap: under the limit, the process is kept
+    assert capped == first  # the cap: the task ran there, and the process is replaced after it
+    assert measured["recycled"] == 1
+    assert after != first
