@@ -316,8 +316,38 @@ class Cases:
                  [(queue, f"{limit * 2:g}-1x{n}"),
                   (queue.replace("celeryev.monitor", "celeryev.other"), f"0+1x{min(n, int(limit) - 1)}")],
                  [firing("CeleryEventsLagging", at, fires=False)]),
+            *self.events_lost(),
             case("the watchdog always fires", step, [],
                  [firing("Watchdog", step, self.labels("Watchdog"))]),
+        ]
+
+
+    def events_lost(self):
+        """Workers count their started tasks; the exporter misses just more (or less) than the
+        allowed share of the task-started events, Flower none; and a loss on too few tasks."""
+        t, step = self.t, self.step
+        window, limit = self.s("events_lost_window"), t["events_lost_ratio_max"]
+        at = window + self.s("events_lost_for") + 4 * step
+        n = self.samples(at) + 4
+        per_step = 2 * t["events_lost_min_tasks"] * step / window
+
+        def pipeline(lost_share, started=per_step):
+            return [(f"celery_worker_tasks_started_total{{{WORKER}}}", counter((started, n))),
+                    (f'celery_task_started_total{{{EXPORTER}, name="process_task", hostname="host-1"}}',
+                     counter((started * (1 - lost_share), n))),
+                    (f'flower_events_total{{{FLOWER}, worker="celery_worker-1@host-1", type="task-started", '
+                     f'task="process_task"}}', counter((started, n)))]
+
+        few = t["events_lost_min_tasks"] * step / window / 2
+        return [
+            case("the exporter counts just too few of the tasks the workers started", step,
+                 pipeline(limit * (1 + 5 * NUDGE)),
+                 [firing("CeleryEventsLost", at,
+                         self.labels("CeleryEventsLost", job=config.JOBS["exporter"]))]),
+            case("the exporter misses just less than allowed", step, pipeline(limit * (1 - 5 * NUDGE)),
+                 [firing("CeleryEventsLost", at, fires=False)]),
+            case("a monitor misses half of too few tasks to judge", step, pipeline(0.5, started=few),
+                 [firing("CeleryEventsLost", at, fires=False)]),
         ]
 
 

@@ -91,6 +91,15 @@ THRESHOLDS = {
     "events_backlog_max": 1000,
     "events_window": "5m",
     "events_for": "2m",
+    # Events lost on the way to a monitor (a lagging consumer's events expired on RabbitMQ, or a
+    # pub/sub client disconnected by Redis): Flower or the exporter counted fewer task-started events
+    # than the workers say they started, by more than this share of them. The window is long so that
+    # a monitor merely lagging (ratio x window = 36 s behind) does not look like a loss; a count
+    # below events_lost_min_tasks in the window is not judged.
+    "events_lost_ratio_max": 0.02,
+    "events_lost_min_tasks": 100,
+    "events_lost_window": "30m",
+    "events_lost_for": "5m",
     # Tasks wait at a worker between being received (prefetched) and started (Flower's prefetch
     # time): the average over the window above this many seconds, sustained, alerts (as Flower's
     # example alert TaskPrefetchTimeTooHigh: 1 s over 15m, for 5m).

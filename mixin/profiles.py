@@ -5,7 +5,7 @@ Every threshold knob is one of four kinds, told by its name:
   *_window  a range-vector window (rate, deriv, avg_over_time, last_over_time);
   *_offset  how far back a baseline looks;
   anything else is a level (a ratio, a count, bytes per second) and never changes with a profile,
-  except `success_min_tasks`, a count per success window that scales with that window.
+  except the minimum counts judged per window (PER_WINDOW), which scale with their window.
 
 - standard:   the real rules, for a 5 s scrape (`python -m mixin` writes them into alerts/).
 - fast:       what the live tests run: every window and `for` divided by 10 (with floors so a rate
@@ -20,8 +20,8 @@ from mixin import config
 from mixin.durations import fmt, seconds
 
 KINDS = ("_for", "_window", "_offset")
-# A count judged per success window: it scales with that window so the rate it stands for holds.
-PER_SUCCESS_WINDOW = ("success_min_tasks",)
+# Counts judged per window: each scales with its window so the rate it stands for holds.
+PER_WINDOW = {"success_min_tasks": "success_window", "events_lost_min_tasks": "events_lost_window"}
 
 
 def kind(knob):
@@ -48,7 +48,7 @@ def check(thresholds):
                 problems.append(f"{knob}: {exc}")
         elif not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             problems.append(f"{knob}: expected a non-negative number, got {value!r}")
-    for knob in ("success_ratio_min", "throughput_ratio_min", "worker_cpu_ratio_max"):
+    for knob in ("success_ratio_min", "throughput_ratio_min", "worker_cpu_ratio_max", "events_lost_ratio_max"):
         value = thresholds.get(knob)
         if isinstance(value, (int, float)) and not 0 < value <= 1:
             problems.append(f"{knob}: a ratio must be in (0, 1], got {value!r}")
@@ -78,9 +78,8 @@ def scaled(thresholds, *, divisor=1, min_for=0, max_for=None, min_window=0, offs
             new = offset if offset is not None else secs
         out[knob] = fmt(new)
         window_ratio[knob] = new / secs
-    for knob in PER_SUCCESS_WINDOW:
-        ratio = window_ratio["success_window"]
-        out[knob] = max(1, math.ceil(thresholds[knob] * ratio - 1e-9))
+    for knob, window in PER_WINDOW.items():
+        out[knob] = max(1, math.ceil(thresholds[knob] * window_ratio[window] - 1e-9))
     # A baseline must look back further than the alert waits, or the rise is in its own baseline.
     if seconds(out["runtime_baseline_offset"]) < seconds(out["runtime_for"]):
         out["runtime_baseline_offset"] = out["runtime_for"]

@@ -16,8 +16,10 @@ DEPLOYMENT = "cluster, namespace, job"
 TASK = f"{DEPLOYMENT}, name, queue_name"
 QUEUE = f"{DEPLOYMENT}, vhost, queue"
 WORKER = f"{DEPLOYMENT}, instance, worker"
+PER_DEPLOYMENT = "cluster, namespace"  # across jobs: one deployment's workers against its monitors
 WITH_EXCEPTION = 'exception!=""'  # the exporter adds exception="" failure series at zero
 RETRIED = 'type="task-retried"'  # Flower's event types
+STARTED = 'type="task-started"'
 PROCESSED = 'type=~"task-succeeded|task-failed"'
 
 
@@ -112,6 +114,26 @@ class Queries:
     def event_queue_depth(self, *matchers):
         """Events waiting for a monitor (Flower, the exporter) in its celeryev.* queue."""
         return f"rabbitmq_detailed_queue_messages_ready{self.sel('event_queues', *matchers)}"
+
+    # --- Events lost on the way to a monitor -----------------------------------------------------
+
+    def tasks_started_by_workers(self, window, *matchers, by=PER_DEPLOYMENT):
+        """Tasks the workers started in the window, by their own count (one task-started event each)."""
+        return f"sum by ({by}) (increase(celery_worker_tasks_started_total{self.sel('worker', *matchers)}[{window}]))"
+
+    def tasks_started_by_monitors(self, window, *matchers, by=PER_DEPLOYMENT):
+        """task-started events each monitor counted in the window; its job label names the monitor."""
+        exporter = f"celery_task_started_total{self.sel('exporter', *matchers)}"
+        flower = f"flower_events_total{self.sel('flower', STARTED, *matchers)}"
+        return (f"sum by ({by}, job) (increase({exporter}[{window}]))\n"
+                f"or sum by ({by}, job) (increase({flower}[{window}]))")
+
+    def events_lost_ratio(self, window, *matchers, by=PER_DEPLOYMENT):
+        """Share of the tasks the workers started whose task-started event a monitor did not count
+        (per monitor). Negative when a monitor also sees workers without their own /metrics."""
+        monitors = self.tasks_started_by_monitors(window, *matchers, by=by)
+        workers = self.tasks_started_by_workers(window, *matchers, by=by)
+        return f"1 - (\n{monitors}\n)\n/ on ({by}) group_left\n{workers}"
 
     # --- Workers (each worker's own /metrics; Flower's view) --------------------------------------
 

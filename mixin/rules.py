@@ -13,7 +13,7 @@ import yaml
 
 from mixin import config, profiles
 from mixin.durations import seconds
-from mixin.queries import DEPLOYMENT, WORKER, Queries, num
+from mixin.queries import DEPLOYMENT, PER_DEPLOYMENT, WORKER, Queries, num
 
 RULES_PATH = Path(__file__).resolve().parent.parent / "alerts" / "celery.rules.yml"
 RECORDING_GROUP = "celery.rules"
@@ -82,6 +82,8 @@ def recording_rules(t, q=None):
         # 1.0 = the worker uses all the cores it may use (celery_worker_cpu_limit_cores).
         record("celery:worker_cpu_utilisation:ratio", q.worker_cpu_ratio(t["worker_cpu_window"])),
         record("celery:worker_memory_rss_bytes:deriv", q.worker_memory_growth(t["worker_memory_window"])),
+        record("celery:worker_tasks_started:increase", q.tasks_started_by_workers(t["events_lost_window"])),
+        record("celery:monitor_events_lost:ratio", q.events_lost_ratio(t["events_lost_window"])),
     ]
     return rules
 
@@ -257,6 +259,19 @@ def alerts(t, q=None):
               f"the queue's TTL are dropped, so success rates and throughput will be wrong.",
               f"a monitor's event queue holds more than {num(t['events_backlog_max'])} events and grows "
               f"(trend over {t['events_window']}) for {t['events_for']}"),
+        Alert("CeleryEventsLost",
+              f"celery:monitor_events_lost:ratio > {num(t['events_lost_ratio_max'])}\nand on ({PER_DEPLOYMENT})\n"
+              f"celery:worker_tasks_started:increase >= {num(t['events_lost_min_tasks'])}",
+              t["events_lost_for"], "warning", "overview",
+              "{{ $labels.job }} misses task events",
+              f"{{{{ $labels.job }}}} did not count {{{{ $value | humanizePercentage }}}} of the tasks the workers "
+              f"started in the last {t['events_lost_window']} (threshold {pct(t['events_lost_ratio_max'])}): "
+              f"its events were lost on the way (on Redis, a pub/sub client that fell behind is disconnected; "
+              f"on RabbitMQ, events wait at most the event queue TTL), so its counts, rates and task lists "
+              f"are short.",
+              f"Flower or the exporter counted more than {pct(t['events_lost_ratio_max'])} fewer task-started "
+              f"events than the workers started in {t['events_lost_window']} (at least "
+              f"{num(t['events_lost_min_tasks'])} started), for {t['events_lost_for']}"),
         Alert("Watchdog", "vector(1)", None, "none", "overview",
               "Alerting pipeline heartbeat (always firing)",
               "Always firing. If it stops arriving, the Prometheus -> Alertmanager -> receiver path is broken.",

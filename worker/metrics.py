@@ -12,6 +12,7 @@ from typing import NamedTuple
 import psutil
 from billiard.pool import EX_OK, EX_RECYCLE, RUN
 from celery import signals
+from celery.worker import state as worker_state
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -147,6 +148,12 @@ class WorkerProcessTreeCollector:
                               labels=["worker"])
         g.add_metric(labels, settings.WORKER_MAX_MEMORY_PER_CHILD_MB * 1024 * 1024)
         yield g
+        # Counted where the worker sends each task-started event (Request.on_accepted), so the events
+        # Flower and the exporter counted can be checked against it: a shortfall is lost events.
+        c = CounterMetricFamily("celery_worker_tasks_started",
+                                "Tasks this worker started (one task-started event each)", labels=["worker"])
+        c.add_metric(labels, worker_state.all_total_count[0])
+        yield c
         if self.replacements is not None:
             c = CounterMetricFamily("celery_worker_pool_process_replacements",
                                     "Pool processes replaced while the worker ran, by reason: recycled (over "

@@ -348,6 +348,11 @@ def worker_memory_growth(*matchers):
     return QUERIES.worker_memory_growth(config.THRESHOLDS["worker_memory_window"], *matchers)
 
 
+def events_lost_ratio(*matchers):
+    """As CeleryEventsLost computes it: per monitor (job), over events_lost_window."""
+    return QUERIES.events_lost_ratio(config.THRESHOLDS["events_lost_window"], *matchers)
+
+
 def queue_depth(*matchers, by="queue"):
     """Ready messages in the task queues, as CeleryQueueBacklog reads them (RabbitMQ)."""
     return QUERIES.queue_depth(*matchers, by=by)

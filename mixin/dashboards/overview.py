@@ -4,7 +4,7 @@ from mixin import config
 from mixin.dashboards import views
 from mixin.dashboards.builder import (
     SCOPE,
-    RATE, bargauge, cpu_steps, dashboard, finished_rate, flower, gauge, link, query_variable,
+    RATE, bargauge, cpu_steps, dashboard, events_lost_ratio, finished_rate, flower, gauge, link, query_variable,
     runtime_quantile, selector, stat, success_ratio, success_steps, table, target, thresholds,
     timeseries, worker_cpu_ratio, worker_memory, queue_depth,
 )
@@ -97,6 +97,15 @@ def build():
                  steps=thresholds("red"),
                  links=[link("Failed tasks in Flower", flower("/tasks?state=FAILURE"))]),
 
+        timeseries("Events lost per monitor", [target(events_lost_ratio(), "{{job}}")],
+                   description=f"Share of the tasks the workers started (their own count) whose "
+                               f"task-started event Flower or the exporter did not count, over "
+                               f"{config.THRESHOLDS['events_lost_window']}. Near 0 (below 0 when the "
+                               f"monitor also sees workers without their own /metrics); the dashed "
+                               f"line is the alert threshold "
+                               f"({config.THRESHOLDS['events_lost_ratio_max']:.0%}).",
+                   unit="percentunit", steps=thresholds("green", (config.THRESHOLDS["events_lost_ratio_max"], "red")),
+                   threshold_line=True, w=24, h=6),
         table("Firing alerts", [target(f'ALERTS{{{FIRING}}}', instant=True, table=True)],
               hide=("Time", "Value", "__name__", "alertstate"),
               description="Every alert Prometheus is firing now, with its labels (not the "

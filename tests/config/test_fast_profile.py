@@ -32,7 +32,7 @@ def test_profile_keeps_names_labels_and_levels(name):
         assert other[rule_name].get("labels") == rule.get("labels")
     t, s = profiles.get(name).thresholds, config.THRESHOLDS
     for knob, value in s.items():
-        if profiles.kind(knob) is None and knob not in profiles.PER_SUCCESS_WINDOW:
+        if profiles.kind(knob) is None and knob not in profiles.PER_WINDOW:
             assert t[knob] == value, f"{name} changed the level {knob}"
 
 

@@ -64,3 +64,22 @@ def test_labels_keep_the_full_nodename(tree):
 def test_cpu_limit_can_be_set(monkeypatch):
     monkeypatch.setenv("WORKER_CPU_LIMIT_CORES", "0.5")
     assert cpu_limit_cores() == 0.5
+
+
+class Request:
+    """What celery.worker.state keeps of a task request."""
+
+    def __init__(self, task_id, name):
+        self.id, self.name = task_id, name
+
+
+def test_tasks_started_counts_each_task_the_worker_accepted(tree):
+    from celery.worker import state
+
+    collector = WorkerProcessTreeCollector("celery_worker-1@host", root=tree)
+    before = samples(collector)["celery_worker_tasks_started"]
+    for i in range(3):
+        request = Request(f"task-{i}", "process_task")
+        state.task_accepted(request)  # what the worker runs when it sends task-started
+        state.task_ready(request)
+    assert samples(collector)["celery_worker_tasks_started"] == before + 3
