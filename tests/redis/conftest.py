@@ -6,13 +6,14 @@ The stack runs the fast alerting profile, and a short visibility timeout (with t
 so that redelivery after a SIGKILL takes seconds, not the default 11 minutes.
 """
 import os
+import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
-from native import paths
+from native import env as native_env, paths
 from tests.live import STACK_ENV, STACK_WORKERS
 
 VISIBILITY_TIMEOUT = 30
@@ -20,10 +21,22 @@ REDIS_STACK_ENV = {**STACK_ENV, "BROKER": "redis", "VISIBILITY_TIMEOUT": str(VIS
                    "MAX_TIMEOUT_SECONDS": "20"}
 
 
-def redis_cli(*args, timeout=300):
+def redis_stack_env():
     env = {k: v for k, v in os.environ.items() if k not in ("BROKER_URL", "RMQ_URL")}
+    return {**env, **REDIS_STACK_ENV}
+
+
+def redis_cli(*args, timeout=300):
     return subprocess.run([sys.executable, "-m", "native", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**env, **REDIS_STACK_ENV})
+                          timeout=timeout, env=redis_stack_env())
+
+
+def redis_broker_url():
+    """The broker URL of the Redis-broker stack, derived as `python -m native` derives it from
+    redis_cli's environment (this process's own BROKER_URL, and so worker.celery_app, may name RabbitMQ)."""
+    env = {**native_env.DEFAULTS, **native_env.read_dotenv(paths.REPO / ".env"), **redis_stack_env()}
+    native_env.select_broker(env)
+    return env["BROKER_URL"]
 
 
 def redis_up(workers=STACK_WORKERS):
@@ -42,8 +55,10 @@ def pytest_collection_modifyitems(session, config, items):
 def redis_stack():
     t0 = time.monotonic()
     subprocess.run([sys.executable, "-m", "native", "down"], capture_output=True, text=True, timeout=180)
-    import shutil
-    shutil.rmtree(paths.DATA / "alertmanager", ignore_errors=True)
+    # A fresh start: Prometheus keeps the stopped stack's last samples for 5 minutes (no staleness
+    # markers at shutdown), which would mix the RabbitMQ stack's targets and counters into these tests.
+    for data in ("alertmanager", "prometheus"):
+        shutil.rmtree(paths.DATA / data, ignore_errors=True)
     out = redis_up()
     print(out)
     print(f"Redis-broker stack up in {time.monotonic() - t0:.1f}s (after stopping the previous one)")
