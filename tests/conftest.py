@@ -4,12 +4,11 @@ The stack runs the alerting profile "fast" (native/derive.py): the real rules wi
 windows and offsets, so that live alert tests take seconds, not hours.
 """
 import os
-import shutil
 
 import pytest
 
-from native import dotenv, env as native_env, paths, process
-from tests.live import STACK_WORKERS, native_cli
+from native import dotenv, env as native_env, process
+from tests.live import STACK_WORKERS, forget_earlier_stacks, native_cli
 
 # Tests talk to the broker and Redis as the stack does (RMQ_URL with the .env user).
 dotenv.ensure(lambda message: None)
@@ -23,9 +22,7 @@ def stack():
     """The running native stack with 3 workers; stopped at the end if this session started it."""
     was_running = bool(process.owned())
     if not was_running:
-        # A fresh notification log: Alertmanager remembers what it told receivers across restarts
-        # and would not repeat a "firing" that an earlier session left unresolved.
-        shutil.rmtree(paths.DATA / "alertmanager", ignore_errors=True)
+        forget_earlier_stacks()
     result = native_cli("up", "--workers", str(STACK_WORKERS))
     print(result.stdout)
     assert result.returncode == 0, f"make up failed:\n{result.stdout}\n{result.stderr}"

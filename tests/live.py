@@ -1,5 +1,6 @@
 """Small helpers for tests against the live native stack."""
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -25,6 +26,17 @@ STACK_ENV = {"ALERT_PROFILE": "fast", "WORKER_CPU_LIMIT_CORES": "0.5"}
 _INDICES = "|".join(str(i) for i in range(1, STACK_WORKERS + 1))
 FLOWER_STACK_WORKERS = f'worker=~"celery_worker-({_INDICES})@.+"'
 EXPORTER_STACK_WORKERS = f'hostname=~".+-({_INDICES})"'
+
+
+def forget_earlier_stacks():
+    """Before a test session starts a stack: empty Alertmanager's and Prometheus's data. Alertmanager
+    remembers what it told receivers across restarts and would not repeat a "firing" an earlier stack
+    left unresolved; Prometheus writes no staleness markers at shutdown, so a stack stopped less than
+    5 minutes ago would leave its last samples (same job and worker labels) in every query."""
+    from native import paths
+
+    for data in ("alertmanager", "prometheus"):
+        shutil.rmtree(paths.DATA / data, ignore_errors=True)
 
 
 def native_cli(*args, timeout=300):

@@ -6,7 +6,6 @@ The stack runs the fast alerting profile, and a short visibility timeout (with t
 so that redelivery after a SIGKILL takes seconds, not the default 11 minutes.
 """
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import time
 import pytest
 
 from native import env as native_env, paths
-from tests.live import STACK_ENV, STACK_WORKERS
+from tests.live import STACK_ENV, STACK_WORKERS, forget_earlier_stacks
 
 VISIBILITY_TIMEOUT = 30
 REDIS_STACK_ENV = {**STACK_ENV, "BROKER": "redis", "VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
@@ -55,10 +54,7 @@ def pytest_collection_modifyitems(session, config, items):
 def redis_stack():
     t0 = time.monotonic()
     subprocess.run([sys.executable, "-m", "native", "down"], capture_output=True, text=True, timeout=180)
-    # A fresh start: Prometheus keeps the stopped stack's last samples for 5 minutes (no staleness
-    # markers at shutdown), which would mix the RabbitMQ stack's targets and counters into these tests.
-    for data in ("alertmanager", "prometheus"):
-        shutil.rmtree(paths.DATA / data, ignore_errors=True)
+    forget_earlier_stacks()  # the RabbitMQ stack's targets and counters must not mix into these tests
     out = redis_up()
     print(out)
     print(f"Redis-broker stack up in {time.monotonic() - t0:.1f}s (after stopping the previous one)")
