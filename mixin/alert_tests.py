@@ -348,6 +348,11 @@ class Cases:
                  [firing("CeleryEventsLost", at, fires=False)]),
             case("a monitor misses half of too few tasks to judge", step, pipeline(0.5, started=few),
                  [firing("CeleryEventsLost", at, fires=False)]),
+            # Workers that send no task events: the exporter is up and has no task series at all.
+            case("a monitor that is up has counted no task", step,
+                 [(f"celery_worker_tasks_started_total{{{WORKER}}}", counter((per_step, n))),
+                  (f"up{{{EXPORTER}}}", gauge(1, n))],
+                 [firing("CeleryEventsLost", at, self.labels("CeleryEventsLost", job=config.JOBS["exporter"]))]),
         ]
 
 

@@ -122,11 +122,14 @@ class Queries:
         return f"sum by ({by}) (increase(celery_worker_tasks_started_total{self.sel('worker', *matchers)}[{window}]))"
 
     def tasks_started_by_monitors(self, window, *matchers, by=PER_DEPLOYMENT):
-        """task-started events each monitor counted in the window; its job label names the monitor."""
+        """task-started events each monitor counted in the window; its job label names the monitor.
+        A monitor that is up but never counted one (e.g. the workers send no events) counts 0."""
         exporter = f"celery_task_started_total{self.sel('exporter', *matchers)}"
         flower = f"flower_events_total{self.sel('flower', STARTED, *matchers)}"
+        up = " or ".join(f"up{self.sel(source, *matchers)}" for source in ("exporter", "flower"))
         return (f"sum by ({by}, job) (increase({exporter}[{window}]))\n"
-                f"or sum by ({by}, job) (increase({flower}[{window}]))")
+                f"or sum by ({by}, job) (increase({flower}[{window}]))\n"
+                f"or sum by ({by}, job) (({up}) == 1) * 0")
 
     def events_lost_ratio(self, window, *matchers, by=PER_DEPLOYMENT):
         """Share of the tasks the workers started whose task-started event a monitor did not count
