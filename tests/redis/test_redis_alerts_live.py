@@ -42,6 +42,15 @@ def purge_queue(app):
         return conn.default_channel.queue_purge("celery")
 
 
+def resolve_in_turn(checks, since):
+    """Wait for each alert check to resolve, in turn: {alert name: seconds from `since` until then}."""
+    resolved = {}
+    for check in checks:
+        check.resolve()
+        resolved[check.name] = time.monotonic() - since
+    return resolved
+
+
 def test_success_rate_alerts_fire_and_resolve(redis_stack):
     overall = AlertCheck("CelerySuccessRateLow")
     per_task = AlertCheck("CeleryTaskSuccessRateLow", name="process_task")
@@ -58,10 +67,8 @@ def test_success_rate_alerts_fire_and_resolve(redis_stack):
     assert not (failing.other or failing.unavailable or healthy.other or healthy.unavailable)
     # The injected fault really ran on the Redis-broker workers.
     assert {b["state"] for b in wait_finished(failing.ids[:5], 60).values()} == {"FAILURE"}
-    overall.resolve()
-    overall_resolved = time.monotonic() - t_end
-    per_task.resolve()
-    per_task_resolved = time.monotonic() - t_end
+    resolved = resolve_in_turn((overall, per_task), t_end)
+    overall_resolved, per_task_resolved = resolved[overall.name], resolved[per_task.name]
     print(f"Redis broker: CelerySuccessRateLow fault -> webhook {overall_fired:.1f}s "
           f"(bound {overall.timeout - 60:.0f}s), end -> resolved {overall_resolved:.1f}s; "
           f"CeleryTaskSuccessRateLow fault -> webhook {per_task_fired:.1f}s "
@@ -98,10 +105,8 @@ def test_queue_backlog_and_growing_fire_and_resolve(redis_stack, broker):
     assert not (load.other or load.unavailable), (load.other[:3], load.unavailable[:3])
     assert queued > 10 and purged >= queued, (queued, purged)
     assert 0 < unacked <= POOL_PROCESSES and 0 < len(running) <= POOL_PROCESSES, (unacked, running)
-    backlog.resolve()
-    backlog_resolved = time.monotonic() - t_end
-    growing.resolve()
-    growing_resolved = time.monotonic() - t_end
+    resolved = resolve_in_turn((backlog, growing), t_end)
+    backlog_resolved, growing_resolved = resolved[backlog.name], resolved[growing.name]
     print(f"Redis broker: {queued} queued, {unacked} unacknowledged at fire time, {purged} purged; "
           f"CeleryQueueBacklog fault -> webhook {fired['CeleryQueueBacklog']:.1f}s (bound {backlog.timeout - 60:.0f}s), "
           f"end -> resolved {backlog_resolved:.1f}s; CeleryQueueGrowing fault -> webhook "
