@@ -62,7 +62,7 @@ def write_rules(profile):
     rules_dir = STATE / "rules"
     shutil.rmtree(rules_dir, ignore_errors=True)
     rules_dir.mkdir(parents=True)
-    rules.generate_rules(rules_dir / RULES.name, profiles.get(profile))
+    rules.write(rules_dir / RULES.name, profiles.apply(profile), f"profile {profile}")
     return yaml.safe_load((rules_dir / RULES.name).read_text())
 
 

@@ -6,10 +6,12 @@ import math
 from dataclasses import dataclass
 
 from app.validation import failing_indexes
-from mixin.config import THRESHOLDS as _T
+from mixin.config import Config
+
+_T = Config().thresholds
 
 # Failures at four times the share the success-rate alert tolerates (at most half), so it fires.
-FAILURE_SHARE = min(0.5, round(4 * (1 - _T["success_ratio_min"]), 2))
+FAILURE_SHARE = min(0.5, round(4 * (1 - _T.success_ratio_min), 2))
 
 # The API accepts up to 1000 tasks per request; smaller requests keep the submit times fine-grained.
 MAX_TASKS_PER_REQUEST = 100
@@ -39,7 +41,7 @@ SCENARIOS = {s.name: s for s in (
                       "watch them spread over the workers",
              (("process_task", 10.0),), rate=None, duration=None, count=20, wait_timeout=180),
     Scenario("failures", f"{FAILURE_SHARE:.0%} of the tasks raise SimulatedTaskError (2/s for 180 s): long enough for "
-                         f"CelerySuccessRateLow (below {_T['success_ratio_min']:.0%} for {_T['success_for']}) "
+                         f"CelerySuccessRateLow (below {_T.success_ratio_min:.0%} for {_T.success_for}) "
                          "to be firing at the end",
              (("process_task", 0.1),), rate=2, duration=180, fail_rate=FAILURE_SHARE, wait_timeout=60),
     Scenario("backlog", "more work than 3 workers x 2 processes can take (4/s of 6 s tasks for 90 s): "

@@ -1,51 +1,69 @@
-"""`python -m mixin`: regenerate every generated file from mixin/config.py.
+"""`python -m mixin`: render the mixin.
 
-Without options it writes the committed files: the standard profile's rules and promtool tests
-(alerts/), the dashboards and the generated blocks of the docs. Tests fail when they drift.
-`--profile NAME --out DIR` renders another alerting profile's rules and tests into DIR.
+  python -m mixin                 regenerate the bundle's committed files (what `make generate` runs):
+                                  alerts/celery.rules.yml, the dashboards, the chart's files, the
+                                  Redis Prometheus config and the generated blocks of the docs
+  python -m mixin render --out DIR [--config FILE] [--profile NAME]
+                                  rules, promtool tests and dashboards for a configuration (yours:
+                                  a YAML file with only what differs from the bundle's; see
+                                  docs/mixin.md), optionally with a profile (fast, kubernetes)
+
+A configuration that cannot be rendered is refused with one line per problem, naming the key and the
+value, and exit status 2.
 """
 import argparse
 import sys
 from pathlib import Path
 
-from mixin import alert_tests, dashboards, profiles, rules
+from mixin import chart, dashboards, docs, profiles, prometheus, rules
+from mixin.render import render
+from mixin.config import Config, ConfigError, load
 
 ALERTS_DIR = rules.RULES_PATH.parent
 
 
-def write_profile(profile, out: Path):
-    """out/celery.rules.yml and out/tests/<signal>.test.yml for the profile."""
-    paths = [rules.generate_rules(out / rules.RULES_PATH.name, profile)]
-    (out / "tests").mkdir(parents=True, exist_ok=True)
-    for stem, doc in alert_tests.build(profile).items():
-        path = out / "tests" / f"{stem}.test.yml"
-        path.write_text(alert_tests.render(doc, profile))
-        paths.append(path)
-    return paths
+def generate():
+    """The bundle's committed files. Its promtool tests (alerts/tests/) are written by hand."""
+    cfg = Config()
+    written = [rules.write(rules.RULES_PATH, cfg)]
+    written += dashboards.generate(cfg)
+    written += docs.generate()
+    written += chart.generate()
+    written += prometheus.generate(cfg)
+    return written
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="python -m mixin", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    sub = p.add_subparsers(dest="command")
+    r = sub.add_parser("render", help="render a configuration's rules, promtool tests and dashboards into --out")
+    r.add_argument("--config", type=Path, help="YAML file of settings that differ from the bundle's")
+    r.add_argument("--profile", choices=list(profiles.PROFILES), default="standard",
+                   help="overlays on the configuration (default: standard, none)")
+    r.add_argument("--out", type=Path, required=True, help="output folder")
+    return p
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m mixin", description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", choices=sorted(profiles.PROFILES), default=None,
-                        help="render this alerting profile's rules and tests into --out")
-    parser.add_argument("--out", type=Path, help="output folder for --profile")
-    args = parser.parse_args(argv)
-    if (args.profile is None) != (args.out is None):
-        parser.error("--profile and --out go together")
+    args = parser().parse_args(argv)
     try:
-        if args.profile:
-            written = write_profile(profiles.get(args.profile), args.out)
+        if args.command == "render":
+            cfg = load(args.config) if args.config else Config()
+            source = str(args.config) if args.config else "the bundle's configuration"
+            if args.profile != "standard":
+                source += f", profile {args.profile}"
+            written = render(profiles.apply(args.profile, cfg), args.out, source)
         else:
-            written = write_profile(profiles.standard(), ALERTS_DIR) + list(dashboards.generate())
-            from mixin import chart, docs
-            written += docs.generate()
-            # The Helm chart's embedded copies (charts/celery-observability/files/).
-            written += chart.generate()
-    except ValueError as exc:
-        sys.exit(f"python -m mixin: {exc}")
+            written = generate()
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            print(f"python -m mixin: {line}", file=sys.stderr)
+        return 2
     for path in written:
         print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

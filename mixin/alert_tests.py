@@ -1,20 +1,19 @@
-"""promtool unit tests for the alert rules, generated from the thresholds of a profile.
+"""promtool unit tests generated from a Config: for a user's configuration and for the profiles
+other than the bundle's standard one (whose tests in alerts/tests/ are written by hand, with
+literal values).
 
 Each alert gets cases on both sides of its threshold: just past it (fires once its `for` has
-passed) and just short of it (stays silent), so a changed threshold moves its tests with it. A case
-checks the ALERTS series promtool records (`alertstate="firing"`); annotations are covered by the
-rules' own tests and the live notification tests.
+passed) and just short of it (stays silent), so the cases follow the Config's thresholds, job
+names, labels and sources. A case checks the ALERTS series promtool records
+(`alertstate="firing"`). Checks of alerts the Config does not render are left out.
 """
-from mixin import config, rules
+from mixin import alerts, rules
+from mixin.config import Config
 from mixin.durations import fmt, seconds
 
-STEP = {"standard": 15, "fast": 5, "kubernetes": 30}  # seconds between samples, per profile
-EXPORTER = f'job="{config.JOBS["exporter"]}", instance="exporter:9808"'
-QUEUES = f'job="{config.JOBS["rabbitmq_queues"]}", instance="rabbitmq:15692", vhost="/"'
-WORKER = f'job="{config.JOBS["worker"]}", instance="worker:9191", worker="celery_worker-1@host-1"'
-FLOWER = f'job="{config.JOBS["flower"]}", instance="flower:5555"'
 # Just past / just short of a threshold, as a fraction of it.
 NUDGE = 0.02
+HPA = "keda-hpa-obs-celery-observability-workers"  # KEDA's name for the chart's ScaledObject
 
 
 def counter(*phases):
@@ -46,24 +45,44 @@ def case(name, step, series, checks):
             "promql_expr_test": checks}
 
 
+def step_of(cfg: Config):
+    """Seconds between samples: 15 s, or less when the shortest window needs more samples, never
+    below the scrape interval."""
+    t = cfg.thresholds
+    shortest = min(seconds(v) for k, v in t.knobs().items() if k.endswith("_window"))
+    scrape = seconds(cfg.scrape_interval)
+    return max(scrape, min(15, shortest // 4 // scrape * scrape))
+
+
 class Cases:
-    def __init__(self, profile):
-        self.t = profile.thresholds
-        self.step = STEP[profile.name]
-        self.severity = {a.name: a.severity for a in rules.alerts(self.t)}
+    def __init__(self, cfg: Config):
+        self.cfg, self.t, self.jobs = cfg, cfg.thresholds, cfg.jobs
+        self.step = step_of(cfg)
+        self.rendered = {a.name: a for a in alerts.build(cfg)}
+        # Every input series carries the deployment label when the Config joins on one.
+        dep = cfg.labels.deployment
+        self.dep = {dep: "obs-celery-observability"} if dep else {}
+        extra = "".join(f', {k}="{v}"' for k, v in self.dep.items())
+        self.EXPORTER = f'job="{self.jobs.exporter}", instance="exporter:9808"{extra}'
+        self.QUEUES = f'job="{self.jobs.rabbitmq_queues}", instance="rabbitmq:15692", vhost="/"{extra}'
+        self.WORKER = f'job="{self.jobs.worker}", instance="worker:9191", worker="celery_worker-1@host-1"{extra}'
+        self.FLOWER = f'job="{self.jobs.flower}", instance="flower:5555"{extra}'
+        self.EXTRA = extra
 
     def s(self, knob):
-        return seconds(self.t[knob])
+        return seconds(getattr(self.t, knob))
 
     def samples(self, secs):
         return int(secs // self.step) + 1
 
     def labels(self, alert, **extra):
-        return {"severity": self.severity[alert], **extra}
+        """The labels `alert` fires with; its checks are dropped later when the Config does not render it."""
+        severity = self.rendered[alert].severity if alert in self.rendered else "none"
+        return {"severity": severity, **self.cfg.rule_labels, **self.dep, **extra}
 
     def task_rate(self):
         """Tasks per second that put twice the minimum number of tasks into a success window."""
-        return max(2 * self.t["success_min_tasks"] / self.s("success_window"), 1 / self.step)
+        return max(2 * self.t.success_min_tasks / self.s("success_window"), 1 / self.step)
 
     # --- success rate ---------------------------------------------------------------------------
     def success(self):
@@ -71,15 +90,15 @@ class Cases:
         r = self.task_rate() * step
         at = 2 * self.s("success_window") + self.s("success_for") + 4 * step
         n = self.samples(at) + 4
-        low, high = t["success_ratio_min"] * (1 - NUDGE / 10), min(t["success_ratio_min"] * (1 + NUDGE / 10), 1)
+        low, high = t.success_ratio_min * (1 - NUDGE / 10), min(t.success_ratio_min * (1 + NUDGE / 10), 1)
 
         def task(name, ratio, rate=r):
-            base = f'{EXPORTER}, name="{name}", hostname="host-1", queue_name="celery"'
+            base = f'{self.EXPORTER}, name="{name}", hostname="host-1", queue_name="celery"'
             return [(f"celery_task_succeeded_total{{{base}}}", counter((rate * ratio, n))),
                     (f'celery_task_failed_total{{{base}, exception="RuntimeError"}}', counter((rate * (1 - ratio), n)))]
 
-        job = config.JOBS["exporter"]
-        few = t["success_min_tasks"] / self.s("success_window") * step / 2
+        job = self.jobs.exporter
+        few = t.success_min_tasks / self.s("success_window") * step / 2
         return [
             case("one task just below the success ratio, another just above", step,
                  task("failing_task", low) + task("healthy_task", high),
@@ -100,21 +119,21 @@ class Cases:
         t, step = self.t, self.step
         r = self.task_rate() * step
         # Baseline: every run in (0, b], p95 = 0.95 b. Then every run in (b, c]: p95 = b + 0.95 (c - b).
-        b = max(1.0, 2 * t["runtime_p95_min_seconds"] / 0.95)
+        b = max(1.0, 2 * t.runtime_p95_min_seconds / 0.95)
         before = self.s("runtime_baseline_window") + self.s("runtime_baseline_offset") + self.s("success_window")
         at = before + self.s("success_window") + self.s("runtime_for") + 2 * step
         p1, p2 = self.samples(before), self.samples(at - before) + 4
 
         def series(ratio):
             c = b + (ratio * 0.95 * b - b) / 0.95
-            base = f'{EXPORTER}, name="slow_task", hostname="host-1", queue_name="celery"'
+            base = f'{self.EXPORTER}, name="slow_task", hostname="host-1", queue_name="celery"'
             return [(f'celery_task_runtime_bucket{{{base}, le="{b:g}"}}', counter((r, p1), (0, p2))),
                     (f'celery_task_runtime_bucket{{{base}, le="{c:g}"}}', counter((r, p1), (r, p2))),
                     (f'celery_task_runtime_bucket{{{base}, le="+Inf"}}', counter((r, p1), (r, p2))),
                     (f"celery_task_succeeded_total{{{base}}}", counter((r, p1), (r, p2)))]
 
-        ratio = t["runtime_p95_ratio_max"]
-        job = config.JOBS["exporter"]
+        ratio = t.runtime_p95_ratio_max
+        job = self.jobs.exporter
         return [
             case("p95 rises just above its allowed multiple of the baseline", step, series(ratio * (1 + NUDGE)),
                  [firing("CeleryTaskRuntimeRising", at, self.labels(
@@ -124,34 +143,55 @@ class Cases:
         ]
 
     # --- queues ---------------------------------------------------------------------------------
+    def queue_series(self, n):
+        """(series of one queue, the labels its alerts carry) for the Config's first broker
+        exporter, or the celery-exporter's own queue metrics without one."""
+        broker = (self.cfg.sources.brokers or ("exporter",))[0]
+
+        def rabbitmq(ready, consumers=1, name="celery"):
+            return [(f'rabbitmq_detailed_queue_messages_ready{{{self.QUEUES}, queue="{name}"}}', ready),
+                    (f'rabbitmq_detailed_queue_consumers{{{self.QUEUES}, queue="{name}"}}', gauge(consumers, n))]
+
+        def redis(ready, consumers=1, name="celery"):
+            broker_sel = f'job="{self.jobs.redis_broker}", instance="redis-exporter:9121"{self.EXTRA}'
+            return [(f'redis_key_size{{{broker_sel}, db="db0", key="{name}"}}', ready),
+                    (f'celery_active_worker_count{{{self.EXPORTER}, queue_name="{name}"}}', gauge(consumers, n)),
+                    (f"redis_up{{{broker_sel}}}", gauge(1, n))]
+
+        def exporter(ready, consumers=1, name="celery"):
+            return [(f'celery_queue_length{{{self.EXPORTER}, queue_name="{name}"}}', ready),
+                    (f'celery_active_consumer_count{{{self.EXPORTER}, queue_name="{name}"}}', gauge(consumers, n))]
+
+        job = {"rabbitmq": self.jobs.rabbitmq_queues, "redis": self.jobs.redis_broker,
+               "exporter": self.jobs.exporter}[broker]
+        labels = {"job": job, "queue": "celery", **({"vhost": "/"} if broker == "rabbitmq" else {})}
+        return {"rabbitmq": rabbitmq, "redis": redis, "exporter": exporter}[broker], labels, broker
+
     def queues(self):
         t, step = self.t, self.step
-        backlog = t["queue_backlog_max"]
+        backlog = t.queue_backlog_max
         at = self.s("queue_backlog_for") + 4 * step
-        n = self.samples(at) + 4
+        n = max(self.samples(at), self.samples(self.s("queue_growth_window") + self.s("queue_growth_for"))) + 8
+        series, labels, broker = self.queue_series(n)
 
         def queue(ready, consumers=1, name="celery"):
-            return [(f'rabbitmq_detailed_queue_messages_ready{{{QUEUES}, queue="{name}"}}', gauge(ready, n)),
-                    (f'rabbitmq_detailed_queue_consumers{{{QUEUES}, queue="{name}"}}', gauge(consumers, n))]
+            return series(gauge(ready, n), consumers, name)
 
-        growth = t["queue_growth_min_per_minute"]
+        growth = t.queue_growth_min_per_minute
         g_at = self.s("queue_growth_window") + self.s("queue_growth_for") + 4 * step
-        g_n = self.samples(g_at) + 4
 
         def growing(per_minute):
-            return [(f'rabbitmq_detailed_queue_messages_ready{{{QUEUES}, queue="celery"}}',
-                     f"{backlog + 1:g}+{per_minute / 60 * step:g}x{g_n}"),
-                    (f'rabbitmq_detailed_queue_consumers{{{QUEUES}, queue="celery"}}', gauge(1, g_n))]
+            return series(f"{backlog + 1:g}+{per_minute / 60 * step:g}x{n}")
 
-        job = config.JOBS["rabbitmq_queues"]
-        labels = {"job": job, "vhost": "/", "queue": "celery"}
+        # Only RabbitMQ has per-worker pidbox and event queues next to the task queues.
+        others = (queue(backlog * 10 + 1, name="celeryev.monitor")
+                  + queue(backlog * 10 + 1, name="celery@host-1.celery.pidbox")) if broker == "rabbitmq" else []
         nc_at = self.s("queue_no_consumer_for") + 4 * step
         return [
             case("one message more than the backlog threshold", step, queue(backlog + 1),
                  [firing("CeleryQueueBacklog", at, self.labels("CeleryQueueBacklog", **labels))]),
             case("exactly the backlog threshold; pidbox and event queues never count", step,
-                 queue(backlog) + queue(backlog * 10 + 1, name="celeryev.monitor")
-                 + queue(backlog * 10 + 1, name="celery@host-1.celery.pidbox"),
+                 queue(backlog) + others,
                  [firing("CeleryQueueBacklog", at, fires=False)]),
             case("a backlog growing just faster than the threshold", step, growing(growth * (1 + NUDGE)),
                  [firing("CeleryQueueGrowing", g_at, self.labels("CeleryQueueGrowing", **labels))]),
@@ -162,6 +202,34 @@ class Cases:
             case("messages ready and a consumer, or no message and no consumer", step,
                  queue(1, consumers=1) + queue(0, consumers=0, name="idle"),
                  [firing("CeleryQueueNoConsumer", nc_at, fires=False)]),
+            *self.autoscaled_queues(series, labels, n),
+        ]
+
+    def hpa(self, current, maximum, n, namespace="celery", cluster=None):
+        ksm = (f'job="kube-state-metrics", namespace="{namespace}", horizontalpodautoscaler="{HPA}"'
+               + (f', cluster="{cluster}"' if cluster else ""))
+        return [(f"kube_horizontalpodautoscaler_status_current_replicas{{{ksm}}}", gauge(current, n)),
+                (f"kube_horizontalpodautoscaler_spec_max_replicas{{{ksm}}}", gauge(maximum, n))]
+
+    def autoscaled_queues(self, series, labels, n):
+        """Workers autoscaled by KEDA: a backlog pages only once they are at their maximum."""
+        if not self.cfg.autoscaling.keda:
+            return []
+        backlog, step = self.t.queue_backlog_max, self.step
+        at = self.s("queue_backlog_for") + 4 * step
+        # The chart's queue series carry the namespace the HPA is in (or the deployment label).
+        ns = {} if self.cfg.labels.deployment else {self.cfg.labels.namespace: "celery"}
+        with_ns = "".join(f', {k}="{v}"' for k, v in ns.items())
+
+        def ready():
+            return [(name.replace("}", with_ns + "}", 1) if with_ns else name, values)
+                    for name, values in series(gauge(backlog * 5, n))]
+
+        return [
+            case("a backlog while KEDA still adds workers", step, ready() + self.hpa(3, 10, n),
+                 [firing("CeleryQueueBacklog", at, fires=False), firing("CeleryQueueGrowing", at, fires=False)]),
+            case("a backlog with the workers at KEDA's maximum replicas", step, ready() + self.hpa(10, 10, n),
+                 [firing("CeleryQueueBacklog", at, self.labels("CeleryQueueBacklog", **labels, **ns))]),
         ]
 
     # --- worker resources -----------------------------------------------------------------------
@@ -172,18 +240,18 @@ class Cases:
         n = self.samples(at) + 4
 
         def cpu(ratio):
-            return [(f"celery_worker_cpu_seconds_total{{{WORKER}}}", counter((ratio * cores * step, n))),
-                    (f"celery_worker_cpu_limit_cores{{{WORKER}}}", gauge(cores, n))]
+            return [(f"celery_worker_cpu_seconds_total{{{self.WORKER}}}", counter((ratio * cores * step, n))),
+                    (f"celery_worker_cpu_limit_cores{{{self.WORKER}}}", gauge(cores, n))]
 
-        growth = t["worker_memory_growth_bytes_per_s"]
+        growth = t.worker_memory_growth_bytes_per_s
         m_at = self.s("worker_memory_window") + self.s("worker_memory_for") + 4 * step
         m_n = self.samples(m_at) + 4
 
         def memory(per_s):
-            return [(f"celery_worker_memory_rss_bytes{{{WORKER}}}", f"{200 * 2**20}+{per_s * step:g}x{m_n}")]
+            return [(f"celery_worker_memory_rss_bytes{{{self.WORKER}}}", f"{200 * 2**20}+{per_s * step:g}x{m_n}")]
 
-        worker = {"job": config.JOBS["worker"], "instance": "worker:9191", "worker": "celery_worker-1@host-1"}
-        ratio = t["worker_cpu_ratio_max"]
+        worker = {"job": self.jobs.worker, "instance": "worker:9191", "worker": "celery_worker-1@host-1"}
+        ratio = t.worker_cpu_ratio_max
         return [
             case("CPU just above the limit", step, cpu(min(ratio * (1 + NUDGE), 1)),
                  [firing("CeleryWorkerCpuHigh", at, self.labels("CeleryWorkerCpuHigh", **worker))]),
@@ -197,19 +265,19 @@ class Cases:
 
     def recycling(self):
         t, step = self.t, self.step
-        pool, limit = 2, t["pool_recycling_per_process_max"]
+        pool, limit = 2, t.pool_recycling_per_process_max
         window = self.s("pool_recycling_window")
         at = window + self.s("pool_recycling_for") + 4 * step
         n = self.samples(at) + 4
 
         def recycled(per_process):
             per_step = pool * per_process * step / window
-            return [(f'celery_worker_pool_process_replacements_total{{{WORKER}, reason="recycled"}}',
+            return [(f'celery_worker_pool_process_replacements_total{{{self.WORKER}, reason="recycled"}}',
                      counter((per_step, n))),
-                    (f'celery_worker_pool_process_replacements_total{{{WORKER}, reason="died"}}', gauge(0, n)),
-                    (f"celery_worker_pool_processes{{{WORKER}}}", gauge(pool, n))]
+                    (f'celery_worker_pool_process_replacements_total{{{self.WORKER}, reason="died"}}', gauge(0, n)),
+                    (f"celery_worker_pool_processes{{{self.WORKER}}}", gauge(pool, n))]
 
-        worker = {"job": config.JOBS["worker"], "instance": "worker:9191", "worker": "celery_worker-1@host-1"}
+        worker = {"job": self.jobs.worker, "instance": "worker:9191", "worker": "celery_worker-1@host-1"}
         return [
             case("each pool process recycled just more often than allowed", step, recycled(limit * (1 + 5 * NUDGE)),
                  [firing("CeleryWorkerPoolRecycling", at, self.labels("CeleryWorkerPoolRecycling", **worker))]),
@@ -226,14 +294,14 @@ class Cases:
         p1, p2 = self.samples(before), self.samples(at - before) + 4
 
         def series(ratio):
-            base = f'{EXPORTER}, name="task", hostname="host-1", queue_name="celery"'
+            base = f'{self.EXPORTER}, name="task", hostname="host-1", queue_name="celery"'
             return [(f"celery_task_succeeded_total{{{base}}}", counter((r, p1), (r * ratio, p2)))]
 
-        ratio = t["throughput_ratio_min"]
+        ratio = t.throughput_ratio_min
         return [
             case("throughput drops just below its share of the baseline", step, series(ratio * (1 - NUDGE)),
                  [firing("CeleryThroughputBelowBaseline", at, self.labels(
-                     "CeleryThroughputBelowBaseline", job=config.JOBS["exporter"]))]),
+                     "CeleryThroughputBelowBaseline", job=self.jobs.exporter))]),
             case("throughput drops to just above its share of the baseline", step, series(ratio * (1 + NUDGE)),
                  [firing("CeleryThroughputBelowBaseline", at, fires=False)]),
         ]
@@ -246,34 +314,46 @@ class Cases:
         at = (on + 1) * step + down + 3 * step
         n = self.samples(at) + 4
         w1, w2 = "celery_worker-1@host-1", "celery_worker-2@host-2"
-        online = ("flower_worker_online{" + FLOWER + ', worker="%s"}').__mod__
-        flower = {"job": config.JOBS["flower"], "instance": "flower:5555"}
-        up = f'up{{job="{config.JOBS["worker"]}", instance="worker:9191"}}'
-        host = f'celery_worker_up{{{EXPORTER}, hostname="host-1"}}'
-        target = f'up{{job="{config.JOBS["exporter"]}", instance="exporter:9808"}}'
+        online = ("flower_worker_online{" + self.FLOWER + ', worker="%s"}').__mod__
+        flower = {"job": self.jobs.flower, "instance": "flower:5555"}
+        up = f'up{{job="{self.jobs.worker}", instance="worker:9191"{self.EXTRA}}}'
+        host = f'celery_worker_up{{{self.EXPORTER}, hostname="host-1"}}'
+        target = f"up{{{self.EXPORTER}}}"
+        host_labels = self.labels("CeleryWorkerHostDown", job=self.jobs.exporter, instance="exporter:9808",
+                                  hostname="host-1")
+        # Sources that say "no worker": each one the Config has fires with its own job.
+        sources = [k for k in ("worker", "flower", "exporter")
+                   if getattr(self.cfg.sources, "worker_metrics" if k == "worker" else k)]
+        keda = self.cfg.autoscaling.keda and self.cfg.sources.flower
         t_at = self.s("target_down_for") + 4 * step
         return [
-            case("a worker reported offline, another online", step,
-                 [(online(w1), f"1x{on} 0x{n}"), (online(w2), gauge(1, n + on))],
-                 [firing("CeleryWorkerDown", at, self.labels("CeleryWorkerDown", worker=w1, **flower))]),
-            case("a worker killed: its series vanishes", step,
-                 [(online(w1), f"1x{on} stale"), (online(w2), gauge(1, n + on))],
-                 [firing("CeleryWorkerDown", at, self.labels("CeleryWorkerDown", worker=w1, **flower))]),
+            case("a worker shut down cleanly (scale-down), another online" if keda
+                 else "a worker reported offline, another online", step,
+                 [(online(w1), f"1x{on} 0x{n}"), (online(w2), gauge(1, n + on)), (host, f"1x{on} 0x{n}")],
+                 [firing("CeleryWorkerDown", at, fires=False) if keda else
+                  firing("CeleryWorkerDown", at, self.labels("CeleryWorkerDown", worker=w1, **flower)),
+                  firing("CeleryWorkerHostDown", at, fires=False) if keda else
+                  firing("CeleryWorkerHostDown", at, host_labels)]),
+            case("a worker killed: Flower loses it while online, the exporter times it out", step,
+                 [(online(w1), f"1x{on} stale"), (online(w2), gauge(1, n + on)), (host, f"1x{on} 0x{n}")],
+                 [firing("CeleryWorkerDown", at, self.labels("CeleryWorkerDown", worker=w1, **flower)),
+                  firing("CeleryWorkerHostDown", at, host_labels)]),
             case("every worker stays online", step,
                  [(online(w1), gauge(1, n + on)), (online(w2), gauge(1, n + on)),
-                  (up, gauge(1, n + on)), (host, gauge(1, n + on))],
+                  (up, gauge(1, n + on)), (host, gauge(1, n + on)), (target, gauge(1, n + on)),
+                  (f"up{{{self.FLOWER}}}", gauge(1, n + on))],
                  [firing("CeleryWorkerDown", at, fires=False), firing("CeleryNoWorkerOnline", at, fires=False),
                   firing("CeleryWorkerHostDown", at, fires=False)]),
             case("no worker online anywhere", step,
-                 [(online(w1), f"1x{on} 0x{n}"), (up, f"1x{on} 0x{n}"), (host, f"1x{on} 0x{n}")],
-                 [firing("CeleryNoWorkerOnline", at, *(self.labels("CeleryNoWorkerOnline", job=config.JOBS[job])
-                                                         for job in ("worker", "flower"))),
-                  firing("CeleryWorkerHostDown", at, self.labels(
-                      "CeleryWorkerHostDown", job=config.JOBS["exporter"], instance="exporter:9808",
-                      hostname="host-1"))]),
+                 [(online(w1), f"1x{on} 0x{n}"), (up, f"1x{on} 0x{n}"), (host, f"1x{on} 0x{n}"),
+                  (target, gauge(1, n + on)), (f"up{{{self.FLOWER}}}", gauge(1, n + on))],
+                 [firing("CeleryNoWorkerOnline", at, *(self.labels("CeleryNoWorkerOnline", job=getattr(self.jobs, k))
+                                                         for k in sources)),
+                  firing("CeleryWorkerHostDown", at, fires=False) if keda else
+                  firing("CeleryWorkerHostDown", at, host_labels)]),
             case("a scrape target down", step, [(target, gauge(0, self.samples(t_at) + 4))],
                  [firing("CeleryTargetDown", t_at, self.labels(
-                     "CeleryTargetDown", job=config.JOBS["exporter"], instance="exporter:9808"))]),
+                     "CeleryTargetDown", job=self.jobs.exporter, instance="exporter:9808"))]),
             case("a scrape target up", step, [(target, gauge(1, self.samples(t_at) + 4))],
                  [firing("CeleryTargetDown", t_at, fires=False)]),
         ]
@@ -281,13 +361,13 @@ class Cases:
     # --- tasks waiting at a worker (Flower's prefetch time) ----------------------------------------
     def prefetch(self):
         t, step = self.t, self.step
-        limit = t["prefetch_wait_max_seconds"]
+        limit = t.prefetch_wait_max_seconds
         window = self.samples(self.s("prefetch_wait_window"))  # samples in a full window
         at = self.s("prefetch_wait_window") + self.s("prefetch_wait_for") + 4 * step
         n = self.samples(at) + 4
-        wait = ("flower_task_prefetch_time_seconds{" + FLOWER + ', worker="%s", task="process_task"}').__mod__
+        wait = ("flower_task_prefetch_time_seconds{" + self.FLOWER + ', worker="%s", task="process_task"}').__mod__
         w1, w2 = "celery_worker-1@host-1", "celery_worker-2@host-2"
-        labels = {"job": config.JOBS["flower"], "instance": "flower:5555", "task": "process_task"}
+        labels = {"job": self.jobs.flower, "instance": "flower:5555", "task": "process_task"}
         # One long wait in a full window: the average stays at half the limit.
         spike = f"0x{window} {limit * window / 2:g} 0x{n}"
         return [
@@ -303,11 +383,11 @@ class Cases:
     # --- the monitoring pipeline ----------------------------------------------------------------
     def events(self):
         t, step = self.t, self.step
-        limit = t["events_backlog_max"]
+        limit = t.events_backlog_max
         at = self.s("events_window") + self.s("events_for") + 4 * step
         n = self.samples(at) + 4
-        queue = f'rabbitmq_detailed_queue_messages_ready{{{QUEUES}, queue="celeryev.monitor"}}'
-        labels = {"job": config.JOBS["rabbitmq_queues"], "instance": "rabbitmq:15692", "vhost": "/",
+        queue = f'rabbitmq_detailed_queue_messages_ready{{{self.QUEUES}, queue="celeryev.monitor"}}'
+        labels = {"job": self.jobs.rabbitmq_queues, "instance": "rabbitmq:15692", "vhost": "/",
                   "queue": "celeryev.monitor"}
         return [
             case("an event queue above the limit and growing", step, [(queue, f"{limit + 1:g}+1x{n}")],
@@ -326,33 +406,33 @@ class Cases:
         """Workers count their started tasks; the exporter misses just more (or less) than the
         allowed share of the task-started events, Flower none; and a loss on too few tasks."""
         t, step = self.t, self.step
-        window, limit = self.s("events_lost_window"), t["events_lost_ratio_max"]
+        window, limit = self.s("events_lost_window"), t.events_lost_ratio_max
         at = window + self.s("events_lost_for") + 4 * step
         n = self.samples(at) + 4
-        per_step = 2 * t["events_lost_min_tasks"] * step / window
+        per_step = 2 * t.events_lost_min_tasks * step / window
 
         def pipeline(lost_share, started=per_step):
-            return [(f"celery_worker_tasks_started_total{{{WORKER}}}", counter((started, n))),
-                    (f'celery_task_started_total{{{EXPORTER}, name="process_task", hostname="host-1"}}',
+            return [(f"celery_worker_tasks_started_total{{{self.WORKER}}}", counter((started, n))),
+                    (f'celery_task_started_total{{{self.EXPORTER}, name="process_task", hostname="host-1"}}',
                      counter((started * (1 - lost_share), n))),
-                    (f'flower_events_total{{{FLOWER}, worker="celery_worker-1@host-1", type="task-started", '
+                    (f'flower_events_total{{{self.FLOWER}, worker="celery_worker-1@host-1", type="task-started", '
                      f'task="process_task"}}', counter((started, n)))]
 
-        few = t["events_lost_min_tasks"] * step / window / 2
+        few = t.events_lost_min_tasks * step / window / 2
         return [
             case("the exporter counts just too few of the tasks the workers started", step,
                  pipeline(limit * (1 + 5 * NUDGE)),
                  [firing("CeleryEventsLost", at,
-                         self.labels("CeleryEventsLost", job=config.JOBS["exporter"]))]),
+                         self.labels("CeleryEventsLost", job=self.jobs.exporter))]),
             case("the exporter misses just less than allowed", step, pipeline(limit * (1 - 5 * NUDGE)),
                  [firing("CeleryEventsLost", at, fires=False)]),
             case("a monitor misses half of too few tasks to judge", step, pipeline(0.5, started=few),
                  [firing("CeleryEventsLost", at, fires=False)]),
             # Workers that send no task events: the exporter is up and has no task series at all.
             case("a monitor that is up has counted no task", step,
-                 [(f"celery_worker_tasks_started_total{{{WORKER}}}", counter((per_step, n))),
-                  (f"up{{{EXPORTER}}}", gauge(1, n))],
-                 [firing("CeleryEventsLost", at, self.labels("CeleryEventsLost", job=config.JOBS["exporter"]))]),
+                 [(f"celery_worker_tasks_started_total{{{self.WORKER}}}", counter((per_step, n))),
+                  (f"up{{{self.EXPORTER}}}", gauge(1, n))],
+                 [firing("CeleryEventsLost", at, self.labels("CeleryEventsLost", job=self.jobs.exporter))]),
         ]
 
 
@@ -361,23 +441,31 @@ FILES = {"success_rate": "success", "runtime": "runtime", "queue": "queues", "wo
          "pool_recycling": "recycling"}
 
 
-def build(profile):
-    """{file stem: promtool test document} for the profile's rule file in the parent folder."""
-    cases = Cases(profile)
+def only_rendered(tests, rendered):
+    """The cases with their checks of alerts the Config renders; cases left without checks go."""
+    out = []
+    for c in tests:
+        checks = [chk for chk in c["promql_expr_test"] if chk["expr"].split('"')[1] in rendered]
+        if checks:
+            out.append({**c, "promql_expr_test": checks})
+    return out
+
+
+def build(cfg: Config):
+    """{file stem: promtool test document} for the Config's rule file in the parent folder."""
+    cases = Cases(cfg)
     step = fmt(cases.step)
     group_order = [rules.RECORDING_GROUP, rules.ALERTING_GROUP]
-    docs = {stem: {"rule_files": ["../celery.rules.yml"], "evaluation_interval": step,
-                   "group_eval_order": group_order, "tests": getattr(cases, method)()}
-            for stem, method in FILES.items()}
-    if profile.name == "kubernetes":  # KEDA-aware alerts (mixin/autoscaling.py)
-        from mixin import autoscaling
-
-        for stem, doc in docs.items():
-            doc["tests"] = autoscaling.adjust_cases(stem, doc["tests"], cases)
+    docs = {}
+    for stem, method in FILES.items():
+        tests = only_rendered(getattr(cases, method)(), cases.rendered)
+        if tests:
+            docs[stem] = {"rule_files": ["../celery.rules.yml"], "evaluation_interval": step,
+                          "group_eval_order": group_order, "tests": tests}
     return docs
 
 
-def render(doc, profile):
-    header = (f"# GENERATED by `python -m mixin` (mixin/alert_tests.py) for the {profile.name} profile: each alert\n"
-              f"# just past its threshold (fires) and just short of it (stays silent). Do not edit by hand.\n")
+def render(doc, source="the bundle's configuration"):
+    header = (f"# GENERATED by `python -m mixin` (mixin/alert_tests.py) from {source}: each alert just past\n"
+              f"# its threshold (fires) and just short of it (stays silent). Do not edit by hand.\n")
     return header + rules.dump(doc)

@@ -8,7 +8,8 @@ blocks names the knob (e.g. `success_ratio_min`) rather than restating its value
 import re
 from pathlib import Path
 
-from mixin import profiles, rules
+from mixin import alerts, dashboards, profiles
+from mixin.config import Config
 
 REPO = Path(__file__).resolve().parent.parent
 RUNBOOKS = REPO / "docs" / "runbooks"
@@ -35,9 +36,10 @@ def value_text(knob, value):
     return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
-def thresholds_table(header=("knob in mixin/config.py", "value", "fast profile (live tests)", "kubernetes profile")):
-    t = profiles.standard().thresholds
-    fast, k8s = profiles.fast().thresholds, profiles.kubernetes().thresholds
+def thresholds_table(cfg, header=("knob (`thresholds:` in the mixin configuration)", "value", "fast profile (live tests)",
+                                 "kubernetes profile")):
+    t = cfg.thresholds.knobs()
+    fast, k8s = profiles.apply("fast", cfg).thresholds.knobs(), profiles.apply("kubernetes", cfg).thresholds.knobs()
     rows = [f"| {' | '.join(header)} |", "|---|---|---|---|"]
     for knob, value in t.items():
         rows.append(f"| `{knob}` | {value_text(knob, value)} | {value_text(knob, fast[knob])} | "
@@ -45,39 +47,38 @@ def thresholds_table(header=("knob in mixin/config.py", "value", "fast profile (
     return "\n".join(rows)
 
 
-def alerts_table():
+def alerts_table(cfg):
     rows = ["| alert | fires when | severity | runbook |", "|---|---|---|---|"]
-    for a in rules.alerts(profiles.standard().thresholds):
+    for a in alerts.build(cfg):
         rows.append(f"| {a.name} | {a.when} | {a.severity} | [{a.name}](docs/runbooks/{a.name}.md) |")
     return "\n".join(rows)
 
 
-DASHBOARD_TITLES = {"overview": "Celery / Overview", "tasks": "Celery / Tasks", "workers": "Celery / Workers",
-                    "broker": "RabbitMQ / Broker"}
-
-
-def fires_when(alert):
+def fires_when(alert, cfg):
+    title = dashboards.BUILDERS[alert.dashboard](cfg)["title"]
     return (f"**Severity:** {alert.severity}. **Fires when** {alert.when} (standard profile; the knobs "
-            f"and their values are in the README's thresholds table). Dashboard: *{DASHBOARD_TITLES[alert.dashboard]}*.")
+            f"and their values are in the README's thresholds table). Dashboard: *{title}*.")
 
 
-def documents():
-    """{path: {block name: body}} for every generated block."""
-    ru_header = ("параметр в mixin/config.py", "значение", "профиль fast (живые тесты)", "профиль kubernetes")
+def documents(cfg=None):
+    """{path: {block name: body}} for every generated block, for cfg (default: the bundle's)."""
+    cfg = cfg or Config()
+    ru_header = ("параметр (`thresholds:` в конфигурации миксина)", "значение", "профиль fast (живые тесты)",
+                 "профиль kubernetes")
     docs = {
-        REPO / "README.md": {"alerts": alerts_table(), "thresholds": thresholds_table()},
-        REPO / "docs" / "guide.md": {"thresholds": thresholds_table()},
-        REPO / "docs" / "guide.ru.md": {"thresholds": thresholds_table(ru_header)},
+        REPO / "README.md": {"alerts": alerts_table(cfg), "thresholds": thresholds_table(cfg)},
+        REPO / "docs" / "guide.md": {"thresholds": thresholds_table(cfg)},
+        REPO / "docs" / "guide.ru.md": {"thresholds": thresholds_table(cfg, ru_header)},
     }
-    for alert in rules.alerts(profiles.standard().thresholds):
-        docs[RUNBOOKS / f"{alert.name}.md"] = {"fires-when": fires_when(alert)}
+    for alert in alerts.build(cfg):
+        docs[RUNBOOKS / f"{alert.name}.md"] = {"fires-when": fires_when(alert, cfg)}
     return docs
 
 
-def rendered():
-    """{path: new text} with every block filled."""
+def rendered(cfg=None):
+    """{path: new text} with every block filled for cfg (default: the bundle's)."""
     out = {}
-    for path, blocks in documents().items():
+    for path, blocks in documents(cfg).items():
         text = path.read_text()
         for name, body in blocks.items():
             text = fill(text, name, body, path.relative_to(REPO))

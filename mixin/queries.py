@@ -1,22 +1,13 @@
 """Every PromQL expression of the bundle, written once.
 
-Alert rules (mixin/rules.py, via recording rules) and dashboard panels (mixin/dashboards/) both
-build their queries here, so a panel shows a signal exactly as its alert computes it: the same
-series, the same aggregation, the same window. Selectors come from mixin/config.py.
+Alert rules (mixin/rules.py, mixin/alerts/) and dashboard panels (mixin/dashboards/) both build
+their queries here, so a panel shows a signal exactly as its alert computes it: the same series,
+the same aggregation, the same window. Job names, label names and sources come from the Config.
 """
 import re
 
-from mixin import config
+from mixin.config import Config
 
-# Labels that identify one task type in the celery-exporter's series (hostname is summed away: the
-# exporter collapses all workers of a host into it anyway), one broker queue, one worker.
-# Every aggregation keeps the deployment (cluster, namespace: absent natively and under compose), so
-# one Prometheus can watch several deployments and each alert says which one it is about.
-DEPLOYMENT = "cluster, namespace, job"
-TASK = f"{DEPLOYMENT}, name, queue_name"
-QUEUE = f"{DEPLOYMENT}, vhost, queue"
-WORKER = f"{DEPLOYMENT}, instance, worker"
-PER_DEPLOYMENT = "cluster, namespace"  # across jobs: one deployment's workers against its monitors
 WITH_EXCEPTION = 'exception!=""'  # the exporter adds exception="" failure series at zero
 RETRIED = 'type="task-retried"'  # Flower's event types
 STARTED = 'type="task-started"'
@@ -28,26 +19,63 @@ def num(x):
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
-class Queries:
-    """Expressions over the selectors given (the rules' plain job matchers by default).
+def selectors(cfg: Config):
+    """The matchers of each source, from the configured job names."""
+    jobs = cfg.jobs
+    return {
+        "exporter": f'job="{jobs.exporter}"',
+        "flower": f'job="{jobs.flower}"',
+        "worker": f'job="{jobs.worker}"',
+        "rabbitmq": f'job="{jobs.rabbitmq}"',
+        "rabbitmq_queues": f'job="{jobs.rabbitmq_queues}"',
+        "app": f'job="{jobs.app}"',
+        "redis_broker": f'job="{jobs.redis_broker}"',
+        # Celery's task queues on the broker, without the per-worker pidbox and event (celeryev.*) queues.
+        "task_queues": f'job="{jobs.rabbitmq_queues}", queue!~"celeryev.*|.*pidbox"',
+        # The event queues of the monitors (Flower, the exporter): celeryev.<uuid>.
+        "event_queues": f'job="{jobs.rabbitmq_queues}", queue=~"celeryev.*"',
+    }
 
-    A dashboard passes selectors that carry its template variables; the expressions stay the same.
+
+class Queries:
+    """Expressions over the Config's selectors (plain job matchers), or over `selectors` given (a
+    dashboard passes ones that carry its template variables); the expressions stay the same.
+
+    Every aggregation keeps the deployment labels (cfg.labels.scope: cluster, namespace, ...), so
+    one Prometheus can watch several deployments and each alert says which one it is about; joins
+    across components match on cfg.labels.join.
     """
 
-    def __init__(self, selectors=None):
-        self.selectors = selectors or config.SELECTORS
+    def __init__(self, cfg: Config, selectors_=None):
+        self.cfg = cfg
+        self.selectors = selectors_ or selectors(cfg)
+        scope = cfg.labels.scope
+        # One source of one deployment; one task type (hostname is summed away: the exporter
+        # collapses all workers of a host into it anyway); one broker queue; one worker.
+        self.deployment = ", ".join([*scope, "job"])
+        self.task = f"{self.deployment}, name, queue_name"
+        self.queue = f"{self.deployment}, vhost, queue"
+        self.worker = f"{self.deployment}, instance, worker"
+        # One deployment across its components (workers against their monitors).
+        self.join = ", ".join(cfg.labels.join)
 
     def sel(self, source, *matchers):
         return "{" + ", ".join([self.selectors[source], *filter(None, matchers)]) + "}"
 
+    @staticmethod
+    def _by(by, default):
+        """`by` as given ("" = no grouping), or the default grouping when None."""
+        return default if by is None else by
+
     # --- Tasks (celery-exporter) ---------------------------------------------------------------
 
-    def task_rate(self, counter, window, *matchers, by=TASK, offset=""):
+    def task_rate(self, counter, window, *matchers, by=None, offset=""):
+        by = self._by(by, self.task)
         grouping = f" by ({by}) " if by else " "
         off = f" offset {offset}" if offset else ""
         return f"sum{grouping}(rate(celery_task_{counter}_total{self.sel('exporter', *matchers)}[{window}]{off}))"
 
-    def finished_rate(self, window, *matchers, by=TASK, offset=""):
+    def finished_rate(self, window, *matchers, by=None, offset=""):
         """Succeeded + failed per second. Two sums, not one __name__ regex: rate() drops the name,
         and the exporter's exception="" failed series then collide with the succeeded ones. A task
         with only one of the two series still counts."""
@@ -55,61 +83,84 @@ class Queries:
         failed = self.task_rate("failed", window, *matchers, by=by, offset=offset)
         return f"({succeeded} + {failed}\nor {succeeded}\nor {failed})"
 
-    def success_ratio(self, window, *matchers, by=TASK):
+    def success_ratio(self, window, *matchers, by=None):
         """Succeeded / finished; a task that never succeeded (no succeeded series) counts as 0."""
         succeeded = self.task_rate("succeeded", window, *matchers, by=by)
         finished = self.finished_rate(window, *matchers, by=by)
         return f"({succeeded}\nor {finished} * 0)\n/ {finished}"
 
-    def runtime_quantile(self, quantile, window, *matchers, by=TASK):
-        grouping = ", ".join(filter(None, [by, "le"]))
+    def runtime_quantile(self, quantile, window, *matchers, by=None):
+        grouping = ", ".join(filter(None, [self._by(by, self.task), "le"]))
         buckets = f"celery_task_runtime_bucket{self.sel('exporter', *matchers)}"
         return f"histogram_quantile({quantile}, sum by ({grouping}) (rate({buckets}[{window}])))"
 
-    # --- Queues (RabbitMQ's per-queue metrics: ready messages, consumers) ------------------------
+    # --- Queues: the broker's own metrics (RabbitMQ, Redis), or the celery-exporter's -------------
+    # Every broker's series get RabbitMQ's label names (job, vhost, queue), so one alert serves all.
 
-    def queue_depth(self, *matchers, by=QUEUE):
+    def queue_depth(self, *matchers, by=None):
         """Messages ready for delivery in Celery's task queues (unacked ones are being worked on)."""
-        rabbitmq = f"sum by ({by}) (rabbitmq_detailed_queue_messages_ready{self.sel('task_queues', *matchers)})"
-        return self._any_broker(rabbitmq, self.redis_queue_depth, matchers, by)
+        by = self._by(by, self.queue)
+        parts = {
+            "rabbitmq": lambda: f"sum by ({by}) (rabbitmq_detailed_queue_messages_ready"
+                                f"{self.sel('task_queues', *matchers)})",
+            "redis": lambda: self.redis_queue_depth(*self._keys(matchers), by=by),
+        }
+        return self._any_broker(parts, lambda: self._exporter_queue("celery_queue_length", matchers, by))
 
-    def queue_consumers(self, *matchers, by=QUEUE):
-        rabbitmq = f"sum by ({by}) (rabbitmq_detailed_queue_consumers{self.sel('task_queues', *matchers)})"
-        return self._any_broker(rabbitmq, self.redis_queue_consumers, matchers, by)
+    def queue_consumers(self, *matchers, by=None):
+        by = self._by(by, self.queue)
+        parts = {
+            "rabbitmq": lambda: f"sum by ({by}) (rabbitmq_detailed_queue_consumers"
+                                f"{self.sel('task_queues', *matchers)})",
+            "redis": lambda: self.redis_queue_consumers(*self._keys(matchers), by=by),
+        }
+        return self._any_broker(parts, lambda: self._exporter_queue("celery_active_consumer_count", matchers, by))
 
-    def _any_broker(self, rabbitmq, redis, matchers, by):
-        """The RabbitMQ expression, `or` the Redis one when config.BROKERS has redis; a matcher on
-        `queue` applies to the Redis key of that name."""
-        if "redis" not in config.BROKERS:
-            return rabbitmq
-        keys = [re.sub(r"^queue\b", "key", m.strip()) for m in matchers if m]
-        return f"{rabbitmq}\nor\n{redis(*keys, by=by)}"
+    def _any_broker(self, parts, exporter):
+        """The expression of each broker the Config scrapes, joined with `or` (only the broker in
+        use has series); without a broker exporter, the celery-exporter's own view of the queues."""
+        brokers = self.cfg.sources.brokers
+        if not brokers:
+            return exporter()
+        return "\nor\n".join(parts[b]() for b in brokers)
+
+    @staticmethod
+    def _keys(matchers):
+        """A matcher on `queue` applies to the Redis key of that name."""
+        return [re.sub(r"^queue\b", "key", m.strip()) for m in matchers if m]
+
+    def _exporter_queue(self, metric, matchers, by):
+        """The celery-exporter's per-queue gauge (it asks the broker and the workers), with its
+        queue_name label copied to `queue`."""
+        names = [re.sub(r"^queue\b", "queue_name", m.strip()) for m in matchers if m]
+        series = f'label_replace({metric}{self.sel("exporter", *names)}, "queue", "$1", "queue_name", "(.*)")'
+        return f"sum by ({by}) ({series})"
 
     # --- Queues on a Redis broker (redis_exporter --check-single-keys; celery-exporter) ----------
     # The queue is a list named after it (key="celery"); taken-but-unacknowledged messages sit in
-    # the `unacked` hash. Both get RabbitMQ's label names (job, vhost, queue) so one alert serves both.
+    # the `unacked` hash.
 
     def redis_sel(self, *matchers):
-        return "{" + ", ".join([self.selectors.get("redis_broker", config.SELECTORS["redis_broker"]),
-                                *filter(None, matchers)]) + "}"
+        return self.sel("redis_broker", *matchers)
 
     def redis_key(self, *matchers):
         return f'label_join(redis_key_size{self.redis_sel(*matchers)}, "queue", "", "key")'
 
-    def redis_queue_depth(self, *matchers, by=QUEUE):
+    def redis_queue_depth(self, *matchers, by=None):
         key = self.redis_key('key!="unacked"', *matchers)
-        return f"sum by ({by}) ({key})"
+        return f"sum by ({self._by(by, self.queue)}) ({key})"
 
     def redis_unacked(self):
         return "sum(redis_key_size" + self.redis_sel('key="unacked"') + ")"
 
-    def redis_queue_consumers(self, *keys, by=QUEUE):
+    def redis_queue_consumers(self, *keys, by=None):
         """Workers consuming each queue (the celery-exporter asks them: active_queues), labelled as
-        the broker's series; only while the Redis broker is scraped."""
+        the broker's series; only while the Redis broker of the same deployment is scraped."""
         queues = [k.replace("key", "queue_name", 1) for k in keys]
         workers = (f'label_replace(label_join(celery_active_worker_count{self.sel("exporter", *queues)}, '
-                   f'"queue", "", "queue_name"), "job", "{config.REDIS_BROKER_JOB}", "job", ".*")')
-        return f"(sum by ({by}) ({workers})\nand on () (redis_up{self.redis_sel()} == 1))"
+                   f'"queue", "", "queue_name"), "job", "{self.cfg.jobs.redis_broker}", "job", ".*")')
+        return (f"(sum by ({self._by(by, self.queue)}) ({workers})\n"
+                f"and on ({self.join}) (redis_up{self.redis_sel()} == 1))")
 
     def event_queue_depth(self, *matchers):
         """Events waiting for a monitor (Flower, the exporter) in its celeryev.* queue."""
@@ -117,61 +168,76 @@ class Queries:
 
     # --- Events lost on the way to a monitor -----------------------------------------------------
 
-    def tasks_started_by_workers(self, window, *matchers, by=PER_DEPLOYMENT):
-        """Tasks the workers started in the window, by their own count (one task-started event each)."""
-        return f"sum by ({by}) (increase(celery_worker_tasks_started_total{self.sel('worker', *matchers)}[{window}]))"
+    def monitors(self):
+        """The event monitors the Config has: exporter, flower."""
+        return [m for m in ("exporter", "flower") if getattr(self.cfg.sources, m)]
 
-    def tasks_started_by_monitors(self, window, *matchers, by=PER_DEPLOYMENT):
+    def tasks_started_by_workers(self, window, *matchers, by=None):
+        """Tasks the workers started in the window, by their own count (one task-started event each)."""
+        series = f"celery_worker_tasks_started_total{self.sel('worker', *matchers)}"
+        return f"sum by ({self._by(by, self.join)}) (increase({series}[{window}]))"
+
+    def tasks_started_by_monitors(self, window, *matchers, by=None):
         """task-started events each monitor counted in the window; its job label names the monitor.
         A monitor that is up but never counted one (e.g. the workers send no events) counts 0."""
-        exporter = f"celery_task_started_total{self.sel('exporter', *matchers)}"
-        flower = f"flower_events_total{self.sel('flower', STARTED, *matchers)}"
-        up = " or ".join(f"up{self.sel(source, *matchers)}" for source in ("exporter", "flower"))
-        return (f"sum by ({by}, job) (increase({exporter}[{window}]))\n"
-                f"or sum by ({by}, job) (increase({flower}[{window}]))\n"
-                f"or sum by ({by}, job) (({up}) == 1) * 0")
+        by = self._by(by, self.scope_join)
+        counted = {"exporter": f"celery_task_started_total{self.sel('exporter', *matchers)}",
+                   "flower": f"flower_events_total{self.sel('flower', STARTED, *matchers)}"}
+        parts = [f"sum by ({by}, job) (increase({counted[m]}[{window}]))" for m in self.monitors()]
+        up = " or ".join(f"up{self.sel(m, *matchers)}" for m in self.monitors())
+        return "\nor ".join(parts + [f"sum by ({by}, job) (({up}) == 1) * 0"])
 
-    def events_lost_ratio(self, window, *matchers, by=PER_DEPLOYMENT):
+    @property
+    def scope_join(self):
+        """The deployment's labels plus the join labels (a monitor's series keep both)."""
+        labels = [*self.cfg.labels.scope]
+        return ", ".join(labels + [label for label in self.cfg.labels.join if label not in labels])
+
+    def events_lost_ratio(self, window, *matchers, by=None):
         """Share of the tasks the workers started whose task-started event a monitor did not count
-        (per monitor). Negative when a monitor also sees workers without their own /metrics."""
+        (per monitor). Negative when a monitor also sees workers without their own /metrics. The
+        workers and their monitors may run in different namespaces: they match on the join labels."""
         monitors = self.tasks_started_by_monitors(window, *matchers, by=by)
-        workers = self.tasks_started_by_workers(window, *matchers, by=by)
-        return f"1 - (\n{monitors}\n)\n/ on ({by}) group_left\n{workers}"
+        workers = self.tasks_started_by_workers(window, *matchers)
+        return f"1 - (\n{monitors}\n)\n/ on ({self.join}) group_left\n{workers}"
 
     # --- Workers (each worker's own /metrics; Flower's view) --------------------------------------
 
-    def worker_cpu_ratio(self, window, *matchers, by=WORKER):
+    def worker_cpu_ratio(self, window, *matchers, by=None):
         """CPU seconds per second of the worker's process tree over the cores it may use (1.0 = all)."""
+        by = self._by(by, self.worker)
         cpu = f"celery_worker_cpu_seconds_total{self.sel('worker', *matchers)}"
         limit = f"celery_worker_cpu_limit_cores{self.sel('worker', *matchers)}"
         return f"sum by ({by}) (rate({cpu}[{window}]))\n/ sum by ({by}) ({limit})"
 
-    def worker_memory(self, *matchers, by=WORKER):
-        return f"sum by ({by}) (celery_worker_memory_rss_bytes{self.sel('worker', *matchers)})"
+    def worker_memory(self, *matchers, by=None):
+        return f"sum by ({self._by(by, self.worker)}) (celery_worker_memory_rss_bytes{self.sel('worker', *matchers)})"
 
-    def worker_memory_growth(self, window, *matchers, by=WORKER):
+    def worker_memory_growth(self, window, *matchers, by=None):
         """Resident memory trend of the worker's process tree, bytes per second."""
         rss = f"celery_worker_memory_rss_bytes{self.sel('worker', *matchers)}"
-        return f"sum by ({by}) (deriv({rss}[{window}]))"
+        return f"sum by ({self._by(by, self.worker)}) (deriv({rss}[{window}]))"
 
     def flower_worker_online(self, *matchers):
         return f"flower_worker_online{self.sel('flower', *matchers)}"
 
-    def pool_replacements(self, window, *matchers, reason="recycled", by=WORKER):
+    def pool_replacements(self, window, *matchers, reason="recycled", by=None):
         """Pool processes the worker replaced within the window (its own /metrics): `recycled` at
         worker_max_memory_per_child or _tasks_per_child, `died` when killed or crashed."""
         series = "celery_worker_pool_process_replacements_total" + self.sel(
             "worker", f'reason=~"{reason}"', *matchers)
-        return f"sum by ({by}) (increase({series}[{window}]))"
+        return f"sum by ({self._by(by, self.worker)}) (increase({series}[{window}]))"
 
-    def pool_processes(self, *matchers, by=WORKER):
-        return f"sum by ({by}) (celery_worker_pool_processes{self.sel('worker', *matchers)})"
+    def pool_processes(self, *matchers, by=None):
+        return f"sum by ({self._by(by, self.worker)}) (celery_worker_pool_processes{self.sel('worker', *matchers)})"
 
-    def largest_pool_process(self, *matchers, by=WORKER):
-        return f"max by ({by}) (celery_worker_pool_process_max_rss_bytes{self.sel('worker', *matchers)})"
+    def largest_pool_process(self, *matchers, by=None):
+        return (f"max by ({self._by(by, self.worker)}) "
+                f"(celery_worker_pool_process_max_rss_bytes{self.sel('worker', *matchers)})")
 
-    def pool_process_memory_limit(self, *matchers, by=WORKER):
-        return f"max by ({by}) (celery_worker_max_memory_per_child_bytes{self.sel('worker', *matchers)})"
+    def pool_process_memory_limit(self, *matchers, by=None):
+        return (f"max by ({self._by(by, self.worker)}) "
+                f"(celery_worker_max_memory_per_child_bytes{self.sel('worker', *matchers)})")
 
     def worker_target_up(self, *matchers):
         return f"up{self.sel('worker', *matchers)}"

@@ -10,6 +10,8 @@ import time
 from urllib.parse import urlsplit
 
 from mixin import profiles, rules
+from mixin.config import Config
+from mixin.prometheus import scrape_configs_for
 from native import broker, derive, dotenv, env as envmod, paths, poll, process, services
 
 READY_TIMEOUT = 90.0
@@ -35,16 +37,16 @@ def generate_configs(env, workers, alert_profile="standard"):
     paths.ensure()
     before = _snapshot(paths.GENERATED)
     config = derive.prometheus_config(paths.REPO / "prometheus" / "prometheus.yml", workers)
-    broker.scrape_configs_for(config, env.get("BROKER", "rabbitmq"), exporter_host=derive.HOST)
+    scrape_configs_for(config, env.get("BROKER", "rabbitmq"), Config(), exporter_host=derive.HOST)
     rules_dir = paths.GENERATED / "rules"
     shutil.rmtree(rules_dir, ignore_errors=True)
     if alert_profile != "standard":
         # Live tests: the same rules rendered by the mixin for a profile with shorter windows.
         try:
-            profile = profiles.get(alert_profile)
+            cfg = profiles.apply(alert_profile)
         except ValueError as exc:
             raise ValueError(f"ALERT_PROFILE: {exc}") from None
-        rules.generate_rules(rules_dir / rules.RULES_PATH.name, profile)
+        rules.write(rules_dir / rules.RULES_PATH.name, cfg, f"the bundle's configuration, profile {alert_profile}")
         config["rule_files"] = [str(rules_dir / "*.yml")]
     derive.write_yaml(config, paths.GENERATED / "prometheus.yml")
     (paths.GENERATED / "alertmanager.yml").write_text(derive.alertmanager_config(

@@ -11,12 +11,12 @@ from urllib.parse import urlsplit
 
 import requests
 
-from mixin.config import JOBS, REDIS_BROKER_JOB
 from native import paths, poll, process
+from native.ports import PORTS
 
 RABBITMQ_PLUGINS = ("rabbitmq_management", "rabbitmq_prometheus")
-MANAGEMENT_PORT = 15672
-PROMETHEUS_PORT = 15692
+MANAGEMENT_PORT = PORTS["rabbitmq_management"]
+PROMETHEUS_PORT = PORTS["rabbitmq_prometheus"]
 
 
 def listening(host, port, timeout=0.5):
@@ -181,7 +181,7 @@ def ensure_redis(host, port, say):
 # in the append-only file, so it survives a restart of the broker (fsync every second; a crash of
 # the machine, not of Redis, can lose that last second). noeviction: a full broker refuses new tasks
 # instead of silently dropping queued ones.
-REDIS_EXPORTER_PORT = 9121
+REDIS_EXPORTER_PORT = PORTS["redis_exporter"]
 # Pub/sub clients (Flower, the exporter: task events) are disconnected when this much output waits
 # for them: hard limit, soft limit, seconds over the soft limit (Redis's default: 32mb 8mb 60).
 PUBSUB_BUFFER_LIMIT = "64mb 16mb 60"
@@ -257,33 +257,3 @@ def redis_exporter_argv(broker_url):
     return ["prometheus-redis-exporter", f"--redis.addr={address}",
             f"--web.listen-address=127.0.0.1:{REDIS_EXPORTER_PORT}",
             f"--check-single-keys=db{db}=celery,db{db}=unacked", "--include-system-metrics=false"]
-
-
-# prometheus/prometheus.yml scrapes RabbitMQ. With Redis as broker its RabbitMQ jobs are left out
-# and this one scrapes the redis_exporter (compose service redis_exporter; 127.0.0.1 natively).
-RABBITMQ_JOBS = (JOBS["rabbitmq"], JOBS["rabbitmq_queues"])
-REDIS_JOB = REDIS_BROKER_JOB
-
-
-def scrape_configs_for(config, kind, exporter_host="redis_exporter"):
-    if kind == "redis":
-        config["scrape_configs"] = [j for j in config["scrape_configs"] if j["job_name"] not in RABBITMQ_JOBS]
-        config["scrape_configs"].append(
-            {"job_name": REDIS_JOB, "static_configs": [{"targets": [f"{exporter_host}:{REDIS_EXPORTER_PORT}"]}]})
-    return config
-
-
-COMPOSE_REDIS_PROMETHEUS = paths.REPO / "prometheus" / "prometheus.redis.yml"
-
-
-def compose_redis_prometheus_config():
-    """prometheus.yml for compose.redis.yaml: the same file without RabbitMQ's jobs."""
-    import yaml
-    config = scrape_configs_for(yaml.safe_load((paths.REPO / "prometheus" / "prometheus.yml").read_text()), "redis")
-    return ("# Generated from prometheus.yml by `python -m native.broker` (Redis as broker); do not edit.\n"
-            + yaml.safe_dump(config, sort_keys=False))
-
-
-if __name__ == "__main__":
-    COMPOSE_REDIS_PROMETHEUS.write_text(compose_redis_prometheus_config())
-    print(f"wrote {COMPOSE_REDIS_PROMETHEUS.relative_to(paths.REPO)}")

@@ -9,7 +9,7 @@ import time
 import requests
 import yaml
 
-from mixin import config
+from mixin.config import Config
 from mixin.durations import seconds
 from native import alerts, paths
 from tests.live import APP, PROMETHEUS, wait_for
@@ -93,4 +93,4 @@ class AlertCheck:
         assert re.search(r"\d", notes["description"]) and "{{" not in notes["description"]
         assert notes["runbook_url"].endswith(f"/runbooks/{self.name}")
         assert (paths.REPO / "docs" / "runbooks" / f"{self.name}.md").exists()
-        assert notes["dashboard_url"].startswith(f"{config.GRAFANA_URL}/d/")
+        assert notes["dashboard_url"].startswith(f"{Config().urls.grafana}/d/")

@@ -4,34 +4,28 @@ Per-queue series come from /metrics/detailed (job rabbitmq_queues: rabbitmq_deta
 {vhost,queue}); node-wide series from the aggregated /metrics (job rabbitmq).
 """
 
-from mixin import config
-from mixin.dashboards.builder import (
-    QUERIES,
-    RATE, dashboard, flower, gauge, link, query_variable, selector, stat, target, thresholds,
-    timeseries,
-)
+from mixin.dashboards.builder import RATE, Board, gauge, link, query_variable, stat, target, thresholds, timeseries
 
 QUEUE = 'queue=~"$queue"'
 ALARMS = '__name__=~"rabbitmq_alarms_.+"'
 
 
-def queue_metric(name):
-    return f"rabbitmq_detailed_queue_{name}{selector('rabbitmq_queues', QUEUE)}"
+def build(cfg):
+    b = Board(cfg)
 
+    def queue_metric(name):
+        return f"rabbitmq_detailed_queue_{name}{b.selector('rabbitmq_queues', QUEUE)}"
 
-def per_queue(name):
-    return f"sum by (queue) ({queue_metric(name)})"
+    def per_queue(name):
+        return f"sum by (queue) ({queue_metric(name)})"
 
+    def node(name):
+        return f"{name}{b.selector('rabbitmq')}"
 
-def node(name):
-    return f"{name}{selector('rabbitmq')}"
-
-
-def build():
-    backlog = config.THRESHOLDS["queue_backlog_max"]
+    backlog = b.t.queue_backlog_max
     memory_used = (f"sum({node('rabbitmq_process_resident_memory_bytes')})"
                    f" / sum({node('rabbitmq_resident_memory_limit_bytes')})")
-    alarms = selector('rabbitmq', ALARMS)
+    alarms = b.selector('rabbitmq', ALARMS)
     panels = [
         stat("Ready", [target(f"sum({queue_metric('messages_ready')})")],
              description=f"Messages ready for delivery in the selected queues. Target 0; the "
@@ -87,23 +81,25 @@ def build():
                    steps=thresholds("green", (1, "red")), threshold_line=True, min=0, max=1, w=8),
     ]
     variables = [query_variable("queue", "Queue", f"label_values(rabbitmq_detailed_queue_messages"
-                                                  f"{selector('rabbitmq_queues')}, queue)")]
-    links = [link("RabbitMQ management", config.RABBITMQ_MANAGEMENT_URL),
-             link("Flower: broker", flower("/broker"))]
-    return dashboard("broker", "RabbitMQ / Broker",
-                     "RabbitMQ queues, consumers, message rates, connections, memory and alarms.",
-                     panels, variables=variables, links=links, tags=("celery", "rabbitmq"))
+                                                  f"{b.selector('rabbitmq_queues')}, queue)")]
+    management = cfg.urls.rabbitmq_management
+    links = ([link("RabbitMQ management", management)] if management else []) + b.flower_links(
+        ("Flower: broker", "/broker"))
+    return b.dashboard("broker", "RabbitMQ / Broker",
+                       "RabbitMQ queues, consumers, message rates, connections, memory and alarms.",
+                       panels, variables=variables, links=links, tags=("rabbitmq",))
 
 
 # --- Redis as broker (BROKER=redis): the redis_exporter's series (job redis_broker) -------------
 
-def redis(name, *matchers):
-    return f"{name}{selector('redis_broker', *matchers)}"
+def build_redis(cfg):
+    b = Board(cfg)
+    q = b.q
 
+    def redis(name, *matchers):
+        return f"{name}{b.selector('redis_broker', *matchers)}"
 
-def build_redis():
-    q = QUERIES
-    backlog = config.THRESHOLDS["queue_backlog_max"]
+    backlog = b.t.queue_backlog_max
     memory = f"sum({redis('redis_memory_used_bytes')})"
     panels = [
         stat("Queued", [target(f"sum({q.redis_queue_depth(by='job')})")],
@@ -154,8 +150,8 @@ def build_redis():
             target(f"sum(rate({redis('redis_expired_keys_total')}[{RATE}]))", "expired/s"),
         ], description="Keys in all databases, and keys evicted or expired per second.", w=8),
     ]
-    links = [link("Flower: broker", flower("/broker"))]
-    return dashboard("redis_broker", "Redis / Broker",
+    links = b.flower_links(("Flower: broker", "/broker"))
+    return b.dashboard("redis_broker", "Redis / Broker",
                      "Redis as Celery's broker: queue lists, unacknowledged messages, consumers, "
                      "clients, memory, keys, evictions and commands per second.",
-                     panels, links=links, tags=("celery", "redis"))
+                     panels, links=links, tags=("redis",))

@@ -5,10 +5,8 @@ and every query names the datasource through the `datasource` variable, whose de
 provisioned Prometheus (uid), so the files load unchanged through file provisioning (no `__inputs`,
 no `${DS_PROMETHEUS}`).
 
-Many deployments in one Grafana: every dashboard has the variables datasource, cluster, namespace
-(both match everything, also series without the label) and one job variable per source (default:
-the job name from mixin.config). Every selector carries them, and every aggregation keeps
-`cluster` and `namespace` (scope_aggregations), so two deployments never add up.
+Widgets (stat, timeseries, table, ...) are plain functions; the Board (below) binds a Config: its
+scoped selectors, the shared queries, thresholds, links, and the finished dashboard.
 
 Panels are placed left to right in the order they are given, wrapping at 24 columns, so a
 dashboard module lists panels and their sizes and never computes coordinates itself.
@@ -16,17 +14,13 @@ dashboard module lists panels and their sizes and never computes coordinates its
 
 import re
 
-from mixin import config
-from mixin.queries import Queries
+from mixin.config import Config
+from mixin.queries import Queries, selectors
 
 SCHEMA_VERSION = 39
 GRID_COLUMNS = 24
 DATASOURCE_VARIABLE = "datasource"
 DATASOURCE = {"type": "prometheus", "uid": f"${{{DATASOURCE_VARIABLE}}}"}
-# Labels that tell deployments apart. Absent natively and under compose: `=~".*"` matches
-# series without them, and aggregations by them then give one series, as before.
-SCOPE_LABELS = ("cluster", "namespace")
-SCOPE = ", ".join(f'{label}=~"${label}"' for label in SCOPE_LABELS)
 # A metric each source always exposes, to list that source's jobs in its job variable.
 JOB_METRICS = {
     "exporter": "celery_worker_up",
@@ -34,41 +28,41 @@ JOB_METRICS = {
     "worker": "celery_worker_pool_processes",
     "rabbitmq": "rabbitmq_identity_info",
     "rabbitmq_queues": "rabbitmq_detailed_queue_messages_ready",
+    "redis_broker": "redis_up",
     "app": "up",
 }
 _JOB_MATCHER = re.compile(r'\bjob="([^"]+)"')
-_JOB_KEYS = {job: key for key, job in config.JOBS.items()}
 
 
 def job_variable(key):
-    """The name of the job variable of config.JOBS[key]: job_exporter, job_flower, ..."""
+    """The name of the job variable of cfg.jobs.<key>: job_exporter, job_flower, ..."""
     return f"job_{key}"
 
 
-def scoped(matchers):
-    """config.SELECTORS text with job="x" turned into job=~"$job_<source>", plus the scope."""
-    text = _JOB_MATCHER.sub(lambda m: f'job=~"${job_variable(_JOB_KEYS[m.group(1)])}"', matchers)
-    return f"{text}, {SCOPE}"
+def has_source(cfg: Config, key):
+    """Whether the Config has the source behind job variable `key`."""
+    sources = cfg.sources
+    return {"exporter": sources.exporter, "flower": sources.flower, "worker": sources.worker_metrics,
+            "app": sources.app, "rabbitmq": "rabbitmq" in sources.brokers,
+            "rabbitmq_queues": "rabbitmq" in sources.brokers,
+            "redis_broker": "redis" in sources.brokers}.get(key, True)
+
+
 # Panels whose query returns no series in a healthy system say so in their description, after
 # this marker; tests/dashboard_queries.py reads it back for the live check.
 EMPTY_BY_DESIGN = "Empty by design:"
 
 
-def selector(source, *matchers):
-    """The config.SELECTORS entry for source (scoped) plus extra matchers, in braces."""
-    return QUERIES.sel(source, *matchers)
-
-
 _AGGREGATION = re.compile(r"\b(sum|max|min|avg|count)\s*(?:by\s*\(([^)]*)\)\s*)?\((?!ALERTS)")
 
 
-def scope_aggregations(expr):
-    """Every sum/max/min/avg/count keeps cluster and namespace: `sum(x)` -> `sum by (cluster,
-    namespace) (x)`, `sum by (le) (x)` -> `sum by (cluster, namespace, le) (x)`. Counting firing
-    ALERTS stays one number for the selected scope."""
+def scope_aggregations(expr, scope_labels):
+    """Every sum/max/min/avg/count keeps the scope labels (cluster, namespace): `sum(x)` -> `sum by
+    (cluster, namespace) (x)`, `sum by (le) (x)` -> `sum by (cluster, namespace, le) (x)`. Counting
+    firing ALERTS stays one number for the selected scope."""
     def rewrite(match):
         labels = [label.strip() for label in (match.group(2) or "").split(",") if label.strip()]
-        labels = [label for label in SCOPE_LABELS if label not in labels] + labels
+        labels = [label for label in scope_labels if label not in labels] + labels
         return f"{match.group(1)} by ({', '.join(labels)}) ("
     return _AGGREGATION.sub(rewrite, expr)
 
@@ -77,7 +71,7 @@ def target(expr, legend="", *, instant=False, table=False):
     """One Prometheus query; panel() gives it its refId."""
     return {
         "datasource": DATASOURCE,
-        "expr": scope_aggregations(expr),
+        "expr": expr,
         "format": "table" if table else "time_series",
         "instant": instant,
         "legendFormat": legend or "__auto",
@@ -210,7 +204,6 @@ def query_variable(name, label, query, *, multi=True, include_all=True):
     """A Prometheus query variable; query is label_values(series selector, label)."""
     variable = {
         "datasource": DATASOURCE,
-        "definition": query,
         "hide": 0,
         "includeAll": include_all,
         "label": label,
@@ -229,46 +222,6 @@ def query_variable(name, label, query, *, multi=True, include_all=True):
     return variable
 
 
-def datasource_variable():
-    return {
-        "current": {"selected": True, "text": "Prometheus", "value": config.DATASOURCE_UID},
-        "hide": 0,
-        "includeAll": False,
-        "label": "Data source",
-        "multi": False,
-        "name": DATASOURCE_VARIABLE,
-        "options": [],
-        "query": "prometheus",
-        "refresh": 1,
-        "regex": "",
-        "type": "datasource",
-    }
-
-
-def scope_variables():
-    """cluster, then namespace within it; "All" (.*) also matches series without the label."""
-    cluster = query_variable("cluster", "Cluster", "label_values(up, cluster)")
-    namespace = query_variable("namespace", "Namespace", 'label_values(up{cluster=~"$cluster"}, namespace)')
-    return [cluster, namespace]
-
-
-def job_variables(panels, variables):
-    """One variable per source whose job the queries use, defaulting to config.JOBS."""
-    text = repr([p.get("targets") for p in panels] + [v.get("definition") for v in variables])
-    result = []
-    for key, job in config.JOBS.items():
-        name = job_variable(key)
-        if not re.search(rf"\${name}\b", text):
-            continue
-        variable = query_variable(name, f"Job ({key})",
-                                  f"label_values({JOB_METRICS.get(key, 'up')}{{{SCOPE}}}, job)",
-                                  multi=False, include_all=False)
-        variable["current"] = {"selected": True, "text": job, "value": job}
-        variable["hide"] = 0
-        result.append(variable)
-    return result
-
-
 def flow(panels):
     """Give panels ids and grid positions, left to right, wrapping at 24 columns."""
     x = y = row_height = 0
@@ -283,84 +236,152 @@ def flow(panels):
     return panels
 
 
-def dashboard(key, title, description, panels, *, variables=(), links=(), tags=("celery",)):
-    return {
-        "description": description,
-        "editable": False,
-        "graphTooltip": 1,  # shared crosshair
-        "links": [{"asDropdown": False, "icon": "external link", "includeVars": False,
-                   "keepTime": True, "tags": ["celery"], "targetBlank": False,
-                   "title": "Dashboards", "type": "dashboards"}]
-        + [dict(item, icon="external link", type="link", tags=[]) for item in links],
-        "panels": flow(panels),
-        "refresh": "10s",
-        "schemaVersion": SCHEMA_VERSION,
-        "tags": list(tags),
-        "templating": {"list": [datasource_variable(), *scope_variables(),
-                                *job_variables(panels, variables), *variables]},
-        "time": {"from": "now-1h", "to": "now"},
-        "timepicker": {},
-        "timezone": "browser",
-        "title": title,
-        "uid": config.DASHBOARD_UIDS[key],
-        "version": 1,
-    }
-
-
-def flower(path=""):
-    return config.FLOWER_URL + path
-
-
 # Expressions come from mixin/queries.py, the same code the alert rules use; signal panels pass the
 # alert's own window so they show the signal exactly as the alert computes it.
 RATE = "$__rate_interval"
-# The same expressions over the dashboards' scoped selectors (job, cluster and namespace variables).
-QUERIES = Queries({source: scoped(matchers) for source, matchers in config.SELECTORS.items()})
 
 
-def task_rate(counter, *matchers, by="", window=RATE, offset=""):
-    return QUERIES.task_rate(counter, window, *matchers, by=by, offset=offset)
+class Board:
+    """What a dashboard needs from the Config: scoped selectors, the shared queries over them,
+    thresholds, links, and the finished dashboard with only the panels its sources feed.
 
+    Many deployments in one Grafana: every dashboard has the variables datasource, cluster,
+    namespace (both match everything, also series without the label) and one job variable per
+    source (default: the Config's job name). Every selector carries them, and every aggregation
+    keeps the scope labels (scope_aggregations), so two deployments never add up.
+    """
 
-def finished_rate(*matchers, by="", window=RATE, offset=""):
-    return QUERIES.finished_rate(window, *matchers, by=by, offset=offset)
+    def __init__(self, cfg: Config):
+        self.cfg, self.t = cfg, cfg.thresholds
+        labels = cfg.labels
+        self.scope_labels = [labels.cluster, labels.namespace]
+        self.scope = f'{labels.cluster}=~"$cluster", {labels.namespace}=~"$namespace"'
+        self._job_keys = {getattr(cfg.jobs, key): key for key in type(cfg.jobs).model_fields}
+        self.q = Queries(cfg, {source: self.scoped(m) for source, m in selectors(cfg).items()})
 
+    def scoped(self, matchers):
+        """Selector text with job="x" turned into job=~"$job_<source>", plus the scope."""
+        text = _JOB_MATCHER.sub(lambda m: f'job=~"${job_variable(self._job_keys[m.group(1)])}"', matchers)
+        return f"{text}, {self.scope}"
 
-def success_ratio(*matchers, by="", window=RATE):
-    return QUERIES.success_ratio(window, *matchers, by=by)
+    def selector(self, source, *matchers):
+        """The source's scoped selector plus extra matchers, in braces."""
+        return self.q.sel(source, *matchers)
 
+    def flower(self, path=""):
+        return self.cfg.urls.flower + path
 
-def runtime_quantile(quantile, *matchers, by=""):
-    return QUERIES.runtime_quantile(quantile, RATE, *matchers, by=by)
+    def flower_links(self, *pairs):
+        """link(title, Flower URL + path) for each (title, path), or none without Flower."""
+        if not (self.cfg.sources.flower and self.cfg.urls.flower):
+            return []
+        return [link(title, self.flower(path)) for title, path in pairs]
 
+    # --- signal queries, over the alert's own window --------------------------------------------
+    def task_rate(self, counter, *matchers, by="", window=RATE, offset=""):
+        return self.q.task_rate(counter, window, *matchers, by=by, offset=offset)
 
-def worker_cpu_ratio(*matchers):
-    """As CeleryWorkerCpuHigh computes it: over worker_cpu_window, per worker."""
-    return QUERIES.worker_cpu_ratio(config.THRESHOLDS["worker_cpu_window"], *matchers)
+    def finished_rate(self, *matchers, by="", window=RATE, offset=""):
+        return self.q.finished_rate(window, *matchers, by=by, offset=offset)
 
+    def success_ratio(self, *matchers, by="", window=RATE):
+        return self.q.success_ratio(window, *matchers, by=by)
 
-def worker_memory(*matchers):
-    return QUERIES.worker_memory(*matchers)
+    def runtime_quantile(self, quantile, *matchers, by=""):
+        return self.q.runtime_quantile(quantile, RATE, *matchers, by=by)
 
+    def worker_cpu_ratio(self, *matchers):
+        """As CeleryWorkerCpuHigh computes it: over worker_cpu_window, per worker."""
+        return self.q.worker_cpu_ratio(self.t.worker_cpu_window, *matchers)
 
-def worker_memory_growth(*matchers):
-    """As CeleryWorkerMemoryGrowing computes it: the trend over worker_memory_window."""
-    return QUERIES.worker_memory_growth(config.THRESHOLDS["worker_memory_window"], *matchers)
+    def worker_memory(self, *matchers):
+        return self.q.worker_memory(*matchers)
 
+    def worker_memory_growth(self, *matchers):
+        """As CeleryWorkerMemoryGrowing computes it: the trend over worker_memory_window."""
+        return self.q.worker_memory_growth(self.t.worker_memory_window, *matchers)
 
-def events_lost_ratio(*matchers):
-    """As CeleryEventsLost computes it: per monitor (job), over events_lost_window."""
-    return QUERIES.events_lost_ratio(config.THRESHOLDS["events_lost_window"], *matchers)
+    def events_lost_ratio(self, *matchers):
+        """As CeleryEventsLost computes it: per monitor (job), over events_lost_window."""
+        return self.q.events_lost_ratio(self.t.events_lost_window, *matchers)
 
+    def queue_depth(self, *matchers, by="queue"):
+        """Ready messages in the task queues, as CeleryQueueBacklog reads them."""
+        return self.q.queue_depth(*matchers, by=by)
 
-def queue_depth(*matchers, by="queue"):
-    """Ready messages in the task queues, as CeleryQueueBacklog reads them (RabbitMQ)."""
-    return QUERIES.queue_depth(*matchers, by=by)
+    def cpu_steps(self):
+        return thresholds("green", (self.t.worker_cpu_ratio_max, "red"))
 
+    def success_steps(self):
+        return thresholds("red", (self.t.success_ratio_min, "green"))
 
-def cpu_steps():
-    return thresholds("green", (config.THRESHOLDS["worker_cpu_ratio_max"], "red"))
+    # --- the dashboard --------------------------------------------------------------------------
+    def datasource_variable(self):
+        uid = self.cfg.dashboards.datasource_uid
+        return {
+            "current": {"selected": True, "text": "Prometheus", "value": uid},
+            "hide": 0,
+            "includeAll": False,
+            "label": "Data source",
+            "multi": False,
+            "name": DATASOURCE_VARIABLE,
+            "options": [],
+            "query": "prometheus",
+            "refresh": 1,
+            "regex": "",
+            "type": "datasource",
+        }
 
+    def scope_variables(self):
+        """cluster, then namespace within it; "All" (.*) also matches series without the label."""
+        cluster, namespace = self.scope_labels
+        return [query_variable("cluster", "Cluster", f"label_values(up, {cluster})"),
+                query_variable("namespace", "Namespace", f'label_values(up{{{cluster}=~"$cluster"}}, {namespace})')]
 
-def success_steps():
-    return thresholds("red", (config.THRESHOLDS["success_ratio_min"], "green"))
+    def job_variables(self, panels, variables):
+        """One variable per source whose job the queries use, defaulting to the Config's job."""
+        text = repr([p.get("targets") for p in panels] + [v.get("query") for v in variables])
+        result = []
+        for job, key in self._job_keys.items():
+            name = job_variable(key)
+            if not re.search(rf"\${name}\b", text):
+                continue
+            metric = JOB_METRICS.get(key, "up")
+            variable = query_variable(name, f"Job ({key})", f"label_values({metric}{{{self.scope}}}, job)",
+                                      multi=False, include_all=False)
+            variable["current"] = {"selected": True, "text": job, "value": job}
+            result.append(variable)
+        return result
+
+    def fed(self, item):
+        """Whether every job variable a panel or variable uses belongs to a source the Config has."""
+        used = re.findall(r"\$job_(\w+)", repr(item))
+        return all(has_source(self.cfg, key) for key in used)
+
+    def dashboard(self, key, title, description, panels, *, variables=(), links=(), tags=None):
+        panels = [p for p in panels if self.fed(p)]
+        variables = [v for v in variables if self.fed(v)]
+        for item in panels:
+            for t in item["targets"]:
+                t["expr"] = scope_aggregations(t["expr"], self.scope_labels)
+        return {
+            "description": f"{description} Generated by `python -m mixin` (mixin/dashboards/); do not edit.",
+            "editable": False,
+            "graphTooltip": 1,  # shared crosshair
+            "links": [{"asDropdown": False, "icon": "external link", "includeVars": False,
+                       "keepTime": True, "tags": list(self.cfg.dashboards.tags), "targetBlank": False,
+                       "title": "Dashboards", "type": "dashboards"}]
+            + [dict(item, icon="external link", type="link", tags=[]) for item in links],
+            "panels": flow(panels),
+            "refresh": self.cfg.dashboards.refresh,
+            "schemaVersion": SCHEMA_VERSION,
+            "tags": [*self.cfg.dashboards.tags, "generated", *(tags or ())],
+            "templating": {"list": [self.datasource_variable(), *self.scope_variables(),
+                                    *self.job_variables(panels, variables), *variables]},
+            "time": {"from": "now-1h", "to": "now"},
+            "timepicker": {},
+            "timezone": "browser",
+            "title": title,
+            "uid": self.cfg.dashboards.uids[key],
+            "version": 1,
+        }

@@ -1,92 +1,96 @@
 """Celery / Overview: is Celery healthy, and if not, where? The guide's five signals in one look."""
 
-from mixin import config
 from mixin.dashboards import views
 from mixin.dashboards.builder import (
-    SCOPE,
-    RATE, bargauge, cpu_steps, dashboard, events_lost_ratio, finished_rate, flower, gauge, link, query_variable,
-    runtime_quantile, selector, stat, success_ratio, success_steps, table, target, thresholds,
-    timeseries, worker_cpu_ratio, worker_memory, queue_depth,
+    RATE, Board, bargauge, gauge, link, query_variable, stat, table, target, thresholds, timeseries,
 )
+from mixin.queries import WITH_EXCEPTION
 
 QUEUE = 'queue_name=~"$queue"'
-# The Watchdog (severity "none") always fires to prove the pipeline works; it is not a problem.
-FIRING = f'alertstate="firing", severity!="none", {SCOPE}'
-WITH_EXCEPTION = 'exception!=""'  # the exporter adds exception="" series at zero
-OFFSET = config.THRESHOLDS["throughput_baseline_offset"]
-# When the baseline window has no data yet (a stack younger than OFFSET), the panel falls back to
-# this long-window average and its legend says so.
+# When the baseline window has no data yet (a stack younger than the offset), the panel falls back
+# to this long-window average and its legend says so.
 BASELINE_FALLBACK_WINDOW = "1h"
 
 
-def throughput(window=RATE, offset=""):
-    return finished_rate(QUEUE, window=window, offset=offset)
-
-
-def baseline():
-    earlier = f"same time {OFFSET} earlier"
-    fallback = f"{BASELINE_FALLBACK_WINDOW} average (no data {OFFSET} earlier yet)"
-    return (f'label_replace({throughput(offset=OFFSET)}, "baseline", "{earlier}", "", "")'
-            f' or on() label_replace({throughput(BASELINE_FALLBACK_WINDOW)},'
+def baseline(b):
+    offset = b.t.throughput_baseline_offset
+    earlier = f"same time {offset} earlier"
+    fallback = f"{BASELINE_FALLBACK_WINDOW} average (no data {offset} earlier yet)"
+    return (f'label_replace({b.finished_rate(QUEUE, offset=offset)}, "baseline", "{earlier}", "", "")'
+            f' or on() label_replace({b.finished_rate(QUEUE, window=BASELINE_FALLBACK_WINDOW)},'
             f' "baseline", "{fallback}", "", "")')
 
 
-def build():
-    window = config.THRESHOLDS["success_window"]
-    backlog = config.THRESHOLDS["queue_backlog_max"]
+READY = 'queue=~"$queue"'
+
+
+def firing(b):
+    # The Watchdog (severity "none") always fires to prove the pipeline works; it is not a problem.
+    return f'alertstate="firing", severity!="none", {b.scope}'
+
+
+def signal_stats(b):
+    """The guide's signals now, one stat each."""
+    t = b.t
+    window, backlog = t.success_window, t.queue_backlog_max
     backlog_steps = thresholds("green", (1, "yellow"), (backlog, "red"))
-    ready = 'queue=~"$queue"'
-    failed = f"celery_task_failed_total{selector('exporter', QUEUE, WITH_EXCEPTION)}"
-    panels = [
-        stat("Success rate", [target(success_ratio(QUEUE, window=window))],
+    return [
+        stat("Success rate", [target(b.success_ratio(QUEUE, window=window))],
              description=f"Succeeded / (succeeded + failed) over {window}, as the alert "
                          f"computes it. "
-                         f"Red below {config.THRESHOLDS['success_ratio_min']:.0%}.",
-             unit="percentunit", steps=success_steps(), min=0, max=1),
-        stat("Tasks/s", [target(throughput())],
+                         f"Red below {t.success_ratio_min:.0%}.",
+             unit="percentunit", steps=b.success_steps(), min=0, max=1),
+        stat("Tasks/s", [target(b.finished_rate(QUEUE))],
              description="Tasks finished (succeeded or failed) per second."),
-        stat("Queue depth", [target(f"sum({queue_depth(ready)})")],
+        stat("Queue depth", [target(f"sum({b.queue_depth(READY)})")],
              description=f"Messages waiting in the Celery queues. Target 0; a backlog above "
-                         f"{backlog} for {config.THRESHOLDS['queue_backlog_for']} alerts.",
+                         f"{backlog} for {t.queue_backlog_for} alerts.",
              steps=backlog_steps),
-        stat("Workers online", [target(f"sum(flower_worker_online{selector('flower')})")],
+        stat("Workers online", [target(f"sum(flower_worker_online{b.selector('flower')})")],
              description="Workers Flower sees online (heartbeats).",
              steps=thresholds("red", (1, "green")), graph=False),
-        gauge("Busiest worker CPU", [target(f"max({worker_cpu_ratio()})")],
+        gauge("Busiest worker CPU", [target(f"max({b.worker_cpu_ratio()})")],
               description="The highest CPU use of any worker, as a share of the cores it may use.",
-              unit="percentunit", steps=cpu_steps(), min=0, max=1),
-        stat("Alerts firing", [target(f'count(ALERTS{{{FIRING}}}) or vector(0)')],
+              unit="percentunit", steps=b.cpu_steps(), min=0, max=1),
+        stat("Alerts firing", [target(f'count(ALERTS{{{firing(b)}}}) or vector(0)')],
              description="Prometheus alerts firing now; the table below lists them.",
              steps=thresholds("green", (1, "red")), graph=False),
+    ]
 
-        timeseries(f"Tasks/s now vs {OFFSET} earlier",
-                   [target(throughput(), "now"), target(baseline(), "{{baseline}}")],
-                   description=f"Finished tasks per second against the same time {OFFSET} earlier "
+
+def trend_panels(b):
+    """Throughput against its baseline, queues, workers' CPU and memory, runtime, failures."""
+    t = b.t
+    backlog, offset = t.queue_backlog_max, t.throughput_baseline_offset
+    failed = f"celery_task_failed_total{b.selector('exporter', QUEUE, WITH_EXCEPTION)}"
+    worker_links = b.flower_links(("Open ${__field.labels.worker} in Flower", "/worker/${__field.labels.worker}"))
+    return [
+        timeseries(f"Tasks/s now vs {offset} earlier",
+                   [target(b.finished_rate(QUEUE), "now"), target(baseline(b), "{{baseline}}")],
+                   description=f"Finished tasks per second against the same time {offset} earlier "
                                f"(or the {BASELINE_FALLBACK_WINDOW} average while there is no "
                                f"data that old). The alert fires below "
-                               f"{config.THRESHOLDS['throughput_ratio_min']:.0%} of the baseline.",
+                               f"{t.throughput_ratio_min:.0%} of the baseline.",
                    unit="reqps"),
         timeseries("Queue depth per queue",
-                   [target(queue_depth(ready), "{{queue}}")],
+                   [target(b.queue_depth(READY), "{{queue}}")],
                    description=f"Ready messages per queue. Target 0; the dashed line is the "
                                f"backlog threshold ({backlog}).",
                    steps=thresholds("green", (backlog, "red")), threshold_line=True),
 
-        timeseries("Worker CPU", [target(worker_cpu_ratio(), "{{worker}}")],
+        timeseries("Worker CPU", [target(b.worker_cpu_ratio(), "{{worker}}")],
                    description="CPU of each worker's process tree (main process and pool children) "
                                "as a share of the cores it may use. The dashed line is the alert "
-                               f"threshold ({config.THRESHOLDS['worker_cpu_ratio_max']:.0%}).",
-                   unit="percentunit", steps=cpu_steps(), threshold_line=True, min=0,
-                   links=[link("Open ${__field.labels.worker} in Flower",
-                               flower("/worker/${__field.labels.worker}"))]),
-        timeseries("Worker memory", [target(worker_memory(), "{{worker}}")],
+                               f"threshold ({t.worker_cpu_ratio_max:.0%}).",
+                   unit="percentunit", steps=b.cpu_steps(), threshold_line=True, min=0,
+                   links=worker_links),
+        timeseries("Worker memory", [target(b.worker_memory(), "{{worker}}")],
                    description="Resident memory of each worker's process tree. It should be flat; "
                                "steady growth alerts.",
                    unit="bytes", min=0,
-                   links=[link("Open ${__field.labels.worker} in Flower",
-                               flower("/worker/${__field.labels.worker}"))]),
+                   links=worker_links),
 
-        timeseries("Task runtime", [target(runtime_quantile(q, QUEUE), f"p{round(q * 100)}")
+        timeseries("Task runtime", [target(b.runtime_quantile(q, QUEUE), f"p{round(q * 100)}")
                                     for q in (0.5, 0.95, 0.99)],
                    description="Runtime quantiles of successful tasks (celery-exporter histogram).",
                    unit="s"),
@@ -95,30 +99,40 @@ def build():
                          "{{exception}}", instant=True)],
                  description="Failed tasks in the selected time range, by exception class.",
                  steps=thresholds("red"),
-                 links=[link("Failed tasks in Flower", flower("/tasks?state=FAILURE"))]),
+                 links=b.flower_links(("Failed tasks in Flower", "/tasks?state=FAILURE"))),
+    ]
 
-        timeseries("Events lost per monitor", [target(events_lost_ratio(), "{{job}}")],
+
+def pipeline_panels(b):
+    """The monitoring itself: events lost per monitor, and the alerts firing."""
+    t = b.t
+    return [
+        timeseries("Events lost per monitor", [target(b.events_lost_ratio(), "{{job}}")],
                    description=f"Share of the tasks the workers started (their own count) whose "
                                f"task-started event Flower or the exporter did not count, over "
-                               f"{config.THRESHOLDS['events_lost_window']}. Near 0 (below 0 when the "
+                               f"{t.events_lost_window}. Near 0 (below 0 when the "
                                f"monitor also sees workers without their own /metrics); the dashed "
                                f"line is the alert threshold "
-                               f"({config.THRESHOLDS['events_lost_ratio_max']:.0%}).",
-                   unit="percentunit", steps=thresholds("green", (config.THRESHOLDS["events_lost_ratio_max"], "red")),
+                               f"({t.events_lost_ratio_max:.0%}).",
+                   unit="percentunit", steps=thresholds("green", (t.events_lost_ratio_max, "red")),
                    threshold_line=True, w=24, h=6),
-        table("Firing alerts", [target(f'ALERTS{{{FIRING}}}', instant=True, table=True)],
+        table("Firing alerts", [target(f'ALERTS{{{firing(b)}}}', instant=True, table=True)],
               hide=("Time", "Value", "__name__", "alertstate"),
               description="Every alert Prometheus is firing now, with its labels (not the "
                           "always-firing Watchdog).",
               empty_by_design="no alert fires in a healthy system.", h=6),
     ]
-    panels[6:6] = views.overview_summaries(QUEUE)  # a second row of stats, over the range
+
+
+def build(cfg):
+    b = Board(cfg)
+    # A second row of stats over the selected range follows the signals now.
+    panels = signal_stats(b) + views.overview_summaries(b, QUEUE) + trend_panels(b) + pipeline_panels(b)
     variables = [query_variable("queue", "Queue", f"label_values(celery_queue_length"
-                                                  f"{selector('exporter')}, queue_name)")]
-    links = [link("Flower", flower("/")), link("Flower: tasks", flower("/tasks")),
-             link("Flower: failed tasks", flower("/tasks?state=FAILURE")),
-             link("Flower: broker", flower("/broker"))]
-    return dashboard("overview", "Celery / Overview",
+                                                  f"{b.selector('exporter')}, queue_name)")]
+    links = b.flower_links(("Flower", "/"), ("Flower: tasks", "/tasks"),
+                           ("Flower: failed tasks", "/tasks?state=FAILURE"), ("Flower: broker", "/broker"))
+    return b.dashboard("overview", "Celery / Overview",
                      "Celery health at a glance: success rate, throughput, queues, workers, "
                      "alerts.",
                      panels, variables=variables, links=links)

@@ -1,16 +1,12 @@
 """Celery / Tasks: one task name (or several) at a time, with links to Flower's task list."""
 
-from mixin import config
 from mixin.dashboards import views
-from mixin.dashboards.builder import (
-    RATE, dashboard, finished_rate, flower, link, query_variable, runtime_quantile, selector, stat,
-    success_ratio, success_steps, target, thresholds, timeseries,
-)
+from mixin.dashboards.builder import RATE, Board, query_variable, stat, target, thresholds, timeseries
+from mixin.queries import WITH_EXCEPTION
 
 TASK = 'name=~"$task"'
 FLOWER_TASK = 'task=~"$task"'  # Flower labels the task name "task"
 QUEUE = 'queue_name=~"$queue"'
-WITH_EXCEPTION = 'exception!=""'  # the exporter adds exception="" series at zero
 # celery-exporter counter -> the task state Flower's task list filters by (/tasks?state=...).
 FLOWER_STATES = {
     "sent": "PENDING",
@@ -22,62 +18,62 @@ FLOWER_STATES = {
     "revoked": "REVOKED",
     "rejected": "REJECTED",
 }
-FLOWER_TASK_LIST = flower("/tasks?name=${__field.labels.name}&state=${__field.labels.state}")
+FLOWER_TASK_LIST = "/tasks?name=${__field.labels.name}&state=${__field.labels.state}"
 
 
-def rate_by_state():
+def rate_by_state(b):
     """Every counter's rate by task name, labelled state=<Flower state>, in one query."""
     parts = []
     for counter, state in FLOWER_STATES.items():
         rate = (f"sum by (name) (rate(celery_task_{counter}_total"
-                f"{selector('exporter', TASK, QUEUE)}[{RATE}]))")
+                f"{b.selector('exporter', TASK, QUEUE)}[{RATE}]))")
         parts.append(f'label_replace({rate}, "state", "{state}", "", "")')
     return " or ".join(parts)
 
 
-def build():
-    window = config.THRESHOLDS["success_window"]
-    failed = f"celery_task_failed_total{selector('exporter', TASK, QUEUE, WITH_EXCEPTION)}"
-    prefetch = f"flower_task_prefetch_time_seconds{selector('flower', FLOWER_TASK)}"
+def build(cfg):
+    b = Board(cfg)
+    window = b.t.success_window
+    failed = f"celery_task_failed_total{b.selector('exporter', TASK, QUEUE, WITH_EXCEPTION)}"
+    prefetch = f"flower_task_prefetch_time_seconds{b.selector('flower', FLOWER_TASK)}"
+    failed_links = b.flower_links(("Flower: failed ${__field.labels.name} tasks",
+                                   "/tasks?name=${__field.labels.name}&state=FAILURE"))
     panels = [
-        stat("Success rate", [target(success_ratio(TASK, QUEUE, window=window))],
+        stat("Success rate", [target(b.success_ratio(TASK, QUEUE, window=window))],
              description=f"Succeeded / (succeeded + failed) over {window} for the selected tasks. "
-                         f"Red below {config.THRESHOLDS['success_ratio_min']:.0%}.",
-             unit="percentunit", steps=success_steps(), min=0, max=1, w=6),
-        stat("Tasks/s", [target(finished_rate(TASK, QUEUE))],
+                         f"Red below {b.t.success_ratio_min:.0%}.",
+             unit="percentunit", steps=b.success_steps(), min=0, max=1, w=6),
+        stat("Tasks/s", [target(b.finished_rate(TASK, QUEUE))],
              description="Selected tasks finished (succeeded or failed) per second.", w=6),
         stat("Failed in range", [target(f"sum(increase({failed}[$__range]))", instant=True)],
              description="Failed tasks in the selected time range.",
              steps=thresholds("green", (1, "red")), graph=False, w=6,
-             links=[link("Failed tasks in Flower", flower("/tasks?state=FAILURE"))]),
-        stat("Runtime p95", [target(runtime_quantile(0.95, TASK, QUEUE))],
+             links=b.flower_links(("Failed tasks in Flower", "/tasks?state=FAILURE"))),
+        stat("Runtime p95", [target(b.runtime_quantile(0.95, TASK, QUEUE))],
              description="95th percentile runtime of successful runs of the selected tasks.",
              unit="s", w=6),
 
-        timeseries("Rate by state", [target(rate_by_state(), "{{name}} {{state}}")],
+        timeseries("Rate by state", [target(rate_by_state(b), "{{name}} {{state}}")],
                    description="Events per second by task and state (Flower's state names). "
                                "Click a series to open Flower's task list for that task and state.",
                    unit="reqps", w=24, h=9,
-                   links=[link("Flower: ${__field.labels.name} tasks in ${__field.labels.state}",
-                               FLOWER_TASK_LIST)]),
+                   links=b.flower_links(("Flower: ${__field.labels.name} tasks in ${__field.labels.state}", FLOWER_TASK_LIST))),
 
         timeseries("Success rate by task",
-                   [target(success_ratio(TASK, QUEUE, by="name"), "{{name}}")],
+                   [target(b.success_ratio(TASK, QUEUE, by="name"), "{{name}}")],
                    description="Succeeded / finished per task. The dashed line is the alert "
-                               f"threshold ({config.THRESHOLDS['success_ratio_min']:.0%}).",
-                   unit="percentunit", steps=success_steps(), threshold_line=True, min=0, max=1,
-                   links=[link("Flower: failed ${__field.labels.name} tasks",
-                               flower("/tasks?name=${__field.labels.name}&state=FAILURE"))]),
+                               f"threshold ({b.t.success_ratio_min:.0%}).",
+                   unit="percentunit", steps=b.success_steps(), threshold_line=True, min=0, max=1,
+                   links=failed_links),
         timeseries("Failures by exception",
                    [target(f"sum by (name, exception) (rate({failed}[{RATE}]))",
                            "{{name}}: {{exception}}")],
                    description="Failed tasks per second by task and exception class.",
                    unit="reqps",
-                   links=[link("Flower: failed ${__field.labels.name} tasks",
-                               flower("/tasks?name=${__field.labels.name}&state=FAILURE"))]),
+                   links=failed_links),
 
         timeseries("Runtime quantiles",
-                   [target(runtime_quantile(q, TASK, QUEUE, by="name"),
+                   [target(b.runtime_quantile(q, TASK, QUEUE, by="name"),
                            f"{{{{name}}}} p{round(q * 100)}")
                     for q in (0.5, 0.95, 0.99)],
                    description="Runtime quantiles of successful runs per task (celery-exporter "
@@ -91,16 +87,15 @@ def build():
                                "depth on the Overview.",
                    unit="s"),
     ]
-    panels += views.task_panels(TASK, QUEUE)
-    received = f"celery_task_received_total{selector('exporter')}"
+    panels += views.task_panels(b, TASK, QUEUE)
+    received = f"celery_task_received_total{b.selector('exporter')}"
     variables = [
         query_variable("queue", "Queue", f"label_values({received}, queue_name)"),
         query_variable("task", "Task", f"label_values(celery_task_received_total"
-                                       f"{selector('exporter', QUEUE)}, name)"),
+                                       f"{b.selector('exporter', QUEUE)}, name)"),
     ]
-    links = [link("Flower: tasks", flower("/tasks")),
-             link("Flower: failed tasks", flower("/tasks?state=FAILURE"))]
-    return dashboard("tasks", "Celery / Tasks",
+    links = b.flower_links(("Flower: tasks", "/tasks"), ("Flower: failed tasks", "/tasks?state=FAILURE"))
+    return b.dashboard("tasks", "Celery / Tasks",
                      "Per task: rate by state, success rate, failures, runtime, wait; "
                      "links lead to Flower's task list.",
                      panels, variables=variables, links=links)

@@ -4,30 +4,22 @@ retries and tasks per worker, range-aware summaries. The panels each dashboard a
 queries are methods of mixin/queries.py.
 """
 
-from mixin import config
-from mixin.dashboards.builder import (
-    QUERIES, RATE, bargauge, flower, link, override, stat, success_steps, table, target,
-    thresholds, timeseries,
-)
+from mixin.dashboards.builder import RATE, bargauge, override, stat, table, target, thresholds, timeseries
 
 RANGE = "$__range"
 TASK_LABELS = "name, queue_name"
 COUNTERS = ("sent", "received", "started", "succeeded", "failed", "retried", "revoked", "rejected")
 
 
-# Every query comes from mixin/queries.py (QUERIES: over the dashboards' scoped selectors).
-Q = QUERIES
-
-
 # --- Panels -------------------------------------------------------------------------------------
 
-def task_table(*matchers):
+def task_table(b, *matchers):
     """One row per task and queue over the range; the Task cell links to Flower's task list."""
-    targets = [target(Q.task_increase(counter, RANGE, *matchers), instant=True, table=True)
+    targets = [target(b.q.task_increase(counter, RANGE, *matchers), instant=True, table=True)
                for counter in COUNTERS]
-    targets += [target(Q.increase_success_ratio(RANGE, *matchers), instant=True, table=True),
-                target(Q.mean_runtime(RANGE, *matchers, by=TASK_LABELS), instant=True, table=True),
-                target(Q.increase_runtime_quantile(0.95, RANGE, *matchers), instant=True, table=True)]
+    targets += [target(b.q.increase_success_ratio(RANGE, *matchers), instant=True, table=True),
+                target(b.q.mean_runtime(RANGE, *matchers, by=TASK_LABELS), instant=True, table=True),
+                target(b.q.increase_runtime_quantile(0.95, RANGE, *matchers), instant=True, table=True)]
     names = [c.capitalize() for c in COUNTERS] + ["Success ratio", "Mean runtime", "p95 runtime"]
     columns = {f"Value #{chr(ord('A') + i)}": title for i, title in enumerate(names)}
     columns.update({"name": "Task", "queue_name": "Queue", "cluster": "Cluster",
@@ -38,9 +30,8 @@ def task_table(*matchers):
                     "ratio (succeeded / finished), mean and p95 runtime of successful runs. Click a "
                     "column header to sort; click a task to open its list in Flower.",
         overrides=[
-            override("Task", links=[link("Flower: ${__value.raw} tasks",
-                                         flower("/tasks?name=${__value.raw}"))]),
-            override("Success ratio", unit="percentunit", thresholds=success_steps(),
+            override("Task", links=b.flower_links(("Flower: ${__value.raw} tasks", "/tasks?name=${__value.raw}"))),
+            override("Success ratio", unit="percentunit", thresholds=b.success_steps(),
                      custom__cellOptions={"type": "color-text"}),
             override("Mean runtime", unit="s"),
             override("p95 runtime", unit="s"),
@@ -49,69 +40,68 @@ def task_table(*matchers):
         ])
 
 
-def task_panels(*matchers):
+def task_panels(b, *matchers):
     """Appended to Celery / Tasks (matchers: the task and queue variables)."""
     return [
-        task_table(*matchers),
-        timeseries("Mean runtime", [target(Q.mean_runtime(RATE, *matchers), "{{name}} mean")],
+        task_table(b, *matchers),
+        timeseries("Mean runtime", [target(b.q.mean_runtime(RATE, *matchers), "{{name}} mean")],
                    description="Mean runtime of successful runs per task (histogram _sum / "
                                "_count), next to the quantiles.", unit="s"),
-        bargauge("Top failing tasks", [target(Q.top_failing_tasks(RANGE, *matchers), "{{name}}", instant=True)],
+        bargauge("Top failing tasks", [target(b.q.top_failing_tasks(RANGE, *matchers), "{{name}}", instant=True)],
                  description="Tasks with the most failures in the selected range.",
                  steps=thresholds("red"),
-                 links=[link("Flower: failed ${__field.labels.name} tasks",
-                             flower("/tasks?name=${__field.labels.name}&state=FAILURE"))]),
+                 links=b.flower_links(("Flower: failed ${__field.labels.name} tasks",
+                                       "/tasks?name=${__field.labels.name}&state=FAILURE"))),
         bargauge("Failures by task and exception",
-                 [target(Q.failures_by_task_and_exception(RANGE, *matchers), "{{name}}: {{exception}}",
+                 [target(b.q.failures_by_task_and_exception(RANGE, *matchers), "{{name}}: {{exception}}",
                          instant=True)],
                  description="Failures in the selected range per task and exception class.",
                  steps=thresholds("red")),
-        timeseries("Task mix by name", [target(Q.task_mix("name", RATE, *matchers), "{{name}}")],
+        timeseries("Task mix by name", [target(b.q.task_mix("name", RATE, *matchers), "{{name}}")],
                    description="Tasks received per second by task name, stacked: a change in "
                                "workload shows as a change in the layers.",
                    unit="reqps", stack=True),
-        timeseries("Task mix by queue", [target(Q.task_mix("queue_name", RATE, *matchers), "{{queue_name}}")],
+        timeseries("Task mix by queue", [target(b.q.task_mix("queue_name", RATE, *matchers), "{{queue_name}}")],
                    description="Tasks received per second by queue, stacked.",
                    unit="reqps", stack=True),
     ]
 
 
-def overview_summaries(*matchers):
+def overview_summaries(b, *matchers):
     """Range-aware summaries for Celery / Overview ($__range: the selected time range)."""
     return [
-        stat("Received in range", [target(Q.task_total("received", RANGE, *matchers), instant=True)],
+        stat("Received in range", [target(b.q.task_total("received", RANGE, *matchers), instant=True)],
              description="Tasks received by workers in the selected time range.", graph=False, w=8),
         stat("Success rate in range",
-             [target(Q.increase_success_ratio(RANGE, *matchers, by=""), instant=True)],
+             [target(b.q.increase_success_ratio(RANGE, *matchers, by=""), instant=True)],
              description="Succeeded / (succeeded + failed) over the selected time range. Red below "
-                         f"{config.THRESHOLDS['success_ratio_min']:.0%}.",
-             unit="percentunit", steps=success_steps(), min=0, max=1, graph=False, w=8),
-        stat("Mean runtime in range", [target(Q.mean_runtime(RANGE, *matchers, by=""), instant=True)],
+                         f"{b.t.success_ratio_min:.0%}.",
+             unit="percentunit", steps=b.success_steps(), min=0, max=1, graph=False, w=8),
+        stat("Mean runtime in range", [target(b.q.mean_runtime(RANGE, *matchers, by=""), instant=True)],
              description="Mean runtime of successful tasks over the selected time range "
                          "(histogram _sum / _count).", unit="s", graph=False, w=8),
     ]
 
 
-def worker_panels(*matchers):
+def worker_panels(b, *matchers):
     """Appended to Celery / Workers (matchers: the worker variable)."""
     return [
-        stat("Workers offline", [target(Q.workers_offline(*matchers))],
+        stat("Workers offline", [target(b.q.workers_offline(*matchers))],
              description="Workers Flower reports offline (said goodbye, or silent and not yet "
                          "purged).", steps=thresholds("green", (1, "red")), graph=False, w=8),
-        stat("Workers up (exporter)", [target(Q.exporter_workers(1))],
+        stat("Workers up (exporter)", [target(b.q.exporter_workers(1))],
              description="Workers celery-exporter sees up, as the community dashboards count "
                          "them (by the host part of the name: each worker has its own).",
              steps=thresholds("red", (1, "green")), graph=False, w=8),
-        stat("Workers down (exporter)", [target(Q.exporter_workers(0))],
+        stat("Workers down (exporter)", [target(b.q.exporter_workers(0))],
              description="Workers celery-exporter last saw go offline (kept until it purges them).",
              steps=thresholds("green", (1, "red")), graph=False, w=8),
-        timeseries("Retried tasks per worker", [target(Q.retried_per_worker(RATE, *matchers), "{{worker}}")],
+        timeseries("Retried tasks per worker", [target(b.q.retried_per_worker(RATE, *matchers), "{{worker}}")],
                    description="Task retries per second by worker (Flower's task-retried events).",
                    unit="reqps",
-                   links=[link("Flower: retried tasks", flower("/tasks?state=RETRY"))]),
+                   links=b.flower_links(("Flower: retried tasks", "/tasks?state=RETRY"))),
         bargauge("Tasks per worker in range",
-                 [target(Q.tasks_per_worker(RANGE, *matchers), "{{worker}}", instant=True)],
+                 [target(b.q.tasks_per_worker(RANGE, *matchers), "{{worker}}", instant=True)],
                  description="Tasks each worker finished (succeeded or failed) in the selected range.",
-                 links=[link("Open ${__field.labels.worker} in Flower",
-                             flower("/worker/${__field.labels.worker}"))]),
+                 links=b.flower_links(("Open ${__field.labels.worker} in Flower", "/worker/${__field.labels.worker}"))),
     ]

@@ -11,7 +11,9 @@ import yaml
 from flower.urls import handlers as flower_handlers
 
 from app.main import create_app
-from mixin import config
+from mixin.config import Config
+
+CFG = Config()
 
 REPO = Path(__file__).resolve().parents[2]
 ALERTS = [r for g in yaml.safe_load((REPO / "alerts" / "celery.rules.yml").read_text())["groups"]
@@ -33,7 +35,7 @@ def ids(rule):
 @pytest.mark.parametrize("rule", ALERTS, ids=ids)
 def test_runbook_url_is_a_page_of_the_app(rule, client):
     url = rule["annotations"]["runbook_url"]
-    assert url == f"{config.RUNBOOK_BASE_URL}/{rule['alert']}"
+    assert url == CFG.urls.runbook.replace("{alert}", rule["alert"])
     path = urlsplit(url).path
     r = client.get(path)
     assert r.status_code == 200, f"{url} -> {r.status_code}"
@@ -43,7 +45,7 @@ def test_runbook_url_is_a_page_of_the_app(rule, client):
 @pytest.mark.parametrize("rule", ALERTS, ids=ids)
 def test_dashboard_url_names_a_generated_dashboard(rule):
     url = rule["annotations"]["dashboard_url"]
-    assert url.startswith(f"{config.GRAFANA_URL}/d/")
+    assert url.startswith(f"{CFG.urls.grafana}/d/")
     uid = urlsplit(url).path.split("/")[2]
     assert uid in DASHBOARD_UIDS, f"{url}: no dashboard with uid {uid} in grafana/provisioning/dashboards"
 
@@ -57,7 +59,7 @@ def test_task_alerts_link_to_flower_filtered_by_the_task(rule):
     if url is None:
         pytest.fail(f"{rule['alert']} has no flower_url annotation")
     parts = urlsplit(url)
-    assert url.startswith(config.FLOWER_URL)
+    assert url.startswith(CFG.urls.flower)
     assert any(p.fullmatch(parts.path) for p in FLOWER_PAGES), f"{parts.path} is not a Flower page"
     assert "{{ $labels.name }}" in " ".join(v for vs in parse_qs(parts.query).values() for v in vs) or \
         "{{ $labels.name }}" in parts.path, url

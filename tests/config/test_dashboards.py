@@ -10,11 +10,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mixin import config
+from mixin.config import Config
 from mixin.dashboards import build_all, builder, generate, overview, views
+from mixin.queries import selectors
+from tests.grafana_schema import problems
 from tests.dashboard_queries import (
     DASHBOARD_DIR, empty_by_design, iter_panel_queries, load_dashboards, panels,
 )
+
+CFG = Config()
+BOARD = builder.Board(CFG)
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVISIONING = ROOT / "grafana" / "provisioning"
@@ -52,7 +57,7 @@ def exprs_raw():
 
 def test_every_dashboard_parses_and_is_named_by_its_uid():
     files = sorted(DASHBOARD_DIR.glob("*.json"))
-    assert len(files) == len(config.DASHBOARD_UIDS)
+    assert len(files) == len(CFG.dashboards.uids)
     for path in files:
         dashboard = json.loads(path.read_text(encoding="utf-8"))
         assert path.name == f"{dashboard['uid']}.json"
@@ -62,17 +67,17 @@ def test_every_dashboard_parses_and_is_named_by_its_uid():
 def test_uids_are_unique_and_equal_config():
     uids = [d["uid"] for d in DASHBOARDS]
     assert len(uids) == len(set(uids))
-    assert set(uids) == set(config.DASHBOARD_UIDS.values())
+    assert set(uids) == set(CFG.dashboards.uids.values())
     titles = [d["title"] for d in DASHBOARDS]
     assert len(titles) == len(set(titles))
 
 
 def test_committed_json_equals_generator_output(tmp_path):
-    generate(tmp_path)
+    generate(CFG, tmp_path)
     generated = {path.name: path.read_text(encoding="utf-8") for path in tmp_path.glob("*.json")}
     committed = {path.name: path.read_text(encoding="utf-8")
                  for path in DASHBOARD_DIR.glob("*.json")}
-    assert generated == build_all()
+    assert generated == build_all(CFG)
     assert committed == generated, "dashboards drifted: run `python -m mixin` and commit the JSON"
 
 
@@ -93,10 +98,10 @@ def test_datasource_uid_is_the_provisioned_one():
     for d in DASHBOARDS:
         [variable] = [v for v in d["templating"]["list"] if v["name"] == "datasource"]
         assert variable["type"] == "datasource" and variable["query"] == "prometheus"
-        assert variable["current"]["value"] == config.DATASOURCE_UID
+        assert variable["current"]["value"] == CFG.dashboards.datasource_uid
     source = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yml").read_text())
     [datasource] = source["datasources"]
-    assert datasource["uid"] == config.DATASOURCE_UID
+    assert datasource["uid"] == CFG.dashboards.datasource_uid
     assert datasource["type"] == "prometheus"
     assert datasource["url"] == "http://prometheus:9090"
     assert datasource["isDefault"] is True and datasource["editable"] is False
@@ -137,7 +142,7 @@ def steps(panel):
 
 
 def test_colour_thresholds_equal_the_alert_thresholds():
-    t = config.THRESHOLDS
+    t = CFG.thresholds.knobs()
     expected = {  # a panel title containing the key -> its colour steps
         "Success rate": [(None, "red"), (t["success_ratio_min"], "green")],
         "CPU": [(None, "green"), (t["worker_cpu_ratio_max"], "red")],
@@ -156,38 +161,38 @@ def test_colour_thresholds_equal_the_alert_thresholds():
                     assert want in steps(panel), panel["title"]
     assert checked == set(expected)
     # the table's CPU column too
-    workers = next(d for d in DASHBOARDS if d["uid"] == config.DASHBOARD_UIDS["workers"])
+    workers = next(d for d in DASHBOARDS if d["uid"] == CFG.dashboards.uids["workers"])
     table = next(p for p in panels(workers) if p["type"] == "table")
     cpu_column = next(o for o in table["fieldConfig"]["overrides"]
                       if any(prop["id"] == "unit" and prop["value"] == "percentunit"
                              for prop in o["properties"]))
-    assert {"id": "thresholds", "value": builder.cpu_steps()} in cpu_column["properties"]
+    assert {"id": "thresholds", "value": BOARD.cpu_steps()} in cpu_column["properties"]
 
 
 def test_every_selector_comes_from_config():
     # Every job matcher is a job variable, and each job variable defaults to config.JOBS.
-    selectors = {builder.scoped(s) for s in config.SELECTORS.values()}
+    scoped = {BOARD.scoped(s) for s in selectors(CFG).values()}
     for expr in exprs_raw():
         for braces in re.findall(r"\{([^{}]*)\}", expr):
             if "job" not in braces:
                 continue
-            assert any(braces.startswith(s) for s in selectors), f"{{{braces}}} is not from config.SELECTORS"
+            assert any(braces.startswith(s) for s in scoped), f"{{{braces}}} is not from selectors(CFG)"
     for d in DASHBOARDS:
         for variable in d["templating"]["list"]:
             if variable["name"].startswith("job_"):
                 key = variable["name"][len("job_"):]
-                assert variable["current"]["value"] == config.JOBS[key]
+                assert variable["current"]["value"] == getattr(CFG.jobs, key)
                 assert not variable["includeAll"] and not variable["multi"]
     for module in (ROOT / "mixin" / "dashboards").glob("*.py"):
         text = module.read_text()
-        for job in config.JOBS.values():
+        for job in CFG.jobs.model_dump().values():
             assert f'job="{job}"' not in text and f"job='{job}'" not in text, \
                 f"{module.name} hard-codes a job selector"
 
 
 def test_range_windows_are_rate_interval_range_or_configured():
     allowed = {"$__rate_interval", "$__range", overview.BASELINE_FALLBACK_WINDOW}
-    allowed |= {value for value in config.THRESHOLDS.values() if isinstance(value, str)}
+    allowed |= {value for value in CFG.thresholds.knobs().values() if isinstance(value, str)}
     for d in DASHBOARDS:
         for panel in panels(d):
             for target in panel["targets"]:
@@ -203,7 +208,7 @@ def test_template_variables():
         assert set(names[3:]) == VARIABLES[d["uid"]]
         for variable in variables[1:]:
             assert variable["type"] == "query" and variable["datasource"] == builder.DATASOURCE
-            assert variable["definition"].startswith("label_values(")
+            assert variable["query"]["query"].startswith("label_values(")
             if not variable["name"].startswith("job_"):
                 assert variable["includeAll"] and variable["multi"]
                 assert variable["allValue"] == ".*"  # also matches series without the label
@@ -224,7 +229,7 @@ def test_every_series_selector_carries_the_scope():
     for d in DASHBOARDS:
         for expr in exprs_raw_of(d):
             for metric, braces in SERIES.findall(expr):
-                assert builder.SCOPE in braces, f"{metric}{{{braces}}} lacks {builder.SCOPE}"
+                assert BOARD.scope in braces, f"{metric}{{{braces}}} lacks {BOARD.scope}"
 
 
 AGGREGATION = re.compile(r"\b(sum|max|min|avg|count|topk|bottomk)\b\s*(by\s*\(([^)]*)\))?\s*\(")
@@ -243,7 +248,8 @@ def test_every_aggregation_keeps_cluster_and_namespace():
 
 
 def test_scope_aggregations():
-    f = builder.scope_aggregations
+    def f(expr):
+        return builder.scope_aggregations(expr, ["cluster", "namespace"])
     assert f("sum(x)") == "sum by (cluster, namespace) (x)"
     assert f("sum by (le) (x)") == "sum by (cluster, namespace, le) (x)"
     assert f("max by (namespace, worker)(x)") == "max by (cluster, namespace, worker) (x)"
@@ -256,8 +262,9 @@ def test_new_views_are_there_and_their_queries_come_from_the_mixin():
     for d in DASHBOARDS:
         titles = {p["title"] for p in panels(d)}
         assert NEW_PANELS.get(d["uid"], set()) <= titles
-    tasks = next(d for d in DASHBOARDS if d["uid"] == config.DASHBOARD_UIDS["tasks"])
-    built = {p["title"]: [t["expr"] for t in p["targets"]] for p in views.task_panels('name=~"$task"', 'queue_name=~"$queue"')}
+    tasks = next(d for d in DASHBOARDS if d["uid"] == CFG.dashboards.uids["tasks"])
+    built = {p["title"]: [builder.scope_aggregations(t["expr"], BOARD.scope_labels) for t in p["targets"]]
+             for p in views.task_panels(BOARD, 'name=~"$task"', 'queue_name=~"$queue"')}
     for p in panels(tasks):
         if p["title"] in built:
             assert [t["expr"] for t in p["targets"]] == built[p["title"]]
@@ -269,7 +276,7 @@ def test_new_views_are_there_and_their_queries_come_from_the_mixin():
     assert all(t["instant"] and t["format"] == "table" and "[$__range]" in t["expr"]
                for t in table["targets"])
     task_link = next(o for o in table["fieldConfig"]["overrides"] if o["matcher"]["options"] == "Task")
-    assert task_link["properties"][0]["value"][0]["url"] == f"{config.FLOWER_URL}/tasks?name=${{__value.raw}}"
+    assert task_link["properties"][0]["value"][0]["url"] == f"{CFG.urls.flower}/tasks?name=${{__value.raw}}"
     assert table["options"]["sortBy"] == [{"desc": True, "displayName": "Received"}]
     stacked = [p for p in panels(tasks) if p["title"].startswith("Task mix")]
     assert all(p["fieldConfig"]["defaults"]["custom"]["stacking"]["mode"] == "normal" for p in stacked)
@@ -277,7 +284,7 @@ def test_new_views_are_there_and_their_queries_come_from_the_mixin():
 
 def test_flower_links():
     links = {d["uid"]: json.dumps(d) for d in DASHBOARDS}
-    flower = config.FLOWER_URL
+    flower = CFG.urls.flower
     assert (f"{flower}/tasks?name=${{__field.labels.name}}&state=${{__field.labels.state}}"
             in links["celery-tasks"])
     assert f"{flower}/worker/${{__field.labels.worker}}" in links["celery-workers"]
@@ -291,7 +298,7 @@ def test_empty_by_design_panels_are_listed():
 
 
 def test_query_helper_substitutes_every_variable():
-    tasks = next(d for d in DASHBOARDS if d["uid"] == config.DASHBOARD_UIDS["tasks"])
+    tasks = next(d for d in DASHBOARDS if d["uid"] == CFG.dashboards.uids["tasks"])
     queries = iter_panel_queries(tasks, {"task": ["process_task", "process.data"],
                                          "__rate_interval": "2m"})
     assert queries and all("$" not in expr for _, _, expr in queries)
@@ -306,7 +313,7 @@ def test_every_query_is_valid_promql(tmp_path):
     queries = exprs()
     for d in DASHBOARDS:  # and the series selectors inside label_values(...)
         for variable in d["templating"]["list"][1:]:
-            selector = re.fullmatch(r"label_values\((.+), *\w+\)", variable["definition"]).group(1)
+            selector = re.fullmatch(r"label_values\((.+), *\w+\)", variable["query"]["query"]).group(1)
             queries.append(re.sub(r"\$\w+", ".*", selector))
     rules = {"groups": [{"name": "dashboards", "rules": [
         {"record": f"dashboard:query_{i}", "expr": expr} for i, expr in enumerate(queries)]}]}
@@ -315,3 +322,22 @@ def test_every_query_is_valid_promql(tmp_path):
     result = subprocess.run(["promtool", "check", "rules", str(path)],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("dashboard", DASHBOARDS, ids=lambda d: d["uid"])
+def test_dashboard_passes_grafanas_schema(dashboard):
+    assert problems(dashboard) == []
+
+
+def test_the_schema_check_finds_what_grafana_does_not_know():
+    board = json.loads(json.dumps(DASHBOARDS[0]))
+    board["panels"][0]["options"]["colour"] = "red"
+    board["panels"][0]["targets"][0]["exprr"] = "up"
+    found = problems(board)
+    assert any(p.endswith("/options/colour: not in Grafana's schema") for p in found), found
+    assert any(p.endswith("/exprr: not in Grafana's schema") for p in found), found
+
+
+def test_every_dashboard_says_it_is_generated():
+    for d in DASHBOARDS:
+        assert "generated" in d["tags"] and "Generated by `python -m mixin`" in d["description"], d["uid"]

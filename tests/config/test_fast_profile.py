@@ -1,4 +1,4 @@
-"""Alerting profiles are rendered by the mixin: same alerts and thresholds, scaled durations."""
+"""Profiles are overlays on the configuration: same alerts and levels, scaled durations."""
 import shutil
 import subprocess
 import sys
@@ -6,9 +6,12 @@ import sys
 import pytest
 import yaml
 
-from mixin import config, profiles, rules
+from mixin import profiles, rules
+from mixin.config import Config, kind
 from mixin.durations import fmt, seconds
 from native import paths
+
+CFG = Config()
 
 
 def rules_of(doc):
@@ -25,70 +28,77 @@ def test_durations_parse_and_format_both_ways():
 
 @pytest.mark.parametrize("name", sorted(profiles.PROFILES))
 def test_profile_keeps_names_labels_and_levels(name):
-    standard = rules_of(rules.build(profiles.standard()))
-    other = rules_of(rules.build(profiles.get(name)))
+    standard = rules_of(rules.build(CFG))
+    other = rules_of(rules.build(profiles.apply(name)))
     assert other.keys() == standard.keys()
     for rule_name, rule in standard.items():
         assert other[rule_name].get("labels") == rule.get("labels")
-    t, s = profiles.get(name).thresholds, config.THRESHOLDS
+    t, s = profiles.apply(name).thresholds.knobs(), CFG.thresholds.knobs()
     for knob, value in s.items():
-        if profiles.kind(knob) is None and knob not in profiles.PER_WINDOW:
+        if kind(knob) is None and knob not in profiles.PER_WINDOW:
             assert t[knob] == value, f"{name} changed the level {knob}"
 
 
 def test_fast_profile_shrinks_every_window_and_for_but_keeps_several_scrapes():
-    fast, standard = profiles.fast().thresholds, profiles.standard().thresholds
+    fast, standard = profiles.apply("fast").thresholds.knobs(), CFG.thresholds.knobs()
     for knob, value in standard.items():
-        if profiles.kind(knob) in ("_for", "_window"):
+        if kind(knob) in ("_for", "_window"):
             assert seconds(fast[knob]) <= seconds(value)
-        if profiles.kind(knob) == "_window":
+        if kind(knob) == "_window":
             assert seconds(fast[knob]) >= 6 * 5, f"{knob}: a rate needs several 5 s scrapes"
 
 
 def test_kubernetes_profile_suits_a_30s_scrape():
-    profile = profiles.kubernetes()
-    assert profile.evaluation_interval == "30s"
-    for knob, value in profile.thresholds.items():
-        if profiles.kind(knob) == "_window":
+    cfg = profiles.apply("kubernetes")
+    assert cfg.evaluation_interval == "30s" and cfg.scrape_interval == "30s"
+    assert cfg.autoscaling.keda, "the kubernetes profile knows workers autoscaled by KEDA"
+    for knob, value in cfg.thresholds.knobs().items():
+        if kind(knob) == "_window":
             assert seconds(value) >= 4 * 30, f"{knob} sees fewer than 4 scrapes"
-        if profiles.kind(knob) == "_for":
+        if kind(knob) == "_for":
             assert seconds(value) >= 2 * 30, f"{knob} is shorter than two evaluations"
 
 
-def test_bad_thresholds_are_refused_naming_the_knob():
-    with pytest.raises(ValueError, match="success_window"):
-        profiles.standard({**config.THRESHOLDS, "success_window": "five minutes"})
-    with pytest.raises(ValueError, match="success_ratio_min"):
-        profiles.standard({**config.THRESHOLDS, "success_ratio_min": 95})
+def test_profiles_compose_with_a_users_configuration():
+    """An overlay keeps what the user set and scales what is a duration."""
+    mine = Config.model_validate({"jobs": {"exporter": "team-exporter"}, "thresholds": {"success_for": "10m"}})
+    fast = profiles.apply("fast", mine)
+    assert fast.jobs.exporter == "team-exporter"
+    assert fast.thresholds.success_for == "1m"  # 10m / 10, at most 60 s
+
+
+def test_unknown_profile_is_refused():
     with pytest.raises(ValueError, match="unknown profile 'slow'"):
-        profiles.get("slow")
+        profiles.apply("slow")
 
 
 def test_no_window_is_inlined_as_a_literal_a_profile_cannot_scale():
     # Every number of seconds in a rule must come from the profile: render two profiles and the
     # windows' seconds appear only where each profile puts them.
-    standard = yaml.safe_dump(rules.build(profiles.standard()))
-    fast = yaml.safe_dump(rules.build(profiles.fast()))
-    ws = seconds(config.THRESHOLDS["success_window"])
+    standard = yaml.safe_dump(rules.build(CFG))
+    fast = yaml.safe_dump(rules.build(profiles.apply("fast")))
+    ws = seconds(CFG.thresholds.success_window)
     assert f"* {ws} " in standard and f"* {ws} " not in fast
 
 
-@pytest.mark.parametrize("name", ["fast", "kubernetes"])
+@pytest.mark.parametrize("name", ["standard", "fast", "kubernetes"])
 def test_cli_renders_a_profile_whose_promtool_tests_pass(name, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "mixin", "--profile", name, "--out", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "mixin", "render", "--profile", name, "--out", str(tmp_path)],
                             cwd=paths.REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "celery.rules.yml").read_text() == rules.render(profiles.get(name))
+    text = (tmp_path / "celery.rules.yml").read_text()
+    assert rules.dump(rules.build(profiles.apply(name))) in text
     if shutil.which("promtool") is None:
         pytest.skip("promtool missing: run `make deps`")
     check = subprocess.run(["promtool", "check", "rules", "celery.rules.yml"], cwd=tmp_path, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     tests = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "tests").glob("*.test.yml"))
+    assert tests, "no promtool tests rendered"
     run = subprocess.run(["promtool", "test", "rules", *tests], cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_cli_refuses_a_profile_without_an_output_folder():
-    result = subprocess.run([sys.executable, "-m", "mixin", "--profile", "fast"], cwd=paths.REPO,
+def test_cli_render_needs_an_output_folder():
+    result = subprocess.run([sys.executable, "-m", "mixin", "render", "--profile", "fast"], cwd=paths.REPO,
                             capture_output=True, text=True)
-    assert result.returncode != 0 and "--out" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "--out" in result.stderr and "Traceback" not in result.stderr

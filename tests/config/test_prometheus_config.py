@@ -6,7 +6,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from mixin.config import JOBS
+from mixin.config import Config
+
+JOBS = Config().jobs.model_dump()
 from native import derive, paths, services
 
 PROM = paths.REPO / "prometheus" / "prometheus.yml"

@@ -4,7 +4,9 @@ import subprocess
 import pytest
 import requests
 
-from mixin.config import JOBS
+from mixin.config import Config
+
+JOBS = Config().jobs.model_dump()
 from tests.live import FLOWER, native_cli, prom_query, prom_scalar, settled, submit, wait_finished, wait_for
 
 pytestmark = pytest.mark.stack

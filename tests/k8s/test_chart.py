@@ -8,9 +8,11 @@ import pytest
 import yaml
 
 from mixin import chart as chart_gen
-from mixin import config
 from tests.k8s import crd_schemas
 from tests.k8s.chart import CHART, FEATURES, REPO, of_kind, one, render, render_error, run
+from mixin.config import Config
+
+CFG = Config()
 
 BUILTIN = {"ConfigMap", "Deployment", "Service", "PersistentVolumeClaim"}
 CUSTOM = {kind for _, kind in crd_schemas.KINDS}
@@ -94,9 +96,9 @@ def test_monitors_carry_the_release_label_and_set_the_mixin_job_names():
         assert sm["metadata"]["labels"]["release"] == "monitoring"
         jobs = [r["replacement"] for e in sm["spec"]["endpoints"] for r in e["relabelings"]
                 if r["targetLabel"] == "job"]
-        assert jobs == [config.JOBS[k] for k in keys]
+        assert jobs == [getattr(CFG.jobs, k) for k in keys]
     pm = one(docs, "PodMonitor")
-    assert pm["spec"]["podMetricsEndpoints"][0]["relabelings"][0]["replacement"] == config.JOBS["worker"]
+    assert pm["spec"]["podMetricsEndpoints"][0]["relabelings"][0]["replacement"] == CFG.jobs.worker
     assert pm["spec"]["namespaceSelector"] == {"matchNames": ["apps"]}
     assert one(docs, "PrometheusRule")["metadata"]["labels"]["release"] == "monitoring"
     assert one(render(), "PrometheusRule")["metadata"]["labels"]["release"] == "kube-prometheus-stack"
@@ -104,7 +106,7 @@ def test_monitors_carry_the_release_label_and_set_the_mixin_job_names():
 
 def test_rabbitmq_detailed_endpoint_asks_for_the_families_the_rules_use():
     prom = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())
-    job = next(j for j in prom["scrape_configs"] if j["job_name"] == config.JOBS["rabbitmq_queues"])
+    job = next(j for j in prom["scrape_configs"] if j["job_name"] == CFG.jobs.rabbitmq_queues)
     sm = one(render(FEATURES["rabbitmq"]), "ServiceMonitor", "-rabbitmq")
     detailed = sm["spec"]["endpoints"][1]
     assert detailed["path"] == "/metrics/detailed" and detailed["params"] == job["params"]
@@ -127,7 +129,8 @@ def test_exporter_is_one_replica_keeping_events_60s_with_the_bundle_launcher():
     assert env["CE_BROKER_URL"]["valueFrom"]["secretKeyRef"] == {"name": "celery-broker", "key": "url"}
     assert c["command"] == ["python", "/bundle/run_exporter.py"]
     launcher = one(docs, "ConfigMap", "-exporter-launcher")
-    assert launcher["data"]["run_exporter.py"] == (REPO / "exporter" / "run_exporter.py").read_text()
+    assert launcher["data"]["run_exporter.py"] == chart_gen.launcher_text()
+    assert launcher["data"]["run_exporter.py"].endswith((REPO / "exporter" / "run_exporter.py").read_text())
     assert c["readinessProbe"]["httpGet"]["path"] == "/health" and "livenessProbe" in c
 
 
@@ -198,11 +201,9 @@ def test_kubernetes_rules_find_the_hpa_keda_makes_for_the_chart(release):
 
     from helm_python import Chart
 
-    from mixin import autoscaling
-
     out = Chart.load(str(CHART)).render(FEATURES["autoscaling"], name=release, namespace="celery", is_install=True)
     so = next(d for d in yaml.safe_load_all(out["celery-observability/templates/keda.yaml"]) if d and d["kind"] == "ScaledObject")
-    pattern = re.search(r'=~"([^"]+)"', autoscaling.KEDA_HPA).group(1)
+    pattern = chart_gen.config().autoscaling.hpa
     assert re.fullmatch(pattern, f"keda-hpa-{so['metadata']['name']}")
     assert not re.fullmatch(pattern, "keda-hpa-some-other-app")
 

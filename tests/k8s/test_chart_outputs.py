@@ -1,5 +1,5 @@
 """What the chart carries is the mixin's output, unchanged: the PrometheusRule's groups are the
-kubernetes profile's rules (`python -m mixin --profile kubernetes`) and pass `promtool check rules` and
+chart's configuration (the kubernetes profile, `python -m mixin render --profile kubernetes`) and pass `promtool check rules` and
 that profile's generated promtool tests, each dashboard ConfigMap holds exactly the
 generated dashboard, and the Alertmanager values pass `amtool check-config` with the same routes and
 inhibitions as alertmanager/alertmanager.yml."""
@@ -11,8 +11,12 @@ import pytest
 import yaml
 
 from mixin import chart as chart_gen
-from mixin import config, dashboards, profiles
+from mixin import dashboards, profiles
+from mixin.render import render as render_config
 from tests.k8s.chart import CHART, FEATURES, REPO, of_kind, one, render, run
+from mixin.config import Config
+
+CFG = Config()
 
 needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing: run `make deps`")
 needs_amtool = pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool missing: run `make deps`")
@@ -20,10 +24,9 @@ needs_amtool = pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool
 
 @pytest.fixture(scope="module")
 def kubernetes_profile(tmp_path_factory):
-    """The kubernetes profile's rules and promtool tests, rendered by the mixin's own CLI."""
+    """The chart configuration's rules and generated promtool tests, as the mixin renders them."""
     out = tmp_path_factory.mktemp("kubernetes-profile")
-    result = run(sys.executable, "-m", "mixin", "--profile", chart_gen.PROFILE, "--out", str(out))
-    assert result.returncode == 0, result.stderr
+    render_config(chart_gen.config(), out, "the chart's configuration")
     return out
 
 
@@ -38,10 +41,10 @@ def extracted_rules(tmp_path):
 def test_prometheus_rule_holds_the_kubernetes_profile_rules_verbatim(tmp_path, kubernetes_profile):
     spec, _ = extracted_rules(tmp_path)
     assert spec == yaml.safe_load((kubernetes_profile / "celery.rules.yml").read_text())
-    profile = profiles.get("kubernetes")
-    assert {g["interval"] for g in spec["groups"]} == {profile.evaluation_interval}
+    cfg = profiles.apply("kubernetes")
+    assert {g["interval"] for g in spec["groups"]} == {cfg.evaluation_interval}
     backlog = next(r for g in spec["groups"] for r in g["rules"] if r.get("alert") == "CeleryQueueBacklog")
-    assert backlog["for"] == profile.thresholds["queue_backlog_for"]
+    assert backlog["for"] == cfg.thresholds.queue_backlog_for
     alerts = [r["alert"] for g in spec["groups"] for r in g["rules"] if "alert" in r]
     assert "CelerySuccessRateLow" in alerts and "Watchdog" in alerts
     # Helm did not eat the alert templates.
@@ -80,7 +83,7 @@ def test_promtool_tests_fail_when_the_rules_change(tmp_path, kubernetes_profile)
     for g in spec["groups"]:
         for r in g["rules"]:
             if r.get("alert") == "CeleryQueueBacklog":
-                r["expr"] = r["expr"].replace(f"> {config.THRESHOLDS['queue_backlog_max']}", "> 100000")
+                r["expr"] = r["expr"].replace(f"> {CFG.thresholds.queue_backlog_max}", "> 100000")
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     test = kubernetes_profile / "tests" / "queue.test.yml"
     doc = yaml.safe_load(test.read_text())
@@ -94,7 +97,7 @@ def _configmaps(values):
 
 
 def test_each_dashboard_configmap_is_the_generated_dashboard():
-    generated = dashboards.build_all()
+    generated = dashboards.build_all(chart_gen.config())
     cms = _configmaps({})
     assert len(cms) == len(generated)
     for cm in cms.values():
@@ -105,7 +108,7 @@ def test_each_dashboard_configmap_is_the_generated_dashboard():
 
 def _with_uid(node, uid):
     if isinstance(node, dict):
-        if node.get("type") == "prometheus" and node.get("uid") == config.DATASOURCE_UID:
+        if node.get("type") == "prometheus" and node.get("uid") == CFG.dashboards.datasource_uid:
             node = {**node, "uid": uid}
         if node.get("type") == "datasource" and "current" in node:  # the datasource variable's default
             node = {**node, "current": {**node["current"], "value": uid}}
@@ -116,7 +119,7 @@ def _with_uid(node, uid):
 
 
 def test_datasource_uid_is_configurable_and_changes_nothing_else():
-    generated = dashboards.build_all()
+    generated = dashboards.build_all(chart_gen.config())
     cms = _configmaps(FEATURES["datasource"])
     for cm in cms.values():
         assert cm["metadata"]["annotations"] == {"grafana_folder": "Celery"}

@@ -8,7 +8,10 @@ import sys
 import pytest
 import yaml
 
-from mixin.config import JOBS, REDIS_BROKER_JOB
+from mixin.config import Config
+
+JOBS = Config().jobs.model_dump()
+REDIS_BROKER_JOB = JOBS["redis_broker"]
 from native import broker, env as native_env, paths
 
 REPO = paths.REPO

@@ -6,7 +6,10 @@ import time
 import pytest
 import requests
 
-from mixin.config import JOBS, REDIS_BROKER_JOB
+from mixin.config import Config
+
+JOBS = Config().jobs.model_dump()
+REDIS_BROKER_JOB = JOBS["redis_broker"]
 from native import broker, process
 from tests import faults
 from tests.live import APP, FLOWER, STACK_WORKERS, prom_query, prom_scalar, settled, submit, wait_finished, \

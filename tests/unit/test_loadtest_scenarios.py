@@ -2,11 +2,13 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from mixin import config
 
 from app.validation import failing_indexes as app_failing_indexes, parse_submission
 from loadtest import scenarios
 from loadtest.scenarios import batches, resolve
+from mixin.config import Config
+
+CFG = Config()
 
 
 def total_fails(plan):
@@ -29,7 +31,7 @@ def test_scenario_shapes():
     assert {x for x, _ in s["mixed"].tasks} == {"process_task", "process_data"}
     assert s["cpu"].tasks[0][0] == "process_data"
     # failures: the success ratio ends well below the alert's threshold
-    assert 1 - s["failures"].fail_rate < config.THRESHOLDS["success_ratio_min"] and s["mixed"].fail_rate > 0
+    assert 1 - s["failures"].fail_rate < CFG.thresholds.success_ratio_min and s["mixed"].fail_rate > 0
     assert s["memory"].memory_mb > 0
     assert s["slow"].tasks[0][1] > s["steady"].tasks[0][1]
     # backlog: more task-seconds per second than 3 workers x 2 processes can run
