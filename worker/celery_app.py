@@ -39,4 +39,4 @@ app.conf.update(
     accept_content=["json"],
     worker_hijack_root_logger=False,
 )
-from worker import metrics  # noqa: F401  (registers the worker_ready hook)
+from worker import latency, metrics  # noqa: F401,E402  (publish-time header for every client; worker hooks)

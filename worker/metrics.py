@@ -2,7 +2,8 @@
 
 No exporter in the field reports worker CPU or memory, and the celery-exporter strips `name@` from
 hostnames, collapsing the workers of one host. This collector runs in the worker's main process and
-measures main + pool children on every scrape, so values are never stale.
+measures main + pool children on every scrape, so values are never stale. Task latency by stage
+(queue wait, prefetch wait, runtime: worker/latency.py) is served from the same registry.
 """
 import logging
 import os
@@ -16,7 +17,7 @@ from celery.worker import state as worker_state
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from worker import settings
+from worker import latency, settings
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ def serve(nodename, pool=None, addr=None, port=None):
         replacements = None
     registry = CollectorRegistry()
     registry.register(WorkerProcessTreeCollector(nodename, pool, replacements=replacements))
+    latency.register(registry)  # task latency by stage, if this worker measures it
     addr = addr or settings.WORKER_METRICS_ADDR
     port = port or settings.WORKER_METRICS_PORT
     start_http_server(port, addr=addr, registry=registry)

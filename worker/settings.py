@@ -91,3 +91,47 @@ MAX_MEMORY_MB_PER_REQUEST = int(_env("MAX_MEMORY_MB_PER_REQUEST", "512"))
 PROFILE = _env("PROFILE", "dev")
 FAULT_INJECTION = _env("FAULT_INJECTION", "off" if PROFILE == "production" else "on").strip().lower() in (
     "1", "on", "true", "yes")
+
+# --- Task latency by stage (worker/latency.py) ------------------------------------------------------
+# Histogram bucket bounds in seconds, 5 ms to 1 h, for queue wait, prefetch wait and runtime. Anything
+# that plots or alerts on these histograms can import this list instead of repeating it.
+DEFAULT_TASK_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                                60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+_SWITCH = {"1": True, "on": True, "true": True, "yes": True, "0": False, "off": False, "false": False, "no": False}
+
+
+def task_latency_buckets():
+    """TASK_LATENCY_BUCKETS ("0.005,0.01,..."; empty: the default) as a tuple of increasing positive
+    seconds. ValueError with a one-line message naming the variable and its value otherwise.
+
+    Read when a worker starts (worker/latency.py), not at import: a bad value stops the worker with
+    that line, and leaves every other process importing these settings alone."""
+    text = _env("TASK_LATENCY_BUCKETS", "")
+    if not text.strip():
+        return DEFAULT_TASK_LATENCY_BUCKETS
+    where = f"TASK_LATENCY_BUCKETS={text!r}"
+    bounds = []
+    for part in text.split(","):
+        try:
+            bound = float(part)
+        except ValueError:
+            raise ValueError(f"{where}: {part.strip()!r} is not a number of seconds "
+                             "(expected increasing numbers separated by commas, e.g. 0.005,0.01,0.025)") from None
+        if not 0 < bound < float("inf"):
+            raise ValueError(f"{where}: {part.strip()!r} must be a positive, finite number of seconds "
+                             "(+Inf is always added)")
+        if bounds and bound <= bounds[-1]:
+            raise ValueError(f"{where}: the bounds must increase ({bounds[-1]:g} then {bound:g})")
+        bounds.append(bound)
+    return tuple(bounds)
+
+
+def worker_latency_metrics():
+    """WORKER_LATENCY_METRICS: whether workers measure task latency by stage (default on).
+    ValueError with a one-line message naming the variable and its value for anything but 1/0,
+    on/off, true/false, yes/no."""
+    text = _env("WORKER_LATENCY_METRICS", "1")
+    try:
+        return _SWITCH[text.strip().lower()]
+    except KeyError:
+        raise ValueError(f"WORKER_LATENCY_METRICS={text!r}: use 1 (on, the default) or 0 (off)") from None
