@@ -65,6 +65,8 @@ def test_bad_input_gets_json_errors_and_enqueues_nothing(paused_queue):
         assert r.status_code == status and r.json()["field"] == field, (data[:40], r.status_code, r.text)
     # The form answers 422 with the message on the page (with its CSRF token, as a browser sends it).
     browser = requests.Session()
+    # A new connection per request: reusing an idle one races the server closing it (ECONNRESET).
+    browser.headers["Connection"] = "close"
     token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get(f"{APP}/", timeout=10).text).group(1)
     r = browser.post(f"{APP}/", data={"task": "process_task", "count": "-4", "csrf_token": token}, timeout=10)
     assert r.status_code == 422 and "count must be between" in r.text
