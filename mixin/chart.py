@@ -1,23 +1,32 @@
-"""The Helm chart's generated files: charts/celery-observability/files/ and its Alertmanager example.
+"""The Helm chart's generated files: charts/celery-observability/files/, its README's generated
+blocks and its Alertmanager example.
 
 `python -m mixin` writes them (committed); tests/k8s fails when they drift from what this renders.
-The chart's templates embed these files with `.Files.Get`, so no PromQL or dashboard JSON passes
-through Helm's template engine, and the sources stay where they are:
-- files/celery.rules.yml: the rule groups (PrometheusRule `spec`) rendered from the chart's
-  configuration (config()): the kubernetes profile (30 s scrape and evaluation, windows and `for`
-  scaled, KEDA-aware) without the bundle's localhost links;
-- files/dashboards/*.json: the dashboards rendered from the same configuration;
-- files/scrape.yaml: job names, the Grafana datasource uid the dashboards carry, and RabbitMQ's
-  /metrics/detailed params and queue drop rule (prometheus/prometheus.yml);
+The chart's templates embed these files with `.Files.Get`/`fromYaml`, so no PromQL or dashboard JSON
+passes through Helm's `tpl`, and the sources stay where they are:
+- files/rules.yaml: the rule groups (PrometheusRule `spec`) for every combination of the sources a
+  release can enable (the celery-exporter, Flower, the workers' PodMonitor; RabbitMQ's or Redis's
+  exporter or neither), each exactly the mixin's rules for that configuration. Every distinct rule
+  is stored once, with the dashboard uid and Flower page its links need; each variant lists its
+  rules by id. The template picks the variant of the enabled components, so a component that is
+  off never pages, and adds the links, labels and disabled alerts of `rules.*`;
+- files/dashboards/*.json: the dashboards rendered from the chart's configuration (config());
+- files/scrape.yaml: job names, the deployment label every monitor stamps, the Grafana datasource
+  uid, each broker's dashboard, and RabbitMQ's /metrics/detailed params and queue drop rule
+  (prometheus/prometheus.yml);
 - files/run_exporter.py: the celery-exporter launcher (exporter/), with a header saying so;
+- README.md's blocks: the values table (from values.yaml's comments) and the alerts per component;
 - examples/kube-prometheus-stack-alertmanager.yaml: alertmanager/alertmanager.yml's routes and
   inhibitions as kube-prometheus-stack values (`alertmanager.config`).
 """
+import itertools
+import json
+import re
 from pathlib import Path
 
 import yaml
 
-from mixin import dashboards, profiles, rules
+from mixin import alerts, dashboards, docs, profiles, rules
 from mixin.config import build
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,34 +39,111 @@ AM_SECRET_DIR = f"/etc/alertmanager/secrets/{AM_SECRET}"
 DEMO_NAMESPACE = "celery-demo"
 DEMO_WEBHOOK = f"http://celery-demo-app.{DEMO_NAMESPACE}.svc:8080/api/alerts"
 
+PROFILE = "kubernetes"
+# The label every ServiceMonitor and PodMonitor of the chart sets to `<namespace>/<fullname>`: the
+# components of one release match on it, whichever namespace each runs in.
+DEPLOYMENT_LABEL = "celery_deployment"
+# What a release can enable, in the order of a variant's key.
+COMPONENTS = ("exporter", "flower", "workers")
+BROKERS = ("rabbitmq", "redis", "none")  # the broker's exporter scraped; none: the celery-exporter's view
+
 
 def _yaml(data):
     return yaml.safe_dump(data, sort_keys=False, width=200, allow_unicode=True)
 
 
-PROFILE = "kubernetes"
-
-
 def config():
-    """The chart's configuration: the kubernetes profile, and no link to this machine's localhost."""
-    no_links = {"urls": {"grafana": "", "flower": "", "runbook": "", "rabbitmq_management": ""}}
-    return profiles.apply(PROFILE, build(no_links))
+    """The chart's configuration: the kubernetes profile (KEDA-aware), the components of one release
+    matched on the label the chart stamps, no app scraped, and no link to this machine's localhost
+    (the chart's `rules.*Url` values add links)."""
+    overrides = {"urls": {"grafana": "", "flower": "", "runbook": "", "rabbitmq_management": ""},
+                 "labels": {"deployment": DEPLOYMENT_LABEL}, "sources": {"app": False}}
+    return profiles.apply(PROFILE, build(overrides))
+
+
+def variant_key(broker, exporter, flower, workers):
+    """The key the PrometheusRule template builds from the values (templates/_helpers.tpl)."""
+    flags = {"exporter": exporter, "flower": flower, "workers": workers}
+    return ",".join([f"broker={broker}"] + [f"{name}={str(on).lower()}" for name, on in flags.items()])
+
+
+def variants():
+    """{key: Config} for every combination of the components a release can enable."""
+    out = {}
+    for broker, exporter, flower, workers in itertools.product(BROKERS, (True, False), (True, False), (True, False)):
+        sources = {"exporter": exporter, "flower": flower, "worker_metrics": workers,
+                   "brokers": [] if broker == "none" else [broker]}
+        out[variant_key(broker, exporter, flower, workers)] = build({"sources": sources}, base=config())
+    return out
+
+
+def _flower_path(alert, cfg):
+    """The Flower page of a task alert, as the mixin links it (without the Flower URL)."""
+    with_url = build({"urls": {"flower": "FLOWER"}}, base=cfg)
+    url = alert.rule(with_url)["annotations"].get("flower_url", "")
+    return url.removeprefix("FLOWER") or None
+
+
+def rules_store():
+    """{"rules": {id: entry}, "variants": {key: [group]}}: every distinct rule once (an entry is the
+    rule, plus the dashboard uid and Flower page of an alert), and each variant's groups by rule id."""
+    store, ids, out = {}, {}, {}
+    for key, cfg in variants().items():
+        doc = rules.build(cfg)
+        made = iter(alerts.build(cfg))
+        groups = []
+        for group in doc["groups"]:
+            refs = []
+            for rule in group["rules"]:
+                entry = {"rule": rule}
+                if "alert" in rule:
+                    alert = next(made)
+                    assert alert.name == rule["alert"]
+                    entry["dashboard"] = cfg.dashboards.uids[alert.dashboard]
+                    if path := _flower_path(alert, cfg):
+                        entry["flowerPath"] = path
+                identity = json.dumps(entry, sort_keys=True)
+                if identity not in ids:
+                    name = rule.get("alert") or rule["record"]
+                    taken = sum(1 for i in ids.values() if i.split("#")[0] == name)
+                    ids[identity] = name if not taken else f"{name}#{taken + 1}"
+                    store[ids[identity]] = entry
+                refs.append(ids[identity])
+            groups.append({"name": group["name"], "interval": group["interval"], "rules": refs})
+        out[key] = groups
+    return {"rules": store, "variants": out}
+
+
+RULES_INTRO = ("# The chart's rules for every combination of enabled components (variants, keyed as\n"
+               "# templates/_helpers.tpl builds the key), each rule stored once. templates/prometheusrule.yaml\n"
+               "# assembles the variant of the release's values.\n")
 
 
 def rules_text():
-    """The rule file the PrometheusRule embeds (its `groups:` become `spec.groups`)."""
-    return rules.render(config(), source="the chart's configuration (mixin/chart.py)")
+    return HEADER + RULES_INTRO + rules.dump(rules_store())
+
+
+def variant_spec(key, store=None):
+    """The PrometheusRule spec of one variant, without links: what the chart renders for it."""
+    store = store or rules_store()
+    return {"groups": [{"name": g["name"], "interval": g["interval"],
+                        "rules": [store["rules"][r]["rule"] for r in g["rules"]]}
+                       for g in store["variants"][key]]}
 
 
 def scrape_text():
     prom = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
     jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
-    detailed = jobs[config().jobs.rabbitmq_queues]
-    drops = [r for r in detailed.get("metric_relabel_configs", []) if r.get("action") == "drop"]
     cfg = config()
+    detailed = jobs[cfg.jobs.rabbitmq_queues]
+    drops = [r for r in detailed.get("metric_relabel_configs", []) if r.get("action") == "drop"]
     return HEADER + _yaml({
         "jobs": cfg.jobs.model_dump(),
+        "deploymentLabel": DEPLOYMENT_LABEL,
         "datasourceUid": cfg.dashboards.datasource_uid,
+        # The dashboard of each broker, shipped only for the release's broker.kind.
+        "brokerDashboards": {broker: f"{cfg.dashboards.uids[key]}.json"
+                             for key, broker in dashboards.BROKER_OF.items()},
         "rabbitmqDetailed": {
             "path": detailed["metrics_path"],
             "params": detailed["params"],
@@ -114,13 +200,140 @@ def launcher_text():
             + (ROOT / "exporter" / "run_exporter.py").read_text())
 
 
+# --- The chart's README: the values table and the alerts per component ---------------------------
+
+README = CHART_DIR / "README.md"
+VALUES = CHART_DIR / "values.yaml"
+_KEY = re.compile(r"^(\s*)([A-Za-z_][\w.-]*):(.*)$")
+
+
+def values_rows(text):
+    """[(paths, description)] from values.yaml: a comment describes the key right below it and the
+    keys that follow it at the same level with a value on their own line (e.g. `size: 1Gi`), up to a
+    blank line or the next comment. Raises ValueError naming every value no comment describes."""
+    rows, stack, comment, group = [], [], [], None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            comment, group = [], None
+            continue
+        if stripped.startswith("#"):
+            comment.append(stripped.lstrip("#").strip())
+            continue
+        match = _KEY.match(line)
+        if not match:
+            continue  # a list item or a flow continuation
+        indent, key, rest = len(match.group(1)), match.group(2), match.group(3).split(" #")[0].strip()
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        path = tuple(k for _, k in stack) + (key,)
+        stack.append((indent, key))
+        if comment:
+            group = {"indent": indent, "paths": [path], "description": " ".join(comment)}
+            rows.append(group)
+            comment = []
+        elif group and indent == group["indent"] and rest:
+            group["paths"].append(path)
+        elif group and indent <= group["indent"]:
+            group = None
+    covered = [p for row in rows for p in row["paths"]]
+    data = yaml.safe_load(text)
+    missing = [".".join(p) for p in _leaves(data) if not any(p[:len(c)] == c for c in covered)]
+    if missing:
+        raise ValueError(f"{VALUES.name}: no comment describes {', '.join(missing)}")
+    return [(row["paths"], row["description"]) for row in rows]
+
+
+def _leaves(node, path=()):
+    if isinstance(node, dict) and node:
+        for k, v in node.items():
+            yield from _leaves(v, path + (k,))
+    else:
+        yield path
+
+
+def _default(data, path):
+    value = data
+    for key in path:
+        value = value[key]
+    if isinstance(value, str):
+        return f"`{value}`" if value else '`""`'
+    text = yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
+    return f"`{text}`" if len(text) <= 60 else "see values.yaml"
+
+
+def values_table(text=None):
+    text = VALUES.read_text() if text is None else text
+    data = yaml.safe_load(text)
+    out = ["| value | default | what |", "|---|---|---|"]
+    for paths, description in values_rows(text):
+        names = ", ".join([f"`{'.'.join(paths[0])}`"] + [f"`.{p[-1]}`" for p in paths[1:]])
+        defaults = ", ".join(_default(data, p) for p in paths)
+        escaped = description.replace("|", "\\|")
+        out.append(f"| {names} | {defaults} | {escaped} |")
+    return "\n".join(out)
+
+
+SOURCE_TEXT = {"exporter": "exporter", "flower": "Flower", "workers": "worker PodMonitor",
+               "rabbitmq": "RabbitMQ monitor", "redis": "Redis monitor"}
+
+
+def _enabled(key):
+    """The sources a variant key enables."""
+    parts = dict(item.split("=") for item in key.split(","))
+    broker = [parts["broker"]] if parts["broker"] != "none" else []
+    return frozenset([c for c in COMPONENTS if parts[c] == "true"] + broker)
+
+
+def alerts_needs(store=None):
+    """{alert name: (severity, [minimal sets of sources that render it], [dashboard uids])}."""
+    store = store or rules_store()
+    present, info = {}, {}
+    for key, groups in store["variants"].items():
+        for ref in (r for g in groups for r in g["rules"]):
+            entry = store["rules"][ref]
+            name = entry["rule"].get("alert")
+            if name:
+                present.setdefault(name, set()).add(_enabled(key))
+                severities, uids = info.setdefault(name, (set(), set()))
+                severities.add(entry["rule"]["labels"]["severity"])
+                uids.add(entry["dashboard"])
+    out = {}
+    for name, sets in present.items():
+        order = [*COMPONENTS, *BROKERS]
+        minimal = sorted((s for s in sets if not any(o < s for o in sets)),
+                         key=lambda s: (len(s), sorted(order.index(x) for x in s)))
+        out[name] = (sorted(info[name][0]), minimal, sorted(info[name][1]))
+    return out
+
+
+def alerts_table(store=None):
+    out = ["| alert | severity | rendered when the release enables | dashboard |", "|---|---|---|---|"]
+    order = ["exporter", "flower", "workers", "rabbitmq", "redis"]
+    for name, (severities, minimal, uids) in alerts_needs(store).items():
+        needs = " or ".join(" + ".join(SOURCE_TEXT[s] for s in sorted(m, key=order.index)) or "always"
+                            for m in minimal)
+        if name == "Watchdog":
+            needs = "`watchdog.enabled`"
+        out.append(f"| {name} | {', '.join(severities)} | {needs} | {', '.join(uids)} |")
+    return "\n".join(out)
+
+
+def readme_text(text=None, store=None):
+    text = README.read_text() if text is None else text
+    text = docs.fill(text, "chart-values", values_table(), "charts/celery-observability/README.md")
+    return docs.fill(text, "chart-alerts", alerts_table(store), "charts/celery-observability/README.md")
+
+
 def build_all():
     """{path relative to the chart directory: text}."""
+    store = rules_store()
     files = {
-        "files/celery.rules.yml": rules_text(),
+        "files/rules.yaml": HEADER + RULES_INTRO + rules.dump(store),
         "files/scrape.yaml": scrape_text(),
         "files/run_exporter.py": launcher_text(),
         "examples/kube-prometheus-stack-alertmanager.yaml": alertmanager_values_text(),
+        "README.md": readme_text(store=store),
     }
     for name, text in dashboards.build_all(config()).items():
         files[f"files/dashboards/{name}"] = text
@@ -133,6 +346,7 @@ def generate(chart_dir=CHART_DIR):
     for rel, text in build_all().items():
         path = chart_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
         paths.append(path)
     return paths

@@ -30,13 +30,16 @@ def scaling_up(cfg):
     """The deployments whose workers' HPA runs below its maximum, labelled by the join labels."""
     labels = cfg.labels
     match = f'horizontalpodautoscaler=~"{cfg.autoscaling.hpa}"'
-    current = f"{HPA_CURRENT}{{{match}}}"
-    if labels.deployment:
-        # The HPA's name carries the deployment (KEDA names it after the ScaledObject).
-        current = (f'label_replace({current}, "{labels.deployment}", "$1", "horizontalpodautoscaler", '
-                   f'"{cfg.autoscaling.hpa}")')
-    keys = ", ".join([labels.cluster, labels.namespace, "horizontalpodautoscaler"])
-    return f"{current} < on ({keys}) {HPA_MAX}{{{match}}}"
+    keys = ", ".join([labels.cluster, labels.namespace, *labels.extra, "horizontalpodautoscaler"])
+    # A one-to-one comparison `on (...)` keeps only those labels: the deployment label comes after it.
+    below_max = f"{HPA_CURRENT}{{{match}}} < on ({keys}) {HPA_MAX}{{{match}}}"
+    if not labels.deployment:
+        return below_max
+    # KEDA names the HPA after the ScaledObject, in its namespace: the deployment label's value is
+    # `<namespace>/<first group of the HPA's name>`, so same-named releases in two namespaces differ.
+    dep = labels.deployment
+    joined = f'label_join({below_max}, "{dep}", "/", "{labels.namespace}", "horizontalpodautoscaler")'
+    return f'label_replace({joined}, "{dep}", "$1/$2", "{dep}", "(.*)/{cfg.autoscaling.hpa}")'
 
 
 def unless_scaling(cfg, q, expr, when):

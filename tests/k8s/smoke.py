@@ -2,7 +2,8 @@
 
 Needs kube-prometheus-stack installed (release name from KPS_RELEASE, default
 kube-prometheus-stack), `helm` and `kubectl` on PATH, and the project's image available to the
-cluster (kind: `kind load docker-image celery-observability-bundle:0.1.0`). Deploys examples/demo
+cluster for the demo's app and workers (kind: `kind load docker-image celery-observability-bundle:0.1.0`;
+the chart's own pods use public images). Deploys examples/demo
 and the chart into namespace NAMESPACE (default celery-demo), waits until Prometheus scrapes the
 exporter, Flower, the workers and RabbitMQ, submits tasks through the app and waits until the
 exporter's counters count them. Not part of `make test`: no cluster can run where the tests run.

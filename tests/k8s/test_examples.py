@@ -1,12 +1,13 @@
 """examples/: the demo manifests are valid Kubernetes objects, and the example values deploy the
-chart against them (the PodMonitor selects the demo workers, KEDA scales the demo Deployment)."""
+chart against them (the PodMonitor selects the demo workers, KEDA scales the demo Deployment; the
+Redis example runs a redis_exporter and KEDA's redis trigger)."""
 import shutil
 
 import pytest
 import yaml
 
 from tests.k8s import crd_schemas
-from tests.k8s.chart import CHART, REPO, one, render, run
+from tests.k8s.chart import CHART, K8S_VERSIONS, k8s_errors, one, render, run
 
 EXAMPLES = CHART / "examples"
 
@@ -52,11 +53,11 @@ def test_kubectl_kustomize_builds_the_same_demo():
 
 
 def test_demo_manifests_validate_strictly(demo):
-    path, docs = demo
+    _, docs = demo
     assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {"celery-demo"}
-    for version in ("1.30.0", "1.37.0"):
-        result = run(str(REPO / ".venv/bin/kubernetes-validate"), "--strict", "--quiet", "-k", version, str(path))
-        assert result.returncode == 0, result.stdout + result.stderr
+    for version in K8S_VERSIONS:
+        for d in docs:
+            assert k8s_errors(d, version) == [], (version, d["kind"], d["metadata"]["name"])
 
 
 def test_demo_workers_shut_down_warm_within_their_grace_period(demo):
@@ -88,3 +89,19 @@ def test_example_values_select_the_demo(demo):
     sm = one(objs, "ServiceMonitor", "-rabbitmq")
     assert sm["spec"]["selector"]["matchLabels"].items() <= rabbit["metadata"]["labels"].items()
     assert sm["spec"]["endpoints"][0]["port"] in [p["name"] for p in rabbit["spec"]["ports"]]
+
+
+def test_the_demo_needs_no_local_image_for_the_charts_pods():
+    for d in render(demo_values("values-demo.yaml", "values-keda.yaml")):
+        if d["kind"] == "Deployment":
+            for c in d["spec"]["template"]["spec"]["containers"]:
+                assert not c["image"].startswith("celery-observability-bundle"), c["image"]
+
+
+def test_redis_example_values_render_a_redis_exporter_and_trigger():
+    objs = render(demo_values("values-redis.yaml"))
+    for d in objs:
+        if d["kind"] in {k for _, k in crd_schemas.KINDS}:
+            assert crd_schemas.errors(d) == []
+    assert one(objs, "ScaledObject")["spec"]["triggers"][0]["type"] == "redis"
+    assert one(objs, "Deployment", "-redis-exporter")
