@@ -16,9 +16,15 @@ RUN groupadd --system --gid 10001 app \
 
 WORKDIR /srv
 
-# The code stays owned by root: the service user can read it, not change it. Dependencies are
-# the pinned ones of pyproject.toml (runtime only, not the [test] extra).
-COPY . .
+# Only what the containers run: the app, the worker side (Celery app, tasks, metrics, Flower's
+# options) and the runbooks the app serves; native mode, the mixin, the load test, the bench, the
+# tools and the tests stay out (tests/config/test_packaging.py checks). The code stays owned by
+# root: the service user can read it, not change it. Dependencies are the pinned ones of
+# pyproject.toml (runtime only, not the [test] extra).
+COPY pyproject.toml ./
+COPY app app
+COPY worker worker
+COPY docs/runbooks docs/runbooks
 RUN pip install --no-cache-dir .
 
 USER app

@@ -92,7 +92,7 @@ bench: deps venv
 	$(PY) -m bench $(ARGS)
 
 screenshots: venv
-	$(PY) docs/screenshots.py
+	$(PY) -m tools.screenshots
 
 clean: down
 	rm -rf .native

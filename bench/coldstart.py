@@ -12,8 +12,10 @@ import time
 import requests
 
 from native import broker, derive, paths, process
+from native.ports import PORTS as NATIVE
 
-PORTS = (5555, 8080, 9090, 9093, 9808, derive.worker_port(1))
+PORTS = (*(NATIVE[name] for name in ("flower", "app", "prometheus", "alertmanager", "celery_exporter")),
+         derive.worker_port(1))
 SKIPPED = "skipped (needs the stack ports free)"
 
 
@@ -23,7 +25,8 @@ def stack_free():
 
 def _targets_up():
     try:
-        active = requests.get("http://127.0.0.1:9090/api/v1/targets", timeout=2).json()["data"]["activeTargets"]
+        active = requests.get(f"http://127.0.0.1:{NATIVE['prometheus']}/api/v1/targets",
+                              timeout=2).json()["data"]["activeTargets"]
         return bool(active) and all(t["health"] == "up" for t in active)
     except (requests.RequestException, ValueError, KeyError):
         return False

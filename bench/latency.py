@@ -1,15 +1,14 @@
 """Section 4: alert latency, fault -> webhook notification, for CelerySuccessRateLow, against its bound
 scrape interval (exporter job) + rule evaluation interval + `for` + Alertmanager group_wait.
 
-Runs the bench's own Prometheus (19090, the bundle's prometheus.yml and alert rules) and Alertmanager
-(19093, the bundle's alertmanager.yml with the webhook pointed at a receiver in this process). The
+Runs the bench's own Prometheus (the bundle's prometheus.yml and alert rules) and Alertmanager (the
+bundle's alertmanager.yml with the webhook pointed at a receiver in this process), on the bench's ports. The
 "standard" profile uses the real rules (`for: 2m`: minutes); "fast" is the mixin's fast profile.
 A warm-up at 99% success comes first so that every series exists, as it does in production; the fault
 is then every task failing, timed from its first publish.
 """
 import http.server
 import json
-import re
 import shutil
 import threading
 import time
@@ -17,8 +16,9 @@ import time
 import yaml
 
 from mixin import profiles, rules
-from mixin.durations import seconds
+from mixin.config import Config
 from native import paths
+from bench import routes
 from bench.configs import CONFIGS
 from bench.publisher import Publisher
 from bench.state import STATE, BenchError
@@ -70,31 +70,13 @@ def bound(rules):
     """The parts of the bound, in seconds, read from the configuration files themselves."""
     prom = yaml.safe_load((paths.REPO / "prometheus" / "prometheus.yml").read_text())
     scrape = next(j.get("scrape_interval", prom["global"]["scrape_interval"])
-                  for j in prom["scrape_configs"] if j["job_name"] == "celery_exporter")
+                  for j in prom["scrape_configs"] if j["job_name"] == Config().jobs.exporter)
     group, rule = next((g, r) for g in rules["groups"] for r in g["rules"] if r.get("alert") == ALERT)
     evaluation = group.get("interval", prom["global"]["evaluation_interval"])
     am = yaml.safe_load((paths.REPO / "alertmanager" / "alertmanager.yml").read_text())
-    group_wait = _route_group_wait(am["route"], {"alertname": ALERT, **rule.get("labels", {})})
-    parts = {"scrape_s": seconds(scrape), "evaluation_s": seconds(evaluation),
-             "for_s": seconds(rule.get("for", "0s")), "group_wait_s": seconds(group_wait)}
-    parts["bound_s"] = sum(parts.values())
-    return parts
-
-
-def _route_group_wait(route, labels, inherited="30s"):
-    """group_wait of the route the alert lands on (first matching child, recursively, as Alertmanager)."""
-    wait = route.get("group_wait", inherited)
-    for child in route.get("routes", []):
-        if all(_matches(m, labels) for m in child.get("matchers", [])):
-            return _route_group_wait(child, labels, wait)
-    return wait
-
-
-def _matches(matcher, labels):
-    key, op, value = re.match(r'\s*(\w+)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*$', matcher).groups()
-    actual = labels.get(key, "")
-    return {"=": actual == value, "!=": actual != value,
-            "=~": re.fullmatch(value, actual) is not None, "!~": re.fullmatch(value, actual) is None}[op]
+    # Alertmanager's own default when no route on the way sets group_wait.
+    settings = routes.route(am["route"], {"alertname": ALERT, **rule.get("labels", {})}, {"group_wait": "30s"})
+    return routes.latency_bound(scrape, evaluation, rule.get("for", "0s"), settings["group_wait"])
 
 
 def run(bench, profile, warmup, rate, say):

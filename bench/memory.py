@@ -15,10 +15,13 @@ from bench import measure
 from bench.configs import CONFIGS
 from bench.probes import rss_bytes
 from bench.publisher import Publisher
+from mixin.config import Config
 from mixin.durations import seconds
 from native import paths
 
 SCRAPES = 5
+# Each monitor's Prometheus job.
+JOBS = {"flower": Config().jobs.flower, "exporter": Config().jobs.exporter}
 
 
 def timed_get(url):
@@ -45,7 +48,7 @@ def point(bench, n):
             seconds, content = timed_get(url)
             times[monitor].append(seconds)
             body[monitor] = content
-    for monitor, job in (("flower", "flower"), ("exporter", "celery_exporter")):
+    for monitor, job in JOBS.items():
         text = body[monitor].decode()
         rows[monitor] = {
             "rss_mb": rss_bytes(bench.pid(monitor)) / 2**20,
@@ -63,7 +66,7 @@ def scrape_timeouts():
     prom = yaml.safe_load((paths.REPO / "prometheus" / "prometheus.yml").read_text())
     jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
     return {m: seconds(jobs[job].get("scrape_timeout", prom["global"]["scrape_timeout"]))
-            for m, job in (("flower", "flower"), ("exporter", "celery_exporter"))}
+            for m, job in JOBS.items()}
 
 
 def run(bench, points, names, settle, say):

@@ -1,5 +1,7 @@
 """Where an alert goes and how long it takes: Alertmanager's routing and inhibition evaluated as
-Alertmanager does, from its configuration, and the bound on the time from condition to notification."""
+Alertmanager does, from its configuration, and the bound on the time from condition to notification.
+The bench's alert-latency section measures against this bound; the live alert tests wait for it, and
+the config tests check the evaluation against amtool's cases."""
 import re
 
 from mixin.durations import seconds
@@ -43,11 +45,13 @@ def inhibited(inhibit_rules, source, target):
                for rule in inhibit_rules)
 
 
-def latency_bound(scrape, evaluation, for_, group_wait, window="0s"):
-    """Seconds from a condition to its notification at worst, by part: the expression's `window`
-    filling with the condition, one scrape interval, one rule evaluation interval, the rule's `for`,
-    Alertmanager's group_wait. Durations as Prometheus writes them ("5s", "2m")."""
-    parts = {"window_s": seconds(window), "scrape_s": seconds(scrape),
-             "evaluation_s": seconds(evaluation), "for_s": seconds(for_),
+def latency_bound(scrape, evaluation, for_, group_wait, window=None):
+    """Seconds from a condition to its notification at worst, by part: one scrape interval, one rule
+    evaluation interval, the rule's `for`, Alertmanager's group_wait and, when given, the
+    expression's `window` filling with the condition first. Durations as Prometheus writes them
+    ("5s", "2m")."""
+    parts = {"scrape_s": seconds(scrape), "evaluation_s": seconds(evaluation), "for_s": seconds(for_),
              "group_wait_s": seconds(group_wait)}
+    if window is not None:
+        parts["window_s"] = seconds(window)
     return {**parts, "bound_s": sum(parts.values())}

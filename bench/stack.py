@@ -20,8 +20,10 @@ from bench import probes, vhost
 from bench.probes import http_ok, metric_sum, wait_until
 from bench.state import (HOST, LOGS, NODE, NODENAME, PORTS, RUN, STATE, VHOST, BenchError,  # noqa: F401
                          bench_argv, bench_target)
+from mixin.config import Config
 from mixin.durations import seconds
 from native import broker as native_broker, derive, env as native_env, paths, process, services
+from native.ports import PORTS as NATIVE
 
 # The order processes are stopped in: the worker first (its last events still reach the monitors).
 STOP_ORDER = ("publisher", "worker")
@@ -188,11 +190,12 @@ class Bench:
 
     def _start_prometheus(self, config, alert_rules, webhook):
         cfg = derive.prometheus_config(paths.REPO / "prometheus" / "prometheus.yml", workers=1)
+        names = Config().jobs
         jobs = []
         for job in cfg["scrape_configs"]:
             name = job["job_name"]
-            if name == "app" or (name == "alertmanager" and not alert_rules) \
-                    or (name == "celery_worker" and not config.worker_metrics):
+            if name == names.app or (name == names.alertmanager and not alert_rules) \
+                    or (name == names.worker and not config.worker_metrics):
                 continue
             for sc in job.get("static_configs", []):
                 sc["targets"] = [bench_target(t) for t in sc["targets"]]
@@ -225,7 +228,8 @@ class Bench:
 
     def _start_alertmanager(self, webhook):
         text = derive.alertmanager_config(paths.REPO / "alertmanager" / "alertmanager.yml", env={})
-        text = text.replace("http://127.0.0.1:8080/api/alerts", webhook)  # the bundle's receiver -> ours
+        # The bundle's receiver -> ours.
+        text = text.replace(f"http://{derive.HOST}:{NATIVE['app']}/api/alerts", webhook)
         (STATE / "alertmanager.yml").write_text(text)
         data = STATE / "alertmanager-data"
         shutil.rmtree(data, ignore_errors=True)

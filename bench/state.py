@@ -7,6 +7,7 @@ bench-w1@host.
 import socket
 
 from native import broker as native_broker, derive, paths
+from native.ports import PORTS as NATIVE
 
 STATE = paths.REPO / ".native" / "bench"
 RUN, LOGS = STATE / "run", STATE / "logs"
@@ -16,11 +17,13 @@ HOST = socket.gethostname()
 NODENAME = f"{NODE}@{HOST}"
 MGMT = f"http://127.0.0.1:{native_broker.MANAGEMENT_PORT}/api"
 
-# Native mode's port of each service -> the bench's. The app is not run (tasks are published
-# directly); the RabbitMQ ports (5672, 15672, 15692) are the shared broker's.
-PORT_MAP = {9090: 19090, 9093: 19093, 5555: 15556, 9808: 19808, derive.worker_port(1): 19191}
-PORTS = {"prometheus": PORT_MAP[9090], "alertmanager": PORT_MAP[9093], "flower": PORT_MAP[5555],
-         "exporter": PORT_MAP[9808], "worker_metrics": PORT_MAP[derive.worker_port(1)]}
+# The bench's port of each service it runs. The app is not run (tasks are published directly); the
+# RabbitMQ ports are the shared broker's.
+PORTS = {"prometheus": 19090, "alertmanager": 19093, "flower": 15556, "exporter": 19808, "worker_metrics": 19191}
+# Native mode's port of each of them -> the bench's.
+PORT_MAP = {NATIVE["prometheus"]: PORTS["prometheus"], NATIVE["alertmanager"]: PORTS["alertmanager"],
+            NATIVE["flower"]: PORTS["flower"], NATIVE["celery_exporter"]: PORTS["exporter"],
+            derive.worker_port(1): PORTS["worker_metrics"]}
 
 
 class BenchError(Exception):

@@ -2,7 +2,8 @@
 
 The orchestrator points RMQ_URL at the `bench` vhost, so this is the bundle's configuration exactly
 (acks_late, prefetch 1, event TTL 60 s, concurrency, worker metrics hook) with three bench changes:
-- no result backend: the bench tasks ignore results, and the lead's Redis must not be touched;
+- no result backend: the bench tasks ignore results, and the running stack's Redis (its result
+  backend) must not be touched;
 - BENCH_EVENTS=0 turns task events off (the "bare" and baseline configurations);
 - BENCH_CONF (JSON) overrides settings for tuning experiments (e.g. {"worker_prefetch_multiplier": 4}).
 Completion is counted by a task_postrun handler in shared memory (bench/counter.py).

@@ -19,7 +19,12 @@ from rich.live import Live
 from loadtest import report, scenarios
 from loadtest.runner import ApiClient, SubmitStats, Unreachable, firing_alerts, submit_all
 from loadtest.tracker import Tracker
+from native.ports import PORTS
 from worker import settings
+
+# The native stack's app and Prometheus, the defaults of --url and --prometheus.
+APP_URL = f"http://127.0.0.1:{PORTS['app']}"
+PROMETHEUS_URL = f"http://127.0.0.1:{PORTS['prometheus']}"
 
 PROG = "loadtest"
 POLL_INTERVAL = 0.5  # seconds between two looks at the unfinished tasks (at least)
@@ -73,8 +78,8 @@ def build_parser():
     p.add_argument("--timeout", type=_number(float, 0, settings.MAX_TIMEOUT_SECONDS), help="seconds each task runs")
     p.add_argument("--fail-rate", type=_number(float, 0, 1), help="share of tasks that fail (0-1)")
     p.add_argument("--memory-mb", type=_number(int, 0, settings.MAX_MEMORY_MB_PER_TASK), help="MB each task leaves in its worker")
-    p.add_argument("--url", type=_url, default="http://127.0.0.1:8080", help="the app (default: %(default)s)")
-    p.add_argument("--prometheus", type=_url, default="http://127.0.0.1:9090",
+    p.add_argument("--url", type=_url, default=APP_URL, help="the app (default: %(default)s)")
+    p.add_argument("--prometheus", type=_url, default=PROMETHEUS_URL,
                    help="for the alerts firing at the end (default: %(default)s)")
     p.add_argument("--wait-timeout", type=_number(float, 0), help="seconds to wait for the tasks after "
                    "the last submit; unfinished ones then count as lost (default: per scenario)")
@@ -98,7 +103,7 @@ def parse(argv):
     return args, plan
 
 
-def run(plan, client, wait=True, concurrency=4, prometheus="http://127.0.0.1:9090", live=None, alerts=firing_alerts):
+def run(plan, client, wait=True, concurrency=4, prometheus=PROMETHEUS_URL, live=None, alerts=firing_alerts):
     """Submit the plan, track the tasks, return the summary dict. `live` (optional) gets progress renders."""
     stats = SubmitStats()
     tracker = Tracker(client.task)

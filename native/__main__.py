@@ -13,6 +13,7 @@ from mixin import profiles, rules
 from mixin.config import Config
 from mixin.prometheus import scrape_configs_for
 from native import broker, derive, dotenv, env as envmod, paths, poll, process, services
+from native.ports import PORTS
 
 READY_TIMEOUT = 90.0
 
@@ -36,8 +37,10 @@ def generate_configs(env, workers, alert_profile="standard"):
     """Write the derived configs; returns the names of the servers whose config changed."""
     paths.ensure()
     before = _snapshot(paths.GENERATED)
-    config = derive.prometheus_config(paths.REPO / "prometheus" / "prometheus.yml", workers)
-    scrape_configs_for(config, env.get("BROKER", "rabbitmq"), Config(), exporter_host=derive.HOST)
+    config = derive.prometheus_config(paths.REPO / "prometheus" / "prometheus.yml", workers,
+                                      env.get("NATIVE_CLUSTER", ""))
+    scrape_configs_for(config, env.get("BROKER", "rabbitmq"), Config(), exporter_host=derive.HOST,
+                       exporter_port=PORTS["redis_exporter"])
     rules_dir = paths.GENERATED / "rules"
     shutil.rmtree(rules_dir, ignore_errors=True)
     if alert_profile != "standard":
@@ -96,7 +99,7 @@ def wait_healthy(svc, env, timeout=READY_TIMEOUT):
         return False
 
 
-RELOAD = {"prometheus": "http://127.0.0.1:9090/-/reload", "alertmanager": "http://127.0.0.1:9093/-/reload"}
+RELOAD = {name: f"http://127.0.0.1:{PORTS[name]}/-/reload" for name in ("prometheus", "alertmanager")}
 
 
 def reload(names):
@@ -123,7 +126,7 @@ def up(workers):
         if urlsplit(env["BROKER_URL"]).hostname not in ("127.0.0.1", "localhost"):
             broker.ensure_reachable(env["BROKER_URL"], say)
         broker.ensure_rabbitmq(envmod.broker_parts(env["BROKER_URL"]), say)
-    broker.ensure_redis(redis.hostname or "127.0.0.1", redis.port or 6379, say)
+    broker.ensure_redis(redis.hostname or "127.0.0.1", redis.port or PORTS["redis"], say)
     changed = generate_configs(env, workers, env.get("ALERT_PROFILE", "standard"))
     # Scale down: stop workers beyond the wanted number.
     for index in running_workers():
@@ -186,11 +189,12 @@ def print_table(svcs, env):
         rows.append((svc.name, state, svc.url))
     if env.get("BROKER") == "redis":
         where = urlsplit(env["BROKER_URL"])
-        rows.append(("redis broker", "healthy" if broker.listening(where.hostname or "127.0.0.1", where.port or 6379)
+        rows.append(("redis broker", "healthy" if broker.listening(where.hostname or "127.0.0.1",
+                                                                   where.port or PORTS["redis"])
                      else "down", broker.redact(env["BROKER_URL"])))
     else:
-        rows.append(("rabbitmq", "healthy" if broker.listening("127.0.0.1", 5672) else "down",
-                     "http://localhost:15672 (management UI)"))
+        rows.append(("rabbitmq", "healthy" if broker.listening("127.0.0.1", PORTS["rabbitmq"]) else "down",
+                     f"http://localhost:{PORTS['rabbitmq_management']} (management UI)"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         say("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

@@ -222,7 +222,7 @@ def ensure_reachable(url, say, timeout=3.0):
     """A remote broker that does not answer stops `make up` at once, with its address."""
     parts = urlsplit(url)
     kind = "redis" if parts.scheme.startswith("redis") else "amqp"
-    host, port = parts.hostname or "127.0.0.1", parts.port or (6379 if kind == "redis" else 5672)
+    host, port = parts.hostname or "127.0.0.1", parts.port or PORTS["redis" if kind == "redis" else "rabbitmq"]
     if not answers(host, port, kind, timeout=timeout):
         raise RuntimeError(f"cannot reach the broker at {redact(url)} ({host}:{port} no {kind} answer within "
                            f"{timeout:g}s); check BROKER_URL, or unset it to use the local broker")
@@ -231,7 +231,7 @@ def ensure_reachable(url, say, timeout=3.0):
 
 def ensure_redis_broker(url, say):
     parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 6379
+    host, port = parts.hostname or "127.0.0.1", parts.port or PORTS["redis"]
     if host not in ("127.0.0.1", "localhost"):
         ensure_reachable(url, say)
         return
@@ -253,7 +253,7 @@ def redis_exporter_argv(broker_url):
     and of the `unacked` hash (messages taken by a worker, not yet acknowledged)."""
     parts = urlsplit(broker_url)
     db = (parts.path or "/0").strip("/") or "0"
-    address = f"redis://{parts.hostname or '127.0.0.1'}:{parts.port or 6379}"
+    address = f"redis://{parts.hostname or '127.0.0.1'}:{parts.port or PORTS['redis']}"
     return ["prometheus-redis-exporter", f"--redis.addr={address}",
             f"--web.listen-address=127.0.0.1:{REDIS_EXPORTER_PORT}",
             f"--check-single-keys=db{db}=celery,db{db}=unacked", "--include-system-metrics=false"]

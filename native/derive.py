@@ -1,33 +1,54 @@
 """Derive native-mode configs from the compose-oriented files: never a hand-kept copy.
 
 In compose, targets are `service:port` on the compose network; natively every service listens on
-127.0.0.1 on the same port, and the worker replicas found by DNS become one target per worker.
+127.0.0.1 on the same port (moved by NATIVE_PORT_OFFSET for a second stack, but for the servers the
+stacks share), and the worker replicas found by DNS become one target per worker.
 """
 import re
 from pathlib import Path
 
 import yaml
 
+from mixin.config import Config
+from native.ports import BASE_PORTS, OFFSET, PORTS, SHARED
+
 # Compose service names that may appear as hosts in the config files.
 COMPOSE_SERVICES = ("rabbitmq", "redis", "app", "celery_worker", "flower", "celery_exporter",
                     "prometheus", "alertmanager", "grafana")
 HOST = "127.0.0.1"
-WORKER_JOB = "celery_worker"
-WORKER_BASE_PORT = 9191
+WORKER_JOB = Config().jobs.worker
+WORKER_BASE_PORT = PORTS["worker_metrics"]
 
 
 def worker_port(index):
-    """Native worker i (1-based) serves /metrics on 9191 + i - 1."""
+    """Native worker i (1-based) serves /metrics on PORTS["worker_metrics"] + i - 1."""
     return WORKER_BASE_PORT + index - 1
+
+
+# Compose services whose servers every native stack shares (their ports never move).
+SHARED_SERVICES = ("rabbitmq", "redis")
+SHARED_PORTS = {BASE_PORTS[name] for name in SHARED}
 
 
 def _local(target):
     host, _, port = target.rpartition(":")
-    return f"{HOST}:{port}" if host in COMPOSE_SERVICES else target
+    if host not in COMPOSE_SERVICES:
+        return target
+    moved = int(port) if host in SHARED_SERVICES or int(port) in SHARED_PORTS else int(port) + OFFSET
+    return f"{HOST}:{moved}"
 
 
-def prometheus_config(source: Path, workers: int) -> dict:
+def _local_urls(text):
+    """Every http://<service>:<port> in text pointed at this stack's port on 127.0.0.1."""
+    return _URL.sub(lambda m: f"//{_local(f'{m.group(1)}:{m.group(2)}')}", text)
+
+
+def prometheus_config(source: Path, workers: int, cluster: str = "") -> dict:
+    """Prometheus's config natively; `cluster` (a second stack standing for another cluster) becomes
+    an external label, on alerts sent and samples remote-written."""
     config = yaml.safe_load(source.read_text())
+    if cluster:
+        config.setdefault("global", {}).setdefault("external_labels", {})["cluster"] = cluster
     base = source.resolve().parent
     config["rule_files"] = [str((base / pattern).resolve()) for pattern in config.get("rule_files", [])]
     for am in config.get("alerting", {}).get("alertmanagers", []):
@@ -43,7 +64,7 @@ def prometheus_config(source: Path, workers: int) -> dict:
     return config
 
 
-_URL_HOST = re.compile(r"//(%s):" % "|".join(COMPOSE_SERVICES))
+_URL = re.compile(r"//(%s):(\d+)" % "|".join(COMPOSE_SERVICES))
 
 
 # Optional integrations: (env var with the secret, global key naming its file, receiver key).
@@ -63,7 +84,7 @@ def alertmanager_config(source: Path, env=None, secrets_dir: Path = None) -> str
     without it the webhook posts carry no token. Template paths become absolute (they are relative
     to the source file's folder, and the rendered file lives elsewhere).
     """
-    config = yaml.safe_load(_URL_HOST.sub(f"//{HOST}:", source.read_text()))
+    config = yaml.safe_load(_local_urls(source.read_text()))
     env = env or {}
     base = source.resolve().parent
     config["templates"] = [str(base / t) for t in config.get("templates", [])]
@@ -105,6 +126,6 @@ def grafana_provisioning(source: Path, dest: Path):
         if path.is_file():
             target = dest / path.relative_to(source)
             target.parent.mkdir(parents=True, exist_ok=True)
-            text = _URL_HOST.sub(f"//{HOST}:", path.read_text())
+            text = _local_urls(path.read_text())
             # The dashboards provider names the compose mount point; natively it is `dest`.
             target.write_text(text.replace("/etc/grafana/provisioning", str(dest)))

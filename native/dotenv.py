@@ -1,14 +1,17 @@
 """Create .env from .env.example on first run, with a random value for every `change-me`; later,
 add the keys an older .env lacks (never changing a value it has). scripts/compose_stack.sh does the
-same on the Docker path, without Python."""
+same on the Docker path, without Python.
+
+Which keys .env has is what native/env.py's reader (python-dotenv) finds in it, `export KEY=...`
+and `KEY = ...` included. .env.example itself is plain KEY=value lines, copied line by line (a test
+checks that python-dotenv reads the same keys from it)."""
 import re
 import secrets
 
-from native import paths
+from native import env, paths
 
 PLACEHOLDER = "change-me"
 KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
-DEFINED = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=", re.M)
 
 
 def _fill(line):
@@ -31,7 +34,7 @@ def ensure(say=print, example=None, dest=None):
         say(f"created {dest} with random secrets (RabbitMQ user, Grafana admin, Flower, Flask); keep it private")
         return True
     text = dest.read_text()
-    have = set(DEFINED.findall(text))
+    have = set(env.read_dotenv(dest))
     missing = [_fill(line) for line in lines if KEY_LINE.match(line) and KEY_LINE.match(line).group(1) not in have]
     if missing:
         with dest.open("a") as f:

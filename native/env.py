@@ -2,43 +2,38 @@
 import os
 from urllib.parse import quote, unquote, urlsplit
 
+from dotenv import dotenv_values
+
 from native import paths
+from native.ports import PORTS
 from worker import settings as worker_settings
 
 DEFAULTS = {
-    "REDIS_URL": "redis://127.0.0.1:6379/0",
-    "FLOWER_PUBLIC_URL": "http://localhost:5555",
+    "REDIS_URL": f"redis://127.0.0.1:{PORTS['redis']}/0",
+    "FLOWER_PUBLIC_URL": f"http://localhost:{PORTS['flower']}",
     "FLOWER_USER": "admin",
 }
 # BROKER picks the broker kind; BROKER_URL (one setting for the app, workers, Flower and the exporter)
 # names it. Without BROKER_URL: RMQ_URL for RabbitMQ (the guide's name), our own Redis for redis.
 BROKERS = ("rabbitmq", "redis")
-REDIS_BROKER_URL = "redis://127.0.0.1:6380/0"
+REDIS_BROKER_URL = f"redis://127.0.0.1:{PORTS['redis_broker']}/0"
 PROFILES = ("dev", "production")
 
 
 def read_dotenv(path):
-    """KEY=VALUE lines; # comments and blank lines skipped; optional quotes removed."""
-    values = {}
+    """The assignments of a dotenv file as python-dotenv reads them (`export KEY=value`, quotes,
+    comments), values as written: no ${VAR} expansion. A key without `=` assigns nothing. Without
+    Python, scripts/compose_stack.sh reads the same files alike (tests/config/dotenv_cases/)."""
     if not path.exists():
-        return values
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
+        return {}
+    return {key: value for key, value in dotenv_values(path, interpolate=False).items() if value is not None}
 
 
 def broker_parts(rmq_url):
     parts = urlsplit(rmq_url)
     return {
         "host": parts.hostname or "127.0.0.1",
-        "port": parts.port or 5672,
+        "port": parts.port or PORTS["rabbitmq"],
         "user": unquote(parts.username or "guest"),
         "password": unquote(parts.password or "guest"),
     }
@@ -62,7 +57,8 @@ def broker_kind(url):
 def _redis_location(url):
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
-    return ("127.0.0.1" if host == "localhost" else host, parts.port or 6379, (parts.path or "/0").strip("/") or "0")
+    return ("127.0.0.1" if host == "localhost" else host, parts.port or PORTS["redis"],
+            (parts.path or "/0").strip("/") or "0")
 
 
 def select_broker(env):
@@ -75,7 +71,7 @@ def select_broker(env):
         raise ValueError(f"BROKER={kind} but BROKER_URL is {url!r}")
     if kind == "redis" and _redis_location(url) == _redis_location(env["REDIS_URL"]):
         raise ValueError(f"BROKER_URL {url!r} is the result backend's database (REDIS_URL): "
-                         "give the broker another database, e.g. redis://127.0.0.1:6379/1")
+                         f"give the broker another database, e.g. redis://127.0.0.1:{PORTS['redis']}/1")
     env["BROKER"], env["BROKER_URL"] = kind, url
     return kind
 
@@ -90,15 +86,19 @@ def build():
     if "RMQ_URL" not in env:
         # The same non-guest user compose uses, on the local broker (native/broker.py creates it).
         user, password = env.get("RMQ_USER"), env.get("RMQ_PASSWORD")
-        env["RMQ_URL"] = (f"amqp://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:5672//"
-                          if user and password else "amqp://guest:guest@127.0.0.1:5672//")
+        credentials = f"{quote(user, safe='')}:{quote(password, safe='')}" if user and password else "guest:guest"
+        env["RMQ_URL"] = f"amqp://{credentials}@127.0.0.1:{PORTS['rabbitmq']}//"
     select_broker(env)
     broker = broker_parts(env["RMQ_URL"])
     env.setdefault(
         "FLOWER_BROKER_API",
-        f"http://{quote(broker['user'], safe='')}:{quote(broker['password'], safe='')}@{broker['host']}:15672/api/",
+        f"http://{quote(broker['user'], safe='')}:{quote(broker['password'], safe='')}@{broker['host']}:"
+        f"{PORTS['rabbitmq_management']}/api/",
     )
     env.setdefault("FLOWER_DB", str(paths.DATA / "flower.db"))
+    # The app's and Flower's own defaults are the first stack's ports; a second stack moves them.
+    env.setdefault("APP_BIND", f"127.0.0.1:{PORTS['app']}")
+    env.setdefault("FLOWER_PORT", str(PORTS["flower"]))
     if profile == "production":
         if not env.get("FLOWER_PASSWORD"):
             raise ValueError("PROFILE=production needs FLOWER_PASSWORD in .env")

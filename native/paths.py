@@ -1,8 +1,23 @@
-"""Where native mode keeps its state: everything under .native/ in the repo (git-ignored)."""
+"""Where native mode keeps its state: everything under .native/ in the repo (git-ignored); a second
+stack on the same machine (NATIVE_INSTANCE=<name>, with its own ports: native/ports.py) under
+.native/instances/<name>/."""
+import os
+import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-STATE = REPO / ".native"
+
+
+def instance(environ=os.environ):
+    """NATIVE_INSTANCE: "" (the default stack) or a name of lowercase letters, digits and dashes."""
+    name = environ.get("NATIVE_INSTANCE", "").strip()
+    if name and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", name):
+        raise ValueError(f"NATIVE_INSTANCE must be lowercase letters, digits and dashes, got {name!r}")
+    return name
+
+
+INSTANCE = instance()
+STATE = REPO / ".native" / "instances" / INSTANCE if INSTANCE else REPO / ".native"
 RUN = STATE / "run"            # pid files
 LOGS = STATE / "logs"          # one log per service
 DATA = STATE / "data"          # Prometheus TSDB, Alertmanager, Flower db, own broker/redis

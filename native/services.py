@@ -6,6 +6,7 @@ from typing import Callable, Optional
 import requests
 
 from native import broker as brokers, derive, env as envmod, paths
+from native.ports import PORTS
 
 TIMEOUT = 2.0
 WORKER_PREFIX = "celery_worker-"
@@ -77,26 +78,34 @@ def _prometheus_server(name, binary, port, storage_flag, extra_flag):
                    early=True)
 
 
+def _url(service, path="", host="localhost"):
+    """The service's URL natively: `localhost` is what the user opens, 127.0.0.1 what we check."""
+    return f"http://{host}:{PORTS[service]}{path}"
+
+
 def core(broker="rabbitmq"):
     """Every service but the workers, in start order (plus the broker's exporter for Redis)."""
     return [
-        _prometheus_server("prometheus", "prometheus", 9090, "--storage.tsdb.path", "--web.enable-lifecycle"),
-        _prometheus_server("alertmanager", "prometheus-alertmanager", 9093, "--storage.path",
+        _prometheus_server("prometheus", "prometheus", PORTS["prometheus"], "--storage.tsdb.path",
+                           "--web.enable-lifecycle"),
+        _prometheus_server("alertmanager", "prometheus-alertmanager", PORTS["alertmanager"], "--storage.path",
                            "--cluster.listen-address="),
-        Service("flower", "http://localhost:5555", "http://127.0.0.1:5555/healthcheck",
+        Service("flower", _url("flower"), _url("flower", "/healthcheck", "127.0.0.1"),
                 lambda env: [_venv("celery"), "-A", "worker.celery_app", "flower", "--conf=worker/flowerconfig.py"],
                 auth=envmod.flower_auth),
-        Service("celery_exporter", "http://localhost:9808/metrics", "http://127.0.0.1:9808/health",
+        Service("celery_exporter", _url("celery_exporter", "/metrics"), _url("celery_exporter", "/health", "127.0.0.1"),
                 lambda env: [str(paths.EXPORTER_VENV_BIN / "python"), "exporter/run_exporter.py",
-                             f"--broker-url={env['BROKER_URL']}", "--host=127.0.0.1", "--port=9808",
+                             f"--broker-url={env['BROKER_URL']}", "--host=127.0.0.1",
+                             f"--port={PORTS['celery_exporter']}",
                              "--retry-interval=5", "--queues=celery"]),
-        Service("app", "http://localhost:8080", "http://127.0.0.1:8080/healthz",
+        Service("app", _url("app"), _url("app", "/healthz", "127.0.0.1"),
                 lambda env: [_venv("gunicorn"), "--config", "app/gunicorn_conf.py", "app.wsgi:app"],
                 note="task submitter: form, JSON API, /metrics"),
-        Service("grafana", "http://localhost:3000", "http://127.0.0.1:3000/api/health",
+        Service("grafana", _url("grafana"), _url("grafana", "/api/health", "127.0.0.1"),
                 lambda env: [_grafana_binary(), "server", "--homepath=/usr/share/grafana",
                              f"cfg:paths.provisioning={paths.GENERATED / 'grafana'}",
-                             f"cfg:paths.data={paths.DATA / 'grafana'}", "cfg:server.http_addr=127.0.0.1"],
+                             f"cfg:paths.data={paths.DATA / 'grafana'}", "cfg:server.http_addr=127.0.0.1",
+                             f"cfg:server.http_port={PORTS['grafana']}"],
                 available=lambda: None if _grafana_binary() else
                 "no grafana-server binary here (no Debian package); dashboards are in grafana/provisioning/"),
     ] + ([redis_exporter()] if broker == "redis" else [])

@@ -7,6 +7,9 @@
 #                                     its daemon does not answer
 #   scripts/compose_stack.sh env      create .env from .env.example (random secrets), or add the
 #                                     keys an older .env lacks; existing values are never changed
+#   scripts/compose_stack.sh dotenv [FILE]
+#                                     print the KEY=VALUE assignments of FILE (default .env) as
+#                                     this script reads them, one a line
 #   scripts/compose_stack.sh up|down|status|logs|urls
 #
 # Settings (environment or make variables): MODE=auto|docker|native, PROFILE=dev|production,
@@ -41,7 +44,9 @@ check_settings() {
     case $WORKERS in
         ''|*[!0-9]*) die "WORKERS must be a whole number between 1 and 16, got '$WORKERS'" ;;
     esac
-    [ "$WORKERS" -ge 1 ] && [ "$WORKERS" -le 16 ] || die "WORKERS must be between 1 and 16, got '$WORKERS'"
+    if [ "$WORKERS" -lt 1 ] || [ "$WORKERS" -gt 16 ]; then
+        die "WORKERS must be between 1 and 16, got '$WORKERS'"
+    fi
     case $MODE in auto|docker|native) ;; *) die "MODE must be auto, docker or native, got '$MODE'" ;; esac
 }
 
@@ -83,15 +88,55 @@ mode() {
 
 # --- .env ----------------------------------------------------------------------------------
 
+# The KEY=VALUE assignments of a dotenv file, one a line, read as native mode reads it (python-dotenv,
+# native/env.py), since this path has no Python: blank lines and # comments skipped, `export `
+# dropped, spaces around `=` allowed, a value in 'single' or "double" quotes taken as written, an
+# unquoted one up to a ` #` comment, trailing spaces removed; a key without `=` assigns nothing.
+# tests/config/test_dotenv_readers.py feeds both the same files. Not read alike: values over several
+# lines and backslash escapes in quotes (python-dotenv decodes them); .env.example uses neither.
+dotenv_pairs() {
+    awk '
+        { line = $0; sub(/\r$/, "", line); sub(/^[ \t]+/, "", line) }
+        line == "" || line ~ /^#/ { next }
+        {
+            sub(/^export[ \t]+/, "", line)
+            if (!match(line, /^[^=# \t]+/)) next
+            key = substr(line, 1, RLENGTH)
+            rest = substr(line, RLENGTH + 1)
+            sub(/^[ \t]+/, "", rest)
+            if (substr(rest, 1, 1) != "=") next
+            rest = substr(rest, 2)
+            spaced = match(rest, /^[ \t]+/)
+            sub(/^[ \t]+/, "", rest)
+            quote = substr(rest, 1, 1)
+            if (quote == "\047" || quote == "\"") {
+                end = index(substr(rest, 2), quote)
+                if (end == 0) next
+                value = substr(rest, 2, end - 1)
+                # After the closing quote only spaces and a comment may follow (else: no assignment).
+                if (substr(rest, end + 2) !~ /^[ \t]*(#.*)?$/) next
+            } else if (spaced && quote == "#") {
+                value = ""
+            } else {
+                value = rest
+                sub(/[ \t]+#.*$/, "", value)
+                sub(/[ \t]+$/, "", value)
+            }
+            print key "=" value
+        }' "$1"
+}
+
 random_secret() {
     # 48 hex digits: URL-safe, since secrets end up inside amqp:// and http:// URLs.
     od -An -N24 -tx1 /dev/urandom | tr -d ' \n'
 }
 
-# The KEY=value lines of .env.example whose KEY the existing .env lacks, placeholders replaced
-# by random values. With no .env: all of .env.example (comments included).
+# The KEY=value lines of .env.example whose KEY the existing .env lacks (as dotenv_pairs reads
+# it), placeholders replaced by random values. With no .env: all of .env.example (comments included).
 env_additions() {
     [ -f "$EXAMPLE" ] || die "$EXAMPLE is missing"
+    have=
+    [ -f "$ENV_FILE" ] && have=$(dotenv_pairs "$ENV_FILE" | sed 's/=.*//')
     while IFS= read -r line || [ -n "$line" ]; do
         case $line in
             [A-Za-z_]*=*) ;;
@@ -99,7 +144,7 @@ env_additions() {
         esac
         key=${line%%=*}
         value=${line#*=}
-        if [ -f "$ENV_FILE" ] && grep -Eq "^[[:space:]]*(export[[:space:]]+)?$key[[:space:]]*=" "$ENV_FILE"; then
+        if printf '%s\n' "$have" | grep -qxF -- "$key"; then
             continue
         fi
         [ "$value" = "$PLACEHOLDER" ] && value=$(random_secret)
@@ -154,9 +199,8 @@ ensure_env() {
 setting() {
     eval "v=\${$1-}"
     if [ -z "$v" ] && [ -f "$ENV_FILE" ]; then
-        v=$(sed -n "s/^[[:space:]]*\(export[[:space:]]*\)\{0,1\}$1[[:space:]]*=[[:space:]]*//p" "$ENV_FILE" | tail -n 1)
-        v=${v#[\"\']}
-        v=${v%[\"\']}
+        # The last assignment wins, as in python-dotenv and Compose.
+        v=$(dotenv_pairs "$ENV_FILE" | sed -n "s/^$1=//p" | tail -n 1)
     fi
     say "${v:-$2}"
 }
@@ -227,18 +271,18 @@ main() {
     command=${1:-}
     check_settings
     set_compose
+    # $COMPOSE is split into words on purpose (docker compose -f ... -f ...).
+    # shellcheck disable=SC2086
     case $command in
         mode) mode "${2:-up}" ;;
         env) ensure_env ;;
+        dotenv) dotenv_pairs "${2:-$ENV_FILE}" ;;
         up) up ;;
-        # shellcheck disable=SC2086
         down) run $COMPOSE down ;;
-        # shellcheck disable=SC2086
         status) run $COMPOSE ps && urls ;;
-        # shellcheck disable=SC2086
         logs) run $COMPOSE logs -f ;;
         urls) urls ;;
-        *) die "usage: $0 mode|env|up|down|status|logs|urls (got '$command')" ;;
+        *) die "usage: $0 mode|env|dotenv|up|down|status|logs|urls (got '$command')" ;;
     esac
 }
 

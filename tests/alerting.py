@@ -9,9 +9,10 @@ import time
 import requests
 import yaml
 
+from bench import routes
 from mixin.config import Config
 from mixin.durations import seconds
-from native import alerts, paths
+from native import paths
 from tests.live import APP, PROMETHEUS, wait_for
 
 SCRAPE_MAX = "5s"      # the slowest scrape interval
@@ -34,7 +35,7 @@ def bound(rule, route):
     """Seconds from condition to notification at worst, with the rule's longest window."""
     windows = re.findall(r"\[(\d+[smhd](?:\d+[smhd])?)", rule["expr"])
     window = max(windows, key=seconds, default="0s")
-    return alerts.latency_bound(SCRAPE_MAX, EVALUATION, rule.get("for", "0s"), route["group_wait"], window)["bound_s"]
+    return routes.latency_bound(SCRAPE_MAX, EVALUATION, rule.get("for", "0s"), route["group_wait"], window)["bound_s"]
 
 
 def matches(labels, want):
@@ -58,7 +59,7 @@ class AlertCheck:
     def __init__(self, alertname, /, slack=60, **want):
         self.name, self.want = alertname, want
         self.rule = running_rules()[alertname]
-        self.route = alerts.route(ROUTES, {"alertname": alertname, **self.rule.get("labels", {})})
+        self.route = routes.route(ROUTES, {"alertname": alertname, **self.rule.get("labels", {})})
         self.timeout = bound(self.rule, self.route) + slack
         self.since = time.time()
 

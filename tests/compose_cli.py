@@ -11,6 +11,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from native.env import read_dotenv
+
 REPO = Path(__file__).resolve().parents[1]
 ENV_EXAMPLE = REPO / ".env.example"
 
@@ -45,14 +47,8 @@ def stacks():
 
 
 def read_env_file(path):
-    """KEY=VALUE lines of a dotenv file (comments and blank lines skipped)."""
-    values = {}
-    for line in Path(path).read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
+    """The assignments of a dotenv file, read by native mode's reader (python-dotenv)."""
+    return read_dotenv(Path(path))
 
 
 def write_env_file(path, values):

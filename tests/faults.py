@@ -6,21 +6,22 @@ import time
 from urllib.parse import urlsplit
 
 from native import broker, env as native_env, process
+from native.ports import PORTS
 from tests.live import STACK_WORKERS, native_cli, wait_for
 
 def stop_broker():
     """Stop RabbitMQ's application (the node stays up, queues and messages on disk survive)."""
     broker.rabbitmqctl(["stop_app"])
-    wait_for(lambda: not broker.listening("127.0.0.1", 5672), 30, message="the broker port to close")
+    wait_for(lambda: not broker.listening("127.0.0.1", PORTS["rabbitmq"]), 30, message="the broker port to close")
 
 
 def start_broker():
     broker.rabbitmqctl(["start_app"])
-    wait_for(lambda: broker.listening("127.0.0.1", 5672), 60, message="the broker port to open")
+    wait_for(lambda: broker.listening("127.0.0.1", PORTS["rabbitmq"]), 60, message="the broker port to open")
 
 
 def redis_port():
-    return urlsplit(native_env.build()["REDIS_URL"]).port or 6379
+    return urlsplit(native_env.build()["REDIS_URL"]).port or PORTS["redis"]
 
 
 def stop_redis():

@@ -9,11 +9,12 @@ import time
 import requests
 
 from native import poll
+from native.ports import PORTS
 
-PROMETHEUS = "http://127.0.0.1:9090"
-APP = "http://127.0.0.1:8080"
-FLOWER = "http://127.0.0.1:5555"
-ALERTMANAGER = "http://127.0.0.1:9093"
+PROMETHEUS = f"http://127.0.0.1:{PORTS['prometheus']}"
+APP = f"http://127.0.0.1:{PORTS['app']}"
+FLOWER = f"http://127.0.0.1:{PORTS['flower']}"
+ALERTMANAGER = f"http://127.0.0.1:{PORTS['alertmanager']}"
 
 STACK_WORKERS = 3
 # The stack under test runs the "fast" alerting profile (native/derive.py), and gives each of its

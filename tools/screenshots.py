@@ -1,4 +1,4 @@
-"""`make screenshots`: the README's four pictures, taken from the live native stack in headless Chromium.
+"""`make screenshots`: the README's pictures, taken from the live native stack in headless Chromium.
 
 With the stack up (`make up`, best with WORKERS=3), this script
 1. submits 6 `process_task` tasks through the app's form, half of them failing, and shoots the form
@@ -12,11 +12,13 @@ With the stack up (`make up`, best with WORKERS=3), this script
 5. shoots a rendered alert email (notification-email.png) and the app's /alerts page
    (app-alerts.png): a private Alertmanager on free ports with the bundle's config and templates
    delivers a critical, a warning and an info alert (and a resolution) to a local SMTP server and to
-   the app (native/notification_rig.py); this part needs no running stack.
+   the app (tests/rigs/notifications.py); this part needs no running stack.
 
-Options: --only notifications (just step 5, without the stack), --out DIR (default docs/screenshots), --alert-timeout SECONDS (default 480), --app, --flower,
---prometheus (default the native stack on 127.0.0.1). Exit code 1 with a one-line reason when the
-stack is not up or no alert fired in time (the other pictures are still saved).
+Run as `python -m tools.screenshots` from the repository (what `make screenshots` does).
+Options: --only notifications (just step 5, without the stack), --out DIR (default docs/screenshots),
+--alert-timeout SECONDS (default 480), --app, --flower, --prometheus (default the native stack on
+127.0.0.1). Exit code 1 with a one-line reason when the stack is not up or no alert fired in time
+(the other pictures are still saved).
 """
 import argparse
 import pathlib
@@ -27,8 +29,10 @@ import time
 import requests
 from playwright.sync_api import sync_playwright
 
+from mixin.config import Config
 from native import env as native_env, paths, poll
-from native.browser import launch, submit_form
+from native.ports import PORTS
+from tests.rigs.browser import launch, submit_form
 
 VIEWPORT = {"width": 1280, "height": 860}
 # Alerts the script can cause itself, in order of preference.
@@ -184,12 +188,14 @@ def shoot_alerts(page, args, out, name):
 def shoot_notifications(browser, out):
     import tempfile
 
-    from native.notification_rig import Rig, alert, ended, wait_for
+    from tests.rigs.notifications import Rig, alert, ended, wait_for
 
-    critical = alert("CeleryQueueNoConsumer", job="rabbitmq_queues", vhost="/", queue="reports")
-    warning = alert("CeleryTaskSuccessRateLow", job="celery_exporter", name="process_task", queue_name="celery")
-    info = alert("CeleryThroughputBelowBaseline", job="celery_exporter")
-    worker = alert("CeleryWorkerCpuHigh", job="celery_worker", instance="celery_worker:9191", worker="celery_worker-1@vm")
+    jobs = Config().jobs
+    critical = alert("CeleryQueueNoConsumer", job=jobs.rabbitmq_queues, vhost="/", queue="reports")
+    warning = alert("CeleryTaskSuccessRateLow", job=jobs.exporter, name="process_task", queue_name="celery")
+    info = alert("CeleryThroughputBelowBaseline", job=jobs.exporter)
+    worker = alert("CeleryWorkerCpuHigh", job=jobs.worker, instance=f"celery_worker:{PORTS['worker_metrics']}",
+                   worker="celery_worker-1@vm")
     with tempfile.TemporaryDirectory() as tmp, Rig(pathlib.Path(tmp)) as rig:
         rig.post_alerts([info, worker])
         wait_for(lambda: len(rig.webhook_notifications()) >= 2, 30, "the first notifications")
@@ -208,13 +214,12 @@ def shoot_notifications(browser, out):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="docs/screenshots.py", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tools.screenshots", description=__doc__.split("\n\n")[0])
     p.add_argument("--only", choices=("all", "notifications"), default="all")
     p.add_argument("--out", type=pathlib.Path, default=paths.REPO / "docs" / "screenshots")
     p.add_argument("--alert-timeout", type=float, default=480.0)
-    p.add_argument("--app", default="http://127.0.0.1:8080")
-    p.add_argument("--flower", default="http://127.0.0.1:5555")
-    p.add_argument("--prometheus", default="http://127.0.0.1:9090")
+    for name in ("app", "flower", "prometheus"):
+        p.add_argument(f"--{name}", default=f"http://127.0.0.1:{PORTS[name]}")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.only == "notifications":

@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench import routes
 from mixin.durations import seconds
-from native import alerts
+from native.ports import PORTS
 
 REPO = Path(__file__).resolve().parents[2]
 AM = REPO / "alertmanager" / "alertmanager.yml"
 CASES = REPO / "alertmanager" / "tests"
 RULES = REPO / "alerts" / "celery.rules.yml"
-WEBHOOK = "http://app:8080/api/alerts"
+WEBHOOK = f"http://app:{PORTS['app']}/api/alerts"
 
 CONFIG = yaml.safe_load(AM.read_text())
 ROUTES = yaml.safe_load((CASES / "routes.yml").read_text())
@@ -59,7 +60,7 @@ def webhook_receivers():
                          + [{"alertname": "SomethingElse", "severity": "unknown"}], ids=lambda l: l["alertname"])
 def test_every_alert_reaches_the_webhook_soon_and_separately_per_object(labels):
     # The demo and the live tests read what the app's webhook received, firing and resolved.
-    route = alerts.route(CONFIG["route"], labels)
+    route = routes.route(CONFIG["route"], labels)
     assert route["receiver"] in webhook_receivers()
     if labels["alertname"] != "Watchdog":
         assert seconds(route["group_wait"]) <= 5
@@ -76,7 +77,7 @@ def test_every_receiver_delivers_to_the_webhook_with_resolved(receiver):
 
 def test_the_watchdog_heartbeat_has_its_own_receiver_and_repeats_rarely():
     [watchdog] = [r for r in RULE_ALERTS if r["alert"] == "Watchdog"]
-    route = alerts.route(CONFIG["route"], {"alertname": "Watchdog", **watchdog["labels"]})
+    route = routes.route(CONFIG["route"], {"alertname": "Watchdog", **watchdog["labels"]})
     assert route["receiver"] == "watchdog"
     assert seconds(route["repeat_interval"]) >= 12 * 3600
 
@@ -89,22 +90,22 @@ def test_no_secret_is_committed():
     assert CONFIG["global"]["smtp_auth_password_file"].startswith("/run/secrets/")
 
 
-# --- Inhibitions and routes as native/alerts.py evaluates them (the bench's latency bound and the
+# --- Inhibitions and routes as bench/routes.py evaluates them (the bench's latency bound and the
 # live tests read group_wait through it): the same cases amtool checks above.
 
 @pytest.mark.parametrize("case", INHIBITS, ids=lambda c: c["why"])
 def test_inhibition(case):
-    assert alerts.inhibited(CONFIG["inhibit_rules"], case["source"], case["target"]) is case["inhibited"]
+    assert routes.inhibited(CONFIG["inhibit_rules"], case["source"], case["target"]) is case["inhibited"]
 
 
 @pytest.mark.parametrize("case", ROUTES, ids=lambda c: "-".join(str(v) for v in c["labels"].values()))
 def test_route_evaluation_agrees_with_amtool_cases(case):
-    assert [alerts.route(CONFIG["route"], case["labels"])["receiver"]] == case["receivers"]
+    assert [routes.route(CONFIG["route"], case["labels"])["receiver"]] == case["receivers"]
 
 
 def test_route_settings_are_inherited_unless_the_route_sets_them():
-    watchdog = alerts.route(CONFIG["route"], {"alertname": "Watchdog", "severity": "none"})
-    critical = alerts.route(CONFIG["route"], {"alertname": "X", "severity": "critical"})
+    watchdog = routes.route(CONFIG["route"], {"alertname": "Watchdog", "severity": "none"})
+    critical = routes.route(CONFIG["route"], {"alertname": "X", "severity": "critical"})
     assert watchdog["group_wait"] == "0s" and watchdog["repeat_interval"] == "24h"
     assert critical["group_wait"] == CONFIG["route"]["group_wait"] and critical["repeat_interval"] == "1h"
 
@@ -114,7 +115,7 @@ def test_inhibitions_name_only_alerts_that_exist():
     names = {r["alert"] for r in RULE_ALERTS}
     for rule in CONFIG["inhibit_rules"]:
         for matcher in rule.get("source_matchers", []) + rule.get("target_matchers", []):
-            label, _, value = alerts.parse_matcher(matcher)
+            label, _, value = routes.parse_matcher(matcher)
             if label == "alertname":
                 assert set(value.split("|")) <= names, matcher
 
@@ -125,8 +126,8 @@ def test_every_inhibition_can_apply_to_some_pair_of_real_alerts():
     labelled = [{"alertname": r["alert"], **r.get("labels", {})} for r in RULE_ALERTS]
     for rule in CONFIG["inhibit_rules"]:
         pairs = [(s["alertname"], t["alertname"]) for s in labelled for t in labelled
-                 if alerts.matches(rule.get("source_matchers", []), s)
-                 and alerts.matches(rule.get("target_matchers", []), t)
+                 if routes.matches(rule.get("source_matchers", []), s)
+                 and routes.matches(rule.get("target_matchers", []), t)
                  and s is not t and all(s[label] == t[label] for label in rule.get("equal", [])
                                         if label in ("alertname", "severity"))]
         assert pairs, f"inhibition matches no pair of alerts: {rule}"

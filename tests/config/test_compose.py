@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from native.ports import PORTS
 from tests import compose_cli
 
 REPO = compose_cli.REPO
@@ -26,30 +27,32 @@ REDIS_STACKS = {name for name, files in STACKS.items() if "compose.redis.yaml" i
 
 # The bundle's services and the container ports each one serves (the README's URLs table).
 CONTRACT_PORTS = {
-    "rabbitmq": {5672, 15672, 15692},
-    "redis": {6379},
-    "app": {8080},
-    "celery_worker": {9191},
-    "flower": {5555},
-    "celery_exporter": {9808},
-    "prometheus": {9090},
-    "alertmanager": {9093},
-    "grafana": {3000},
+    "rabbitmq": {PORTS["rabbitmq"], PORTS["rabbitmq_management"], PORTS["rabbitmq_prometheus"]},
+    "redis": {PORTS["redis"]},
+    "app": {PORTS["app"]},
+    "celery_worker": {PORTS["worker_metrics"]},
+    "flower": {PORTS["flower"]},
+    "celery_exporter": {PORTS["celery_exporter"]},
+    "prometheus": {PORTS["prometheus"]},
+    "alertmanager": {PORTS["alertmanager"]},
+    "grafana": {PORTS["grafana"]},
 }
-# What a user opens in a browser or scrapes from outside, and the .env key of its host port.
-# Nothing else is published (AMQP and Redis stay on the compose network).
-PUBLISHED = {
-    ("app", 8080): ("HOST_PORT_APP", "8080"),
-    ("flower", 5555): ("HOST_PORT_FLOWER", "5555"),
-    ("prometheus", 9090): ("HOST_PORT_PROMETHEUS", "9090"),
-    ("alertmanager", 9093): ("HOST_PORT_ALERTMANAGER", "9093"),
-    ("grafana", 3000): ("HOST_PORT_GRAFANA", "3000"),
-    ("rabbitmq", 15672): ("HOST_PORT_RABBITMQ_UI", "15672"),
-    ("rabbitmq", 15692): ("HOST_PORT_RABBITMQ_METRICS", "15692"),
-    ("celery_exporter", 9808): ("HOST_PORT_EXPORTER", "9808"),
-    # A range: each worker replica gets its own free host port (native mode allows 16 workers).
-    ("celery_worker", 9191): ("HOST_PORT_WORKER_METRICS", "9191-9206"),
-}
+# What a user opens in a browser or scrapes from outside, the .env key of its host port, and that
+# port's default (the same number). Nothing else is published (AMQP and Redis stay on the compose
+# network).
+PUBLISHED = {(service, PORTS[key]): (env, str(PORTS[key])) for service, key, env in (
+    ("app", "app", "HOST_PORT_APP"),
+    ("flower", "flower", "HOST_PORT_FLOWER"),
+    ("prometheus", "prometheus", "HOST_PORT_PROMETHEUS"),
+    ("alertmanager", "alertmanager", "HOST_PORT_ALERTMANAGER"),
+    ("grafana", "grafana", "HOST_PORT_GRAFANA"),
+    ("rabbitmq", "rabbitmq_management", "HOST_PORT_RABBITMQ_UI"),
+    ("rabbitmq", "rabbitmq_prometheus", "HOST_PORT_RABBITMQ_METRICS"),
+    ("celery_exporter", "celery_exporter", "HOST_PORT_EXPORTER"),
+)}
+# A range: each worker replica gets its own free host port (native mode allows 16 workers).
+WORKER_PORTS = f"{PORTS['worker_metrics']}-{PORTS['worker_metrics'] + 15}"
+PUBLISHED[("celery_worker", PORTS["worker_metrics"])] = ("HOST_PORT_WORKER_METRICS", WORKER_PORTS)
 SCRAPED = ["app", "celery_worker", "flower", "celery_exporter", "rabbitmq", "alertmanager", "prometheus"]
 BUNDLE_IMAGE_SERVICES = {"app", "celery_worker", "flower"}
 # Platforms of the pinned images, from their publishers (official images: Docker's library
@@ -352,7 +355,7 @@ def published(svcs):
 
 
 # Scrape ports an override may add (the redis_exporter when Redis is the broker).
-OPTIONAL_PUBLISHED = {("redis_exporter", 9121): ("HOST_PORT_REDIS_EXPORTER", "9121")}
+OPTIONAL_PUBLISHED = {("redis_exporter", PORTS["redis_exporter"]): ("HOST_PORT_REDIS_EXPORTER", str(PORTS["redis_exporter"]))}
 
 
 def test_only_browser_and_scrape_ports_are_published_on_loopback(models):

@@ -2,7 +2,8 @@
 commands of the Docker path (its dry run), and the Python check of the native path.
 
 Each test runs the real Makefile and scripts in a copy of the repository's top level, with a PATH
-that holds only the tools named in TOOLS: no Python, and no docker unless a test adds it.
+that holds only the tools named in tests/config/conftest.py's TOOLS: no Python, and no docker unless
+a test adds it.
 """
 import re
 import shutil
@@ -13,12 +14,10 @@ import sys
 import pytest
 
 from native import dotenv
+from native.ports import PORTS
 from tests import compose_cli
 
 REPO = compose_cli.REPO
-# What the Docker path may use besides docker itself: make, a POSIX shell and core utilities.
-TOOLS = ["make", "sh", "bash", "od", "tr", "grep", "sed", "awk", "mv", "tail", "head", "sort",
-         "dirname", "cat", "printf"]
 HEX_SECRET = re.compile(r"[0-9a-f]{48}")
 OLD_ENV = (
     "# an .env from before the Alertmanager secrets and the host ports existed\n"
@@ -40,18 +39,6 @@ def checkout(tmp_path):
         shutil.copy2(REPO / name, root / name)
     shutil.copytree(REPO / "scripts", root / "scripts")
     return root
-
-
-@pytest.fixture
-def bare_path(tmp_path):
-    """A PATH directory with TOOLS only (no python, no docker)."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    for tool in TOOLS:
-        found = shutil.which(tool)
-        if found:
-            (bindir / tool).symlink_to(found)
-    return bindir
 
 
 def run(cmd, cwd, path, **env):
@@ -81,8 +68,9 @@ def test_dry_run_prints_the_commands_in_order_and_writes_nothing(checkout, bare_
     assert "RMQ_PASSWORD=<secret, 48 characters>" in result.stdout
     assert not HEX_SECRET.search(result.stdout), "the dry run must not print secrets"
     # ...and the URLs table the Docker branch prints.
-    for url in ("http://localhost:8080", "http://localhost:5555", "http://localhost:3000",
-                "http://localhost:9191/metrics", "http://localhost:9808/metrics"):
+    for url in (f"http://localhost:{PORTS['app']}", f"http://localhost:{PORTS['flower']}",
+                f"http://localhost:{PORTS['grafana']}", f"http://localhost:{PORTS['worker_metrics']}/metrics",
+                f"http://localhost:{PORTS['celery_exporter']}/metrics"):
         assert url in result.stdout
 
 
@@ -171,7 +159,7 @@ def test_old_env_gets_missing_keys_and_keeps_its_values(checkout, bare_path, ens
     assert values["RMQ_USER"] == "olduser" and values["RMQ_PASSWORD"] == "old-password-1"
     assert values["BIND_ADDRESS"] == "0.0.0.0" and values["HOST_PORT_APP"] == "18080"
     assert values["SLACK_API_URL"] == "" and values["SMTP_PASSWORD"] == ""
-    assert values["HOST_PORT_GRAFANA"] == "3000" and re.fullmatch(r"[A-Za-z0-9_-]{32,}", values["FLOWER_PASSWORD"])
+    assert values["HOST_PORT_GRAFANA"] == str(PORTS["grafana"]) and re.fullmatch(r"[A-Za-z0-9_-]{32,}", values["FLOWER_PASSWORD"])
     assert set(values) == set(compose_cli.read_env_file(checkout / ".env.example")) | {"HOST_PORT_APP"}
     for key in values:
         assert len(re.findall(rf"^{key}=", text, re.M)) == 1, f"{key} written twice"

@@ -11,6 +11,7 @@ import subprocess
 import pytest
 import yaml
 
+from native.ports import PORTS
 from tests.docs.markdown import (ALL_DOCS, DASHBOARDS, EXAMPLE_PORTS, GUIDE_EN, GUIDE_RU, INLINE_CODE_RE, LINK_RE,
                                  LOCAL_URL_RE, README, ROOT, USER_DOCS, code_snippets, load_rules,
                                  make_loadtest_examples, markdown_table, prose, read, recorded_names, rel,
@@ -125,7 +126,7 @@ def doc_urls(port):
 
 def test_flower_urls_in_the_docs_are_flower_routes():
     patterns = flower_route_patterns()
-    urls = doc_urls(5555)
+    urls = doc_urls(PORTS["flower"])
     assert urls
     bad = [(str(rel(d)), p) for d, p in urls if not any(rx.match(p.split("?")[0]) for rx in patterns)]
     assert not bad, f"not a route of Flower {__import__('flower').__version__}: {bad}"
@@ -137,7 +138,7 @@ def test_app_urls_in_the_docs_are_app_routes():
     from app.main import create_app
     adapter = create_app().url_map.bind("localhost")
     bad = []
-    for doc, path in doc_urls(8080):
+    for doc, path in doc_urls(PORTS["app"]):
         try:
             adapter.match(path.split("?")[0], method="GET")
         except MethodNotAllowed:

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 import pytest
 import requests
 
-from native.notification_rig import EXTERNAL_URL, Rig, alert, ended, wait_for
+from tests.rigs.notifications import EXTERNAL_URL, Rig, alert, ended, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus-alertmanager") is None,
                                 reason="prometheus-alertmanager is not installed (make deps)")

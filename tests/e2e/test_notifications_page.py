@@ -6,9 +6,9 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from playwright.sync_api import sync_playwright
 
-from native.browser import CHROMIUM, launch
 from tests.e2e.test_notifications import CRITICAL, INFO, WARNING, ended
-from native.notification_rig import EXTERNAL_URL, Rig, wait_for
+from tests.rigs.browser import CHROMIUM, launch
+from tests.rigs.notifications import EXTERNAL_URL, Rig, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus-alertmanager") is None or shutil.which(CHROMIUM) is None,
                                 reason="prometheus-alertmanager or chromium is not installed (make deps)")

@@ -2,8 +2,9 @@
 import pytest
 from playwright.sync_api import sync_playwright
 
-from native.browser import launch, submit_form
+from native.ports import PORTS
 from tests.live import APP, wait_finished
+from tests.rigs.browser import launch, submit_form
 
 pytestmark = pytest.mark.stack
 
@@ -22,7 +23,7 @@ def test_form_submits_tasks_and_lists_their_ids_with_flower_links(page):
     assert len(ids) == 3
     links = page.locator("a.task-link")
     hrefs = [links.nth(i).get_attribute("href") for i in range(3)]
-    assert hrefs == [f"http://localhost:5555/task/{i}" for i in ids]
+    assert hrefs == [f"http://localhost:{PORTS['flower']}/task/{i}" for i in ids]
     done = wait_finished(ids, 60)
     assert sorted(b["result"]["task_num"] for b in done.values()) == [41, 42, 43]
     # The link opens the task in Flower.

@@ -25,9 +25,10 @@ from celery import Celery
 from prometheus_client.parser import text_string_to_metric_families
 
 from native import broker as native_broker, paths
+from native.ports import PORTS
 
 VHOST = "celery-exporter-test"
-REDIS_BROKER = "redis://127.0.0.1:6379/14"
+REDIS_BROKER = f"redis://127.0.0.1:{PORTS['redis']}/14"
 INTERVAL = 2.0          # the default launcher's --queue-metrics-interval in these tests
 REFRESH_S = 2.0         # a refresh waits out two 1 s inspect() replies
 SLACK_S = 5.0
@@ -40,7 +41,7 @@ def rabbitmq_url():
     for args in (["add_vhost", VHOST], ["set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*"]):
         out = native_broker.rabbitmqctl(args, check=False)
         assert out.returncode == 0 or "already" in out.stdout + out.stderr, out.stderr
-    return f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
+    return f"amqp://guest:guest@127.0.0.1:{PORTS['rabbitmq']}/{VHOST}"
 
 
 def free_port():

@@ -21,6 +21,7 @@ from celery import Celery, signals
 from celery.beat import ScheduleEntry, Scheduler
 from prometheus_client.parser import text_string_to_metric_families
 
+from native.ports import PORTS as STACK_PORTS
 from tests.live import wait_for
 from worker import latency
 
@@ -30,10 +31,10 @@ QUEUE = "latency-test"
 VHOST = "celery-latency-test"
 REDIS_DB = 13
 BROKERS = {
-    "amqp": f"amqp://guest:guest@127.0.0.1:5672/{VHOST}",
-    "redis": f"redis://127.0.0.1:6379/{REDIS_DB}",
+    "amqp": f"amqp://guest:guest@127.0.0.1:{STACK_PORTS['rabbitmq']}/{VHOST}",
+    "redis": f"redis://127.0.0.1:{STACK_PORTS['redis']}/{REDIS_DB}",
 }
-MANAGEMENT = "http://127.0.0.1:15672/api"
+MANAGEMENT = f"http://127.0.0.1:{STACK_PORTS['rabbitmq_management']}/api"
 GUEST = ("guest", "guest")
 PORTS = range(9291, 9300)
 

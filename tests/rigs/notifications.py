@@ -28,11 +28,12 @@ from werkzeug.serving import make_server
 
 from app.main import create_app
 from native import derive, paths, poll
+from native.ports import PORTS
 
 AM_SOURCE = paths.REPO / "alertmanager" / "alertmanager.yml"
 ALERTMANAGER = shutil.which("prometheus-alertmanager")
 # What the rendered config links to: the public URL of the real stack's Alertmanager.
-EXTERNAL_URL = "http://localhost:9093"
+EXTERNAL_URL = f"http://localhost:{PORTS['alertmanager']}"
 SMTP_USER = "alertmanager"  # the smtp_auth_username of alertmanager.yml
 # Short timings so that a test takes seconds (the committed config keeps its own).
 TIMINGS = {"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"}
@@ -55,7 +56,7 @@ def alert(alertname, /, **labels):
     rule = RULES[alertname]
     labels = {"alertname": alertname, **rule["labels"], **labels}
     return {"labels": labels, "annotations": {k: rendered(v, labels) for k, v in rule["annotations"].items()},
-            "generatorURL": "http://localhost:9090/graph"}
+            "generatorURL": f"http://localhost:{PORTS['prometheus']}/graph"}
 
 
 def ended(a):
@@ -153,7 +154,8 @@ class Rig:
         config = yaml.safe_load(derive.alertmanager_config(AM_SOURCE, env, self.workdir / "secrets"))
         config["global"]["smtp_smarthost"] = f"127.0.0.1:{self.smtp_port}"
         config["global"]["smtp_require_tls"] = False  # aiosmtpd here speaks plain SMTP (AUTH still required)
-        text = yaml.safe_dump(config, sort_keys=False).replace("http://127.0.0.1:8080/api/alerts", f"{self.app_url}/api/alerts")
+        text = yaml.safe_dump(config, sort_keys=False).replace(f"http://{derive.HOST}:{PORTS['app']}/api/alerts",
+                                                               f"{self.app_url}/api/alerts")
         config = yaml.safe_load(text)
         for route in [config["route"], *config["route"].get("routes", [])]:
             for key, value in TIMINGS.items():

@@ -3,10 +3,13 @@ arithmetic, the simulator's event stream and the charts. No timing is asserted a
 import xml.dom.minidom
 
 import pytest
+import yaml
 
-from bench import configs, fleet, report, state, throughput
+from bench import configs, fleet, latency, report, routes, state, throughput
 from bench.__main__ import build_parser, resolve
-from native import derive, services
+from mixin.durations import seconds
+from native import derive, paths, services
+from native.ports import PORTS
 
 
 def test_variant_spec_routes_each_key_to_its_component():
@@ -56,9 +59,10 @@ def test_bench_runs_native_services_with_the_bench_ports_and_app():
     exporter = next(s for s in services.core() if s.name == "celery_exporter").argv({"RMQ_URL": "amqp://x/bench", "BROKER_URL": "amqp://x/bench"})
     assert state.bench_argv(flower)[2] == "bench.tasks"
     assert f"--port={state.PORTS['exporter']}" in state.bench_argv(exporter)
-    assert state.bench_target("127.0.0.1:9090") == f"127.0.0.1:{state.PORTS['prometheus']}"
+    assert state.bench_target(f"127.0.0.1:{PORTS['prometheus']}") == f"127.0.0.1:{state.PORTS['prometheus']}"
     assert state.bench_target(f"127.0.0.1:{derive.worker_port(1)}") == f"127.0.0.1:{state.PORTS['worker_metrics']}"
-    assert state.bench_target("127.0.0.1:15692") == "127.0.0.1:15692"  # the shared broker's
+    shared = f"127.0.0.1:{PORTS['rabbitmq_prometheus']}"
+    assert state.bench_target(shared) == shared  # the shared broker's
     assert not set(state.PORT_MAP) & set(state.PORT_MAP.values())
 
 
@@ -138,3 +142,13 @@ def test_report_does_not_import_tests():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             assert not any(n == "tests" or n.startswith("tests.") for n in names), path
+
+
+def test_alert_latency_bound_reads_the_route_alertmanager_takes():
+    rules = yaml.safe_load((paths.REPO / "alerts" / "celery.rules.yml").read_text())
+    rule = next(r for g in rules["groups"] for r in g["rules"] if r.get("alert") == latency.ALERT)
+    am = yaml.safe_load((paths.REPO / "alertmanager" / "alertmanager.yml").read_text())
+    parts = latency.bound(rules)
+    route = routes.route(am["route"], {"alertname": latency.ALERT, **rule["labels"]})
+    assert parts["group_wait_s"] == seconds(route["group_wait"]) and parts["for_s"] == seconds(rule["for"])
+    assert parts["bound_s"] == sum(v for k, v in parts.items() if k != "bound_s")

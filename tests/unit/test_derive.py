@@ -3,6 +3,7 @@ import yaml
 
 from native import derive, paths
 from native.env import read_dotenv
+from native.ports import PORTS
 
 PROM = paths.REPO / "prometheus" / "prometheus.yml"
 
@@ -20,13 +21,13 @@ def test_every_target_points_at_loopback_on_the_compose_port():
             for target in sc["targets"]:
                 port = target.rsplit(":", 1)[1]
                 assert f"127.0.0.1:{port}" in targets(derived)[job["job_name"]]
-    assert derived["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:9093"]
+    assert derived["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [f"127.0.0.1:{PORTS['alertmanager']}"]
 
 
 def test_worker_dns_discovery_becomes_one_target_per_worker():
     for n in (1, 3):
         derived = derive.prometheus_config(PROM, workers=n)
-        assert targets(derived)["celery_worker"] == [f"127.0.0.1:{9191 + i}" for i in range(n)]
+        assert targets(derived)["celery_worker"] == [f"127.0.0.1:{PORTS['worker_metrics'] + i}" for i in range(n)]
         assert all("dns_sd_configs" not in job for job in derived["scrape_configs"])
 
 

@@ -2,6 +2,7 @@
 import pytest
 
 from loadtest import cli, scenarios
+from native.ports import PORTS
 
 
 def parse_ok(*argv):
@@ -20,7 +21,7 @@ def parse_error(capsys, *argv):
 def test_default_scenario_is_steady():
     args, plan = parse_ok()
     assert args.scenario == "steady" and plan.rate == 10 and plan.count == 300
-    assert args.url == "http://127.0.0.1:8080" and args.prometheus == "http://127.0.0.1:9090"
+    assert args.url == f"http://127.0.0.1:{PORTS['app']}" and args.prometheus == f"http://127.0.0.1:{PORTS['prometheus']}"
     assert args.wait and args.json is None and args.concurrency == 4
 
 

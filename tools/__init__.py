@@ -1,0 +1,1 @@
+"""Developer tools run from the venv (`make screenshots`); not shipped in the wheel or the image."""
