@@ -7,9 +7,13 @@ passed) and just short of it (stays silent), so the cases follow the Config's th
 names, labels and sources. A case checks the ALERTS series promtool records
 (`alertstate="firing"`). Checks of alerts the Config does not render are left out.
 """
-from mixin import alerts, rules
+import re
+
+from mixin import alerts, rules, slo
+from mixin.alerts.pipeline import scraped_jobs
 from mixin.config import Config
 from mixin.durations import fmt, seconds
+from mixin.queries import EXPORTER_QUEUE_LENGTH, RabbitMQ, Redis, num
 
 # Just past / just short of a threshold, as a fraction of it.
 NUDGE = 0.02
@@ -29,9 +33,11 @@ def gauge(value, n):
     return f"{value:g}x{n}"
 
 
-def firing(name, at, *label_sets, fires=True):
-    """An expectation on ALERTS at `at` seconds: the alert fires once per label set, or not at all."""
-    matcher = f'ALERTS{{alertname="{name}", alertstate="firing"}}'
+def firing(name, at, *label_sets, fires=True, where=None):
+    """An expectation on ALERTS at `at` seconds: the alert fires once per label set, or not at all;
+    `where` narrows the check to the alerts with those labels."""
+    narrow = "".join(f', {k}="{v}"' for k, v in (where or {}).items())
+    matcher = f'ALERTS{{alertname="{name}", alertstate="firing"{narrow}}}'
     expected = [{"labels": "{" + ", ".join(
         ['__name__="ALERTS"', f'alertname="{name}"', 'alertstate="firing"']
         + [f'{k}="{v}"' for k, v in sorted(labels.items())]) + "}", "value": 1}
@@ -59,9 +65,10 @@ class Cases:
         self.cfg, self.t, self.jobs = cfg, cfg.thresholds, cfg.jobs
         self.step = step_of(cfg)
         self.rendered = {a.name: a for a in alerts.build(cfg)}
-        # Every input series carries the deployment label when the Config joins on one.
+        # Every input series carries the deployment label when the Config joins on one (the chart's
+        # value for release obs in namespace celery: `<namespace>/<fullname>`).
         dep = cfg.labels.deployment
-        self.dep = {dep: "obs-celery-observability"} if dep else {}
+        self.dep = {dep: "celery/obs-celery-observability"} if dep else {}
         extra = "".join(f', {k}="{v}"' for k, v in self.dep.items())
         self.EXPORTER = f'job="{self.jobs.exporter}", instance="exporter:9808"{extra}'
         self.QUEUES = f'job="{self.jobs.rabbitmq_queues}", instance="rabbitmq:15692", vhost="/"{extra}'
@@ -149,17 +156,17 @@ class Cases:
         broker = (self.cfg.sources.brokers or ("exporter",))[0]
 
         def rabbitmq(ready, consumers=1, name="celery"):
-            return [(f'rabbitmq_detailed_queue_messages_ready{{{self.QUEUES}, queue="{name}"}}', ready),
-                    (f'rabbitmq_detailed_queue_consumers{{{self.QUEUES}, queue="{name}"}}', gauge(consumers, n))]
+            return [(f'{RabbitMQ.QUEUE_READY}{{{self.QUEUES}, queue="{name}"}}', ready),
+                    (f'{RabbitMQ.QUEUE_CONSUMERS}{{{self.QUEUES}, queue="{name}"}}', gauge(consumers, n))]
 
         def redis(ready, consumers=1, name="celery"):
             broker_sel = f'job="{self.jobs.redis_broker}", instance="redis-exporter:9121"{self.EXTRA}'
-            return [(f'redis_key_size{{{broker_sel}, db="db0", key="{name}"}}', ready),
+            return [(f'{Redis.KEY_SIZE}{{{broker_sel}, db="db0", key="{name}"}}', ready),
                     (f'celery_active_worker_count{{{self.EXPORTER}, queue_name="{name}"}}', gauge(consumers, n)),
-                    (f"redis_up{{{broker_sel}}}", gauge(1, n))]
+                    (f"{Redis.UP}{{{broker_sel}}}", gauge(1, n))]
 
         def exporter(ready, consumers=1, name="celery"):
-            return [(f'celery_queue_length{{{self.EXPORTER}, queue_name="{name}"}}', ready),
+            return [(f'{EXPORTER_QUEUE_LENGTH}{{{self.EXPORTER}, queue_name="{name}"}}', ready),
                     (f'celery_active_consumer_count{{{self.EXPORTER}, queue_name="{name}"}}', gauge(consumers, n))]
 
         job = {"rabbitmq": self.jobs.rabbitmq_queues, "redis": self.jobs.redis_broker,
@@ -287,11 +294,14 @@ class Cases:
 
     # --- throughput -----------------------------------------------------------------------------
     def throughput(self):
-        t, step = self.t, self.step
+        """The baseline is a day back: samples (and evaluations, each over every rule) half a
+        success window apart keep promtool's work small; a rate still sees three of them (window ends included)."""
+        t = self.t
+        step = max(self.step, self.s("success_window") // 2)
         r = self.task_rate() * step
         before = self.s("throughput_baseline_offset") + self.s("success_window") + 2 * step
         at = before + self.s("success_window") + self.s("throughput_for") + 2 * step
-        p1, p2 = self.samples(before), self.samples(at - before) + 4
+        p1, p2 = int(before // step) + 1, int((at - before) // step) + 5
 
         def series(ratio):
             base = f'{self.EXPORTER}, name="task", hostname="host-1", queue_name="celery"'
@@ -326,6 +336,9 @@ class Cases:
                    if getattr(self.cfg.sources, "worker_metrics" if k == "worker" else k)]
         keda = self.cfg.autoscaling.keda and self.cfg.sources.flower
         t_at = self.s("target_down_for") + 4 * step
+        # A target of a job the Config scrapes (the exporter's unless the Config has none).
+        scraped_job = next(iter(scraped_jobs(self.cfg)), self.jobs.exporter)
+        scraped = f'up{{job="{scraped_job}", instance="target:9999"{self.EXTRA}}}'
         return [
             case("a worker shut down cleanly (scale-down), another online" if keda
                  else "a worker reported offline, another online", step,
@@ -351,12 +364,78 @@ class Cases:
                                                          for k in sources)),
                   firing("CeleryWorkerHostDown", at, fires=False) if keda else
                   firing("CeleryWorkerHostDown", at, host_labels)]),
-            case("a scrape target down", step, [(target, gauge(0, self.samples(t_at) + 4))],
+            case("a scrape target down", step, [(scraped, gauge(0, self.samples(t_at) + 4))],
                  [firing("CeleryTargetDown", t_at, self.labels(
-                     "CeleryTargetDown", job=self.jobs.exporter, instance="exporter:9808"))]),
-            case("a scrape target up", step, [(target, gauge(1, self.samples(t_at) + 4))],
+                     "CeleryTargetDown", job=scraped_job, instance="target:9999"))]),
+            case("a scrape target up", step, [(scraped, gauge(1, self.samples(t_at) + 4))],
                  [firing("CeleryTargetDown", t_at, fires=False)]),
         ]
+
+    # --- queue wait (the workers' own histogram) --------------------------------------------------
+    def queue_wait(self):
+        t, step = self.t, self.step
+        limit = t.queue_wait_p95_max_seconds
+        at = self.s("queue_wait_window") + self.s("queue_wait_for") + 4 * step
+        n = self.samples(at) + 4
+        base = f'{self.WORKER}, task="process_task", queue="celery"'
+
+        def waits(p95):
+            # Every wait in (limit/2, c]: p95 = limit/2 + 0.95 (c - limit/2).
+            b = limit / 2
+            c = b + (p95 - b) / 0.95
+            name = "celery_worker_task_queue_wait_seconds_bucket"
+            return [(f'{name}{{{base}, le="{b:g}"}}', gauge(0, n)),
+                    (f'{name}{{{base}, le="{c:g}"}}', counter((10, n))),
+                    (f'{name}{{{base}, le="+Inf"}}', counter((10, n)))]
+
+        labels = {"job": self.jobs.worker, "queue": "celery"}
+        return [
+            case("tasks wait just longer than allowed", step, waits(limit * (1 + NUDGE)),
+                 [firing("CeleryQueueWaitHigh", at, self.labels("CeleryQueueWaitHigh", **labels))]),
+            case("tasks wait just less than allowed", step, waits(limit * (1 - NUDGE)),
+                 [firing("CeleryQueueWaitHigh", at, fires=False)]),
+        ]
+
+    # --- service-level objectives: each burn-rate row just above and below its factor ------------
+    def slo_series(self, objective, sli, error_ratio, n):
+        per_step = 1000
+        if sli == "success":
+            base = f'{self.EXPORTER}, name="{objective.task or "process_task"}", queue_name="{objective.queue or "celery"}"'
+            return [(f"celery_task_succeeded_total{{{base}}}", counter((per_step * (1 - error_ratio), n))),
+                    (f'celery_task_failed_total{{{base}, exception="Error"}}', counter((per_step * error_ratio, n)))]
+        base = f'{self.WORKER}, task="{objective.task or "process_task"}", queue="{objective.queue or "celery"}"'
+        bound = num(getattr(objective, sli).seconds)
+        name = f"celery_worker_task_{sli}_seconds"
+        return [(f'{name}_bucket{{{base}, le="{bound}"}}', counter((per_step * (1 - error_ratio), n))),
+                (f"{name}_count{{{base}}}", counter((per_step, n)))]
+
+    def slos(self):
+        """Every window holds the same error ratio from the start, so a few steps suffice: the row's
+        alert fires just above factor x budget and stays silent just below (other rows aside)."""
+        step = self.step
+        at = 10 * step
+        n = self.samples(at) + 4
+        out = []
+        for objective, sli, ratio in slo.slis(self.cfg):
+            if any(v and not re.fullmatch(v, v) for v in (objective.task, objective.queue)):
+                continue  # a regex that does not match itself: no literal series to select
+            for row in self.cfg.slos.alerts:
+                budget = 1 - ratio
+                where = {"slo": objective.name, "sli": sli, "long_window": row.long}
+                labels = self.labels("CeleryErrorBudgetBurn", **where, short_window=row.short)
+                labels["severity"] = row.severity
+                above, below = (min(1.0, row.factor * budget * (1 + s * NUDGE)) for s in (1, -1))
+                if above <= row.factor * budget:
+                    continue  # a burn above 100 % cannot happen: nothing to test just above
+                out += [
+                    case(f"SLO {objective.name} {sli}: a burn just above {row.factor:g}x over {row.long}", step,
+                         self.slo_series(objective, sli, above, n),
+                         [firing("CeleryErrorBudgetBurn", at, labels, where=where)]),
+                    case(f"SLO {objective.name} {sli}: a burn just below {row.factor:g}x over {row.long}", step,
+                         self.slo_series(objective, sli, below, n),
+                         [firing("CeleryErrorBudgetBurn", at, fires=False, where=where)]),
+                ]
+        return out
 
     # --- tasks waiting at a worker (Flower's prefetch time) ----------------------------------------
     def prefetch(self):
@@ -386,7 +465,7 @@ class Cases:
         limit = t.events_backlog_max
         at = self.s("events_window") + self.s("events_for") + 4 * step
         n = self.samples(at) + 4
-        queue = f'rabbitmq_detailed_queue_messages_ready{{{self.QUEUES}, queue="celeryev.monitor"}}'
+        queue = f'{RabbitMQ.QUEUE_READY}{{{self.QUEUES}, queue="celeryev.monitor"}}'
         labels = {"job": self.jobs.rabbitmq_queues, "instance": "rabbitmq:15692", "vhost": "/",
                   "queue": "celeryev.monitor"}
         return [
@@ -397,8 +476,8 @@ class Cases:
                   (queue.replace("celeryev.monitor", "celeryev.other"), f"0+1x{min(n, int(limit) - 1)}")],
                  [firing("CeleryEventsLagging", at, fires=False)]),
             *self.events_lost(),
-            case("the watchdog always fires", step, [],
-                 [firing("Watchdog", step, self.labels("Watchdog"))]),
+            case("the watchdog always fires", step, [],  # vector(1): no deployment label
+                 [firing("Watchdog", step, {k: v for k, v in self.labels("Watchdog").items() if k not in self.dep})]),
         ]
 
 
@@ -411,19 +490,24 @@ class Cases:
         n = self.samples(at) + 4
         per_step = 2 * t.events_lost_min_tasks * step / window
 
+        # The monitor that loses events: the exporter, or Flower when the Config has no exporter.
+        lossy = "exporter" if self.cfg.sources.exporter else "flower"
+        lossy_job = getattr(self.jobs, lossy)
+        lossy_up = f"up{{{self.EXPORTER if lossy == 'exporter' else self.FLOWER}}}"
+
         def pipeline(lost_share, started=per_step):
+            kept = {m: started * (1 - lost_share) if m == lossy else started for m in ("exporter", "flower")}
             return [(f"celery_worker_tasks_started_total{{{self.WORKER}}}", counter((started, n))),
                     (f'celery_task_started_total{{{self.EXPORTER}, name="process_task", hostname="host-1"}}',
-                     counter((started * (1 - lost_share), n))),
+                     counter((kept["exporter"], n))),
                     (f'flower_events_total{{{self.FLOWER}, worker="celery_worker-1@host-1", type="task-started", '
-                     f'task="process_task"}}', counter((started, n)))]
+                     f'task="process_task"}}', counter((kept["flower"], n)))]
 
         few = t.events_lost_min_tasks * step / window / 2
         return [
             case("the exporter counts just too few of the tasks the workers started", step,
                  pipeline(limit * (1 + 5 * NUDGE)),
-                 [firing("CeleryEventsLost", at,
-                         self.labels("CeleryEventsLost", job=self.jobs.exporter))]),
+                 [firing("CeleryEventsLost", at, self.labels("CeleryEventsLost", job=lossy_job))]),
             case("the exporter misses just less than allowed", step, pipeline(limit * (1 - 5 * NUDGE)),
                  [firing("CeleryEventsLost", at, fires=False)]),
             case("a monitor misses half of too few tasks to judge", step, pipeline(0.5, started=few),
@@ -431,14 +515,14 @@ class Cases:
             # Workers that send no task events: the exporter is up and has no task series at all.
             case("a monitor that is up has counted no task", step,
                  [(f"celery_worker_tasks_started_total{{{self.WORKER}}}", counter((per_step, n))),
-                  (f"up{{{self.EXPORTER}}}", gauge(1, n))],
-                 [firing("CeleryEventsLost", at, self.labels("CeleryEventsLost", job=self.jobs.exporter))]),
+                  (lossy_up, gauge(1, n))],
+                 [firing("CeleryEventsLost", at, self.labels("CeleryEventsLost", job=lossy_job))]),
         ]
 
 
 FILES = {"success_rate": "success", "runtime": "runtime", "queue": "queues", "worker_resources": "resources",
          "throughput": "throughput", "workers": "workers", "events": "events", "prefetch": "prefetch",
-         "pool_recycling": "recycling"}
+         "pool_recycling": "recycling", "queue_wait": "queue_wait", "slo": "slos"}
 
 
 def only_rendered(tests, rendered):
@@ -454,13 +538,13 @@ def only_rendered(tests, rendered):
 def build(cfg: Config):
     """{file stem: promtool test document} for the Config's rule file in the parent folder."""
     cases = Cases(cfg)
-    step = fmt(cases.step)
-    group_order = [rules.RECORDING_GROUP, rules.ALERTING_GROUP]
+    group_order = [g["name"] for g in rules.build(cfg)["groups"]]
     docs = {}
     for stem, method in FILES.items():
         tests = only_rendered(getattr(cases, method)(), cases.rendered)
         if tests:
-            docs[stem] = {"rule_files": ["../celery.rules.yml"], "evaluation_interval": step,
+            # Rules are evaluated as often as the file's samples come (one step for all its cases).
+            docs[stem] = {"rule_files": ["../celery.rules.yml"], "evaluation_interval": tests[0]["interval"],
                           "group_eval_order": group_order, "tests": tests}
     return docs
 

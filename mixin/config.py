@@ -18,6 +18,8 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mixin.durations import seconds
+from native.ports import BASE_PORTS as PORTS
+from worker.settings import DEFAULT_TASK_LATENCY_BUCKETS
 
 
 def _duration(value: str) -> str:
@@ -92,12 +94,13 @@ class Labels(Section):
 
 
 class Urls(Section):
-    """Links the alerts and dashboards carry. An empty URL leaves that link out."""
-    grafana: str = "http://localhost:3000"
-    flower: str = "http://localhost:5555"
+    """Links the alerts and dashboards carry. An empty URL leaves that link out. Defaults: the
+    bundle's stack on this machine."""
+    grafana: str = f"http://localhost:{PORTS['grafana']}"
+    flower: str = f"http://localhost:{PORTS['flower']}"
     # `{alert}` is replaced by the alert's name.
-    runbook: str = "http://localhost:8080/runbooks/{alert}"
-    rabbitmq_management: str = "http://localhost:15672"
+    runbook: str = f"http://localhost:{PORTS['app']}/runbooks/{{alert}}"
+    rabbitmq_management: str = f"http://localhost:{PORTS['rabbitmq_management']}"
 
     @model_validator(mode="after")
     def _runbook_pattern(self):
@@ -108,10 +111,10 @@ class Urls(Section):
 
 class Dashboards(Section):
     datasource_uid: str = "prometheus"
-    uids: dict[Literal["overview", "tasks", "workers", "broker", "redis_broker"], str] = Field(
+    uids: dict[Literal["overview", "tasks", "workers", "latency", "slo", "broker", "redis_broker"], str] = Field(
         default_factory=lambda: {"overview": "celery-overview", "tasks": "celery-tasks",
-                                 "workers": "celery-workers", "broker": "rabbitmq-broker",
-                                 "redis_broker": "redis-broker"})
+                                 "workers": "celery-workers", "latency": "celery-latency", "slo": "celery-slo",
+                                 "broker": "rabbitmq-broker", "redis_broker": "redis-broker"})
     tags: tuple[str, ...] = ("celery",)
     refresh: str = "10s"
 
@@ -186,6 +189,11 @@ class Thresholds(Section):
     pool_recycling_per_process_max: Level = 1
     pool_recycling_window: Duration = "30m"
     pool_recycling_for: Duration = "5m"
+    # Tasks wait too long between publish (or their ETA) and start on a worker (the workers' own
+    # histogram): the p95 per queue over the window above this many seconds, sustained.
+    queue_wait_p95_max_seconds: Level = 60
+    queue_wait_window: Duration = "5m"
+    queue_wait_for: Duration = "5m"
 
     @model_validator(mode="after")
     def _baseline_before_rise(self):
@@ -214,8 +222,91 @@ class Autoscaling(Section):
     stops workers on purpose (mixin/alerts/ reads this)."""
     keda: bool = False
     # The HorizontalPodAutoscalers KEDA made for the workers (kube-state-metrics' label). With
-    # labels.deployment set, its first group is that label's value.
+    # labels.deployment set, that label's value is `<HPA's namespace>/<first group>`.
     hpa: str = "keda-hpa-(.+)-workers"
+
+
+class Latency(Section):
+    """The bounds (seconds) of the workers' latency histograms: queue wait, prefetch wait, runtime.
+    They must match TASK_LATENCY_BUCKETS on the workers (the default is the workers' default)."""
+    buckets: tuple[Annotated[float, Field(gt=0)], ...] = DEFAULT_TASK_LATENCY_BUCKETS
+
+    @model_validator(mode="after")
+    def _increasing(self):
+        if any(b <= a for a, b in zip(self.buckets, self.buckets[1:])):
+            raise ValueError(f"buckets: {list(self.buckets)} must increase")
+        return self
+
+
+class LatencyObjective(Section):
+    """`ratio` of the tasks take less than `seconds` (a bucket bound of latency.buckets)."""
+    seconds: Annotated[float, Field(gt=0)]
+    ratio: Ratio
+
+
+SLO_NAME = r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$"
+
+
+class Objective(Section):
+    """A service-level objective for the tasks one name and/or queue selects (regexes, as
+    Prometheus matches them; none: all tasks), each SLI optional."""
+    name: Annotated[str, Field(pattern=SLO_NAME)]
+    task: str | None = None
+    queue: str | None = None
+    success_ratio: Ratio | None = None
+    queue_wait: LatencyObjective | None = None
+    runtime: LatencyObjective | None = None
+
+    def slis(self):
+        """{sli kind: objective ratio} of the SLIs this objective declares."""
+        out = {}
+        if self.success_ratio is not None:
+            out["success"] = self.success_ratio
+        for kind_ in ("queue_wait", "runtime"):
+            if getattr(self, kind_) is not None:
+                out[kind_] = getattr(self, kind_).ratio
+        return out
+
+
+class BurnAlert(Section):
+    """A multi-window burn-rate alert: both windows (names of slo.windows) burn faster than factor."""
+    severity: Severity
+    long: str
+    short: str
+    factor: Annotated[float, Field(gt=0)]
+
+
+class SLOs(Section):
+    """Objectives and their multi-window, multi-burn-rate alerts (the SRE workbook's table)."""
+    period: Duration = "30d"
+    # How often the longer windows' ratios are recorded (an hour's window need not move every 5 s).
+    evaluation_interval: Duration = "1m"
+    objectives: tuple[Objective, ...] = (
+        Objective(name="all-tasks", success_ratio=0.99,
+                  queue_wait=LatencyObjective(seconds=30, ratio=0.95),
+                  runtime=LatencyObjective(seconds=60, ratio=0.95)),
+    )
+    # Window name -> duration. Names stay in the recording rules' names (celery:slo_errors:ratio_rate5m)
+    # when a profile shortens the durations, so dashboards and alerts find them under any profile.
+    windows: dict[str, Duration] = Field(default_factory=lambda: {
+        "5m": "5m", "30m": "30m", "1h": "1h", "2h": "2h", "6h": "6h", "1d": "1d", "3d": "3d"})
+    alerts: tuple[BurnAlert, ...] = (
+        BurnAlert(severity="critical", long="1h", short="5m", factor=14.4),
+        BurnAlert(severity="critical", long="6h", short="30m", factor=6),
+        BurnAlert(severity="warning", long="1d", short="2h", factor=3),
+        BurnAlert(severity="warning", long="3d", short="6h", factor=1),
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        names = [o.name for o in self.objectives]
+        if len(set(names)) != len(names):
+            raise ValueError(f"objectives: names must be unique, got {names}")
+        for a in self.alerts:
+            for w in (a.long, a.short):
+                if w not in self.windows:
+                    raise ValueError(f"alerts: window {w!r} is not one of windows ({', '.join(self.windows)})")
+        return self
 
 
 class Config(Section):
@@ -232,6 +323,18 @@ class Config(Section):
     scrape_interval: Duration = "5s"
     evaluation_interval: Duration = "5s"
     autoscaling: Autoscaling = Autoscaling()
+    latency: Latency = Latency()
+    slos: SLOs = SLOs()
+
+    @model_validator(mode="after")
+    def _slo_bounds_are_buckets(self):
+        for o in self.slos.objectives:
+            for kind_ in ("queue_wait", "runtime"):
+                target = getattr(o, kind_)
+                if target is not None and target.seconds not in self.latency.buckets:
+                    raise ValueError(f"slos: objective {o.name!r} {kind_}.seconds {target.seconds:g} is not a bucket "
+                                     f"bound of latency.buckets ({', '.join(f'{b:g}' for b in self.latency.buckets)})")
+        return self
 
     def alert(self, name):
         return self.alerts.get(name, AlertSettings())
@@ -276,7 +379,7 @@ def explain(error: ValidationError, source="configuration"):
         message = e["msg"].removeprefix("Value error, ")
         value = e.get("input")
         shown = f" {value!r}:" if value is not None and not isinstance(value, dict) else ""
-        lines.append(f"{source}: {where or '(top level)'}:{shown} {message}")
+        lines.append(f"{source}: {where + ':' if where else ''}{shown} {message}".replace("  ", " "))
     return "\n".join(lines)
 
 

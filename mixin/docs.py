@@ -49,7 +49,7 @@ def thresholds_table(cfg, header=("knob (`thresholds:` in the mixin configuratio
 
 def alerts_table(cfg):
     rows = ["| alert | fires when | severity | runbook |", "|---|---|---|---|"]
-    for a in alerts.build(cfg):
+    for a in {a.name: a for a in alerts.build(cfg)}.values():  # one row per alert name
         rows.append(f"| {a.name} | {a.when} | {a.severity} | [{a.name}](docs/runbooks/{a.name}.md) |")
     return "\n".join(rows)
 
@@ -70,7 +70,7 @@ def documents(cfg=None):
         REPO / "docs" / "guide.md": {"thresholds": thresholds_table(cfg)},
         REPO / "docs" / "guide.ru.md": {"thresholds": thresholds_table(cfg, ru_header)},
     }
-    for alert in alerts.build(cfg):
+    for alert in {a.name: a for a in alerts.build(cfg)}.values():
         docs[RUNBOOKS / f"{alert.name}.md"] = {"fires-when": fires_when(alert, cfg)}
     return docs
 

@@ -6,20 +6,21 @@ from pathlib import Path
 import yaml
 
 from mixin.config import Config
-from native.ports import PORTS
+from native.ports import BASE_PORTS
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE = REPO / "prometheus" / "prometheus.yml"
 REDIS_CONFIG = REPO / "prometheus" / "prometheus.redis.yml"
 
 
-def scrape_configs_for(config, kind, cfg: Config, exporter_host="redis_exporter"):
+def scrape_configs_for(config, kind, cfg: Config, exporter_host="redis_exporter",
+                       exporter_port=BASE_PORTS["redis_exporter"]):
     """config (a parsed prometheus.yml) for the broker `kind`, in place."""
     if kind == "redis":
         rabbitmq = (cfg.jobs.rabbitmq, cfg.jobs.rabbitmq_queues)
         config["scrape_configs"] = [j for j in config["scrape_configs"] if j["job_name"] not in rabbitmq]
         config["scrape_configs"].append({"job_name": cfg.jobs.redis_broker, "static_configs": [
-            {"targets": [f"{exporter_host}:{PORTS['redis_exporter']}"]}]})
+            {"targets": [f"{exporter_host}:{exporter_port}"]}]})
     return config
 
 

@@ -13,6 +13,45 @@ RETRIED = 'type="task-retried"'  # Flower's event types
 STARTED = 'type="task-started"'
 PROCESSED = 'type=~"task-succeeded|task-failed"'
 
+# Metric names that more than one expression reads (an alert and a panel, a panel and a dashboard's
+# job variable), each spelled here once.
+POOL_PROCESSES = "celery_worker_pool_processes"  # each worker's own /metrics
+FLOWER_WORKER_ONLINE = "flower_worker_online"
+EXPORTER_WORKER_UP = "celery_worker_up"  # celery-exporter: 1 per host part of a live worker's name
+EXPORTER_QUEUE_LENGTH = "celery_queue_length"  # celery-exporter: messages in each queue
+
+
+class RabbitMQ:
+    """The rabbitmq_prometheus plugin's series: per queue from /metrics/detailed (job
+    rabbitmq_queues), node-wide from /metrics (job rabbitmq)."""
+    QUEUE_MESSAGES = "rabbitmq_detailed_queue_messages"
+    QUEUE_READY = "rabbitmq_detailed_queue_messages_ready"
+    QUEUE_UNACKED = "rabbitmq_detailed_queue_messages_unacked"
+    QUEUE_CONSUMERS = "rabbitmq_detailed_queue_consumers"
+    IDENTITY = "rabbitmq_identity_info"
+    CONNECTIONS = "rabbitmq_connections"
+    CHANNELS = "rabbitmq_channels"
+    RESIDENT_MEMORY = "rabbitmq_process_resident_memory_bytes"
+    MEMORY_LIMIT = "rabbitmq_resident_memory_limit_bytes"  # the high watermark
+    PUBLISHED = "rabbitmq_global_messages_received_total"
+    DELIVERED = "rabbitmq_global_messages_delivered_total"
+    ALARMS = '__name__=~"rabbitmq_alarms_.+"'  # a matcher: every resource alarm's series
+
+
+class Redis:
+    """The redis_exporter's series for a Redis broker (job redis_broker)."""
+    UP = "redis_up"
+    KEY_SIZE = "redis_key_size"  # --check-single-keys: Celery's queue lists and the `unacked` hash
+    CONNECTED_CLIENTS = "redis_connected_clients"
+    BLOCKED_CLIENTS = "redis_blocked_clients"
+    PUBSUB_PATTERNS = "redis_pubsub_patterns"
+    MEMORY_USED = "redis_memory_used_bytes"
+    MEMORY_MAX = "redis_memory_max_bytes"
+    KEYS = "redis_db_keys"
+    EVICTED_KEYS = "redis_evicted_keys_total"
+    EXPIRED_KEYS = "redis_expired_keys_total"
+    COMMANDS = "redis_commands_processed_total"
+
 
 def num(x):
     """A number as PromQL text: 20 not 20.0, full precision otherwise."""
@@ -69,11 +108,15 @@ class Queries:
 
     # --- Tasks (celery-exporter) ---------------------------------------------------------------
 
+    def task_counter(self, counter, *matchers):
+        """One of the exporter's task counters: sent, received, started, succeeded, failed, ..."""
+        return f"celery_task_{counter}_total{self.sel('exporter', *matchers)}"
+
     def task_rate(self, counter, window, *matchers, by=None, offset=""):
         by = self._by(by, self.task)
         grouping = f" by ({by}) " if by else " "
         off = f" offset {offset}" if offset else ""
-        return f"sum{grouping}(rate(celery_task_{counter}_total{self.sel('exporter', *matchers)}[{window}]{off}))"
+        return f"sum{grouping}(rate({self.task_counter(counter, *matchers)}[{window}]{off}))"
 
     def finished_rate(self, window, *matchers, by=None, offset=""):
         """Succeeded + failed per second. Two sums, not one __name__ regex: rate() drops the name,
@@ -101,17 +144,15 @@ class Queries:
         """Messages ready for delivery in Celery's task queues (unacked ones are being worked on)."""
         by = self._by(by, self.queue)
         parts = {
-            "rabbitmq": lambda: f"sum by ({by}) (rabbitmq_detailed_queue_messages_ready"
-                                f"{self.sel('task_queues', *matchers)})",
+            "rabbitmq": lambda: f"sum by ({by}) ({RabbitMQ.QUEUE_READY}{self.sel('task_queues', *matchers)})",
             "redis": lambda: self.redis_queue_depth(*self._keys(matchers), by=by),
         }
-        return self._any_broker(parts, lambda: self._exporter_queue("celery_queue_length", matchers, by))
+        return self._any_broker(parts, lambda: self._exporter_queue(EXPORTER_QUEUE_LENGTH, matchers, by))
 
     def queue_consumers(self, *matchers, by=None):
         by = self._by(by, self.queue)
         parts = {
-            "rabbitmq": lambda: f"sum by ({by}) (rabbitmq_detailed_queue_consumers"
-                                f"{self.sel('task_queues', *matchers)})",
+            "rabbitmq": lambda: f"sum by ({by}) ({RabbitMQ.QUEUE_CONSUMERS}{self.sel('task_queues', *matchers)})",
             "redis": lambda: self.redis_queue_consumers(*self._keys(matchers), by=by),
         }
         return self._any_broker(parts, lambda: self._exporter_queue("celery_active_consumer_count", matchers, by))
@@ -143,15 +184,20 @@ class Queries:
     def redis_sel(self, *matchers):
         return self.sel("redis_broker", *matchers)
 
+    def redis(self, metric, *matchers):
+        """One of the redis_exporter's series (Redis.*) of the broker."""
+        return f"{metric}{self.redis_sel(*matchers)}"
+
     def redis_key(self, *matchers):
-        return f'label_join(redis_key_size{self.redis_sel(*matchers)}, "queue", "", "key")'
+        return f'label_join({self.redis(Redis.KEY_SIZE, *matchers)}, "queue", "", "key")'
 
     def redis_queue_depth(self, *matchers, by=None):
         key = self.redis_key('key!="unacked"', *matchers)
         return f"sum by ({self._by(by, self.queue)}) ({key})"
 
     def redis_unacked(self):
-        return "sum(redis_key_size" + self.redis_sel('key="unacked"') + ")"
+        unacked = self.redis(Redis.KEY_SIZE, 'key="unacked"')
+        return f"sum({unacked})"
 
     def redis_queue_consumers(self, *keys, by=None):
         """Workers consuming each queue (the celery-exporter asks them: active_queues), labelled as
@@ -160,11 +206,19 @@ class Queries:
         workers = (f'label_replace(label_join(celery_active_worker_count{self.sel("exporter", *queues)}, '
                    f'"queue", "", "queue_name"), "job", "{self.cfg.jobs.redis_broker}", "job", ".*")')
         return (f"(sum by ({self._by(by, self.queue)}) ({workers})\n"
-                f"and on ({self.join}) (redis_up{self.redis_sel()} == 1))")
+                f"and on ({self.join}) ({self.redis(Redis.UP)} == 1))")
 
     def event_queue_depth(self, *matchers):
         """Events waiting for a monitor (Flower, the exporter) in its celeryev.* queue."""
-        return f"rabbitmq_detailed_queue_messages_ready{self.sel('event_queues', *matchers)}"
+        return f"{RabbitMQ.QUEUE_READY}{self.sel('event_queues', *matchers)}"
+
+    def rabbitmq_queue(self, metric, *matchers):
+        """One of RabbitMQ's per-queue series (RabbitMQ.QUEUE_*), every queue (events, pidbox too)."""
+        return f"{metric}{self.sel('rabbitmq_queues', *matchers)}"
+
+    def rabbitmq_node(self, metric, *matchers):
+        """One of RabbitMQ's node-wide series (RabbitMQ.*)."""
+        return f"{metric}{self.sel('rabbitmq', *matchers)}"
 
     # --- Events lost on the way to a monitor -----------------------------------------------------
 
@@ -181,7 +235,7 @@ class Queries:
         """task-started events each monitor counted in the window; its job label names the monitor.
         A monitor that is up but never counted one (e.g. the workers send no events) counts 0."""
         by = self._by(by, self.scope_join)
-        counted = {"exporter": f"celery_task_started_total{self.sel('exporter', *matchers)}",
+        counted = {"exporter": self.task_counter("started", *matchers),
                    "flower": f"flower_events_total{self.sel('flower', STARTED, *matchers)}"}
         parts = [f"sum by ({by}, job) (increase({counted[m]}[{window}]))" for m in self.monitors()]
         up = " or ".join(f"up{self.sel(m, *matchers)}" for m in self.monitors())
@@ -219,7 +273,11 @@ class Queries:
         return f"sum by ({self._by(by, self.worker)}) (deriv({rss}[{window}]))"
 
     def flower_worker_online(self, *matchers):
-        return f"flower_worker_online{self.sel('flower', *matchers)}"
+        return f"{FLOWER_WORKER_ONLINE}{self.sel('flower', *matchers)}"
+
+    def pool_processes_series(self, *matchers):
+        """Pool processes (concurrency) of each worker, as it reports them."""
+        return f"{POOL_PROCESSES}{self.sel('worker', *matchers)}"
 
     def pool_replacements(self, window, *matchers, reason="recycled", by=None):
         """Pool processes the worker replaced within the window (its own /metrics): `recycled` at
@@ -229,7 +287,7 @@ class Queries:
         return f"sum by ({self._by(by, self.worker)}) (increase({series}[{window}]))"
 
     def pool_processes(self, *matchers, by=None):
-        return f"sum by ({self._by(by, self.worker)}) (celery_worker_pool_processes{self.sel('worker', *matchers)})"
+        return f"sum by ({self._by(by, self.worker)}) ({self.pool_processes_series(*matchers)})"
 
     def largest_pool_process(self, *matchers, by=None):
         return (f"max by ({self._by(by, self.worker)}) "
@@ -242,6 +300,40 @@ class Queries:
     def worker_target_up(self, *matchers):
         return f"up{self.sel('worker', *matchers)}"
 
+    # --- Task latency by stage (each worker's own histograms, worker/latency.py) --------------------
+    # stage: queue_wait (published, or due, -> started), prefetch_wait (received -> started), runtime.
+
+    def stage_series(self, stage, suffix, *matchers):
+        return f"celery_worker_task_{stage}_seconds_{suffix}{self.sel('worker', *matchers)}"
+
+    def stage_quantile(self, stage, quantile, window, *matchers, by=None):
+        """A quantile of one stage over the window, per deployment and queue by default."""
+        grouping = ", ".join(filter(None, [self._by(by, self.by_queue), "le"]))
+        buckets = self.stage_series(stage, "bucket", *matchers)
+        return f"histogram_quantile({quantile}, sum by ({grouping}) (rate({buckets}[{window}])))"
+
+    @property
+    def by_queue(self):
+        """One queue of one deployment, as the workers label it."""
+        return f"{self.deployment}, queue"
+
+    def stage_share_above(self, stage, bound, window, *matchers, by=""):
+        """Share of the tasks whose stage took longer than `bound` seconds (a bucket bound)."""
+        le = num(bound)
+        # The workers' client writes bounds as 30.0; other clients as 30.
+        under = self.stage_series(stage, "bucket", *matchers, f'le=~"{le}|{le}.0"')
+        total = self.stage_series(stage, "count", *matchers)
+        grouping = f" by ({by}) " if by else " "
+        return (f"1 - sum{grouping}(rate({under}[{window}]))\n"
+                f"/ sum{grouping}(rate({total}[{window}]))")
+
+    def unknown_publish_time_share(self, window, *matchers, by=None):
+        """Share of started tasks whose message had no publish time (queue wait not measured)."""
+        by = self._by(by, self.by_queue)
+        unknown = f"celery_worker_task_queue_wait_unknown_total{self.sel('worker', *matchers)}"
+        counted = self.stage_series("prefetch_wait", "count", *matchers)
+        return f"sum by ({by}) (rate({unknown}[{window}]))\n/ sum by ({by}) (rate({counted}[{window}]))"
+
     # --- Views of the community dashboards (per-task statistics over a range, task mix, workers
     # per Flower and per celery-exporter) and the prefetch-wait alert ------------------------------
 
@@ -253,7 +345,7 @@ class Queries:
         """Task events of one kind in the window per task; 0 (not missing) for a task received
         but without such an event, so tables and ratios have every row."""
         def increase(name):
-            series = f"celery_task_{name}_total{self.sel('exporter', *matchers)}"
+            series = self.task_counter(name, *matchers)
             return f"{self._sum(by)}(increase({series}[{window}]))"
         if counter == "received":
             return increase("received")
@@ -278,19 +370,23 @@ class Queries:
         return f"histogram_quantile({quantile}, sum by ({grouping}) (increase({buckets}[{window}])))"
 
     def task_total(self, counter, window, *matchers):
-        return f"sum(increase(celery_task_{counter}_total{self.sel('exporter', *matchers)}[{window}]))"
+        return f"sum(increase({self.task_counter(counter, *matchers)}[{window}]))"
+
+    def failed_with_exception(self, *matchers):
+        """The exporter's failed-task counters that name an exception (not its zero series)."""
+        return self.task_counter("failed", *matchers, WITH_EXCEPTION)
 
     def top_failing_tasks(self, window, *matchers, limit=10):
-        failed = f"celery_task_failed_total{self.sel('exporter', *matchers, WITH_EXCEPTION)}"
+        failed = self.failed_with_exception(*matchers)
         return f"sort_desc(topk({limit}, sum by (name) (increase({failed}[{window}]))))"
 
     def failures_by_task_and_exception(self, window, *matchers):
-        failed = f"celery_task_failed_total{self.sel('exporter', *matchers, WITH_EXCEPTION)}"
+        failed = self.failed_with_exception(*matchers)
         return f"sort_desc(sum by (name, exception) (increase({failed}[{window}])))"
 
     def task_mix(self, by, window, *matchers):
         """Tasks received per second by `by` (name or queue_name): the workload's composition."""
-        return f"sum by ({by}) (rate(celery_task_received_total{self.sel('exporter', *matchers)}[{window}]))"
+        return f"sum by ({by}) (rate({self.task_counter('received', *matchers)}[{window}]))"
 
     def workers_offline(self, *matchers):
         """Workers Flower reports offline (said goodbye, or silent and not yet purged)."""
@@ -298,17 +394,28 @@ class Queries:
 
     def exporter_workers(self, up, *matchers):
         """Workers celery-exporter sees up (1) or down (0), by the host part of their names."""
-        return f"count(celery_worker_up{self.sel('exporter', *matchers)} == {up}) or vector(0)"
+        return f"count({self.exporter_worker_up(*matchers)} == {up}) or vector(0)"
+
+    def exporter_worker_up(self, *matchers):
+        """celery-exporter's 1 (a live worker) or 0 per host part of the workers' names."""
+        return f"{EXPORTER_WORKER_UP}{self.sel('exporter', *matchers)}"
 
     def retried_per_worker(self, window, *matchers):
         events = f"flower_events_total{self.sel('flower', *matchers, RETRIED)}"
         return f"sum by (worker) (rate({events}[{window}]))"
 
     def tasks_per_worker(self, window, *matchers):
-        events = f"flower_events_total{self.sel('flower', *matchers, PROCESSED)}"
-        return f"sort_desc(sum by (worker) (increase({events}[{window}])))"
+        return f"sort_desc(sum by (worker) (increase({self.processed_events(*matchers)}[{window}])))"
+
+    def processed_events(self, *matchers):
+        """Flower's count of tasks each worker finished (succeeded or failed), by worker and type."""
+        return f"flower_events_total{self.sel('flower', *matchers, PROCESSED)}"
 
     def prefetch_wait_avg(self, window, *matchers):
         """Average wait of a task at a worker between received (prefetched) and started, per worker
         and task (Flower sets it when a task starts and back to 0 when it finishes)."""
-        return f"avg_over_time(flower_task_prefetch_time_seconds{self.sel('flower', *matchers)}[{window}])"
+        return f"avg_over_time({self.prefetch_time(*matchers)}[{window}])"
+
+    def prefetch_time(self, *matchers):
+        """Flower's wait of each task at its worker, received -> started (0 once it finished)."""
+        return f"flower_task_prefetch_time_seconds{self.sel('flower', *matchers)}"

@@ -1,5 +1,5 @@
 """One alerting rule as the mixin builds it, and how it becomes a Prometheus rule for a Config."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mixin.config import Config
 
@@ -16,12 +16,14 @@ class Alert:
     when: str  # "fires when ..." in plain words, for the docs' alert table and the runbooks
     # Task alerts link to Flower's task list, filtered by the task's name and this state.
     flower_state: str | None = None
+    # Labels of this rule besides severity (e.g. the SLO an alert is about).
+    labels: dict = field(default_factory=dict)
 
     def rule(self, cfg: Config):
         rule = {"alert": self.name, "expr": self.expr}
         if self.for_:
             rule["for"] = self.for_
-        rule["labels"] = {"severity": self.severity, **cfg.rule_labels}
+        rule["labels"] = {"severity": self.severity, **self.labels, **cfg.rule_labels}
         notes = {"summary": self.summary, "description": self.description}
         if cfg.urls.runbook:
             notes["runbook_url"] = cfg.urls.runbook.replace("{alert}", self.name)

@@ -109,4 +109,24 @@ def prefetch_time_high(cfg, q):
               f"{limit} s on average over {t.prefetch_wait_window}, for {t.prefetch_wait_for}"))
 
 
-ALERTS = (success_rate_low, task_success_rate_low, runtime_rising, throughput_below_baseline, prefetch_time_high)
+def queue_wait_high(cfg, q):
+    """Tasks wait long between publish (or their ETA) and start, by the workers' own measure."""
+    if not cfg.sources.worker_metrics:
+        return None
+    t = cfg.thresholds
+    limit = num(t.queue_wait_p95_max_seconds)
+    return Alert(
+        name="CeleryQueueWaitHigh",
+        expr=f"celery:queue_wait_seconds:p95 > {limit}",
+        for_=t.queue_wait_for, severity="warning", dashboard="latency",
+        summary="Tasks on queue {{ $labels.queue }} wait long before they start",
+        description=(f"95% of the tasks that started from queue {{{{ $labels.queue }}}} in the last "
+                     f"{t.queue_wait_window} waited less than {{{{ $value | humanizeDuration }}}} between publish "
+                     f"and start, more than the {limit}s allowed: the workers do not keep up, or a consumer is "
+                     f"stuck behind long tasks."),
+        when=(f"the p95 time from publish (or ETA) to start of a queue's tasks over {t.queue_wait_window} is above "
+              f"{limit} s, for {t.queue_wait_for}"))
+
+
+ALERTS = (success_rate_low, task_success_rate_low, runtime_rising, throughput_below_baseline, prefetch_time_high,
+          queue_wait_high)

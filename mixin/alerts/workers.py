@@ -95,7 +95,7 @@ def host_down(cfg, q):
     if not cfg.sources.exporter:
         return None
     t = cfg.thresholds
-    expr = f"celery_worker_up{q.sel('exporter')} == 0"
+    expr = f"{q.exporter_worker_up()} == 0"
     when = f"the celery-exporter sees no live worker on a host for {t.worker_down_for}"
     if cfg.autoscaling.keda and cfg.sources.flower:
         # The exporter reports 0 for a host until it purges it, however its worker stopped.
@@ -123,7 +123,7 @@ def no_worker_terms(cfg, q):
                   f"count by ({q.deployment}) ({up % q.selectors['flower']}) * 0\n"
                   f"unless on ({q.deployment}) {online}"]
     if cfg.sources.exporter:
-        alive = f"celery_worker_up{q.sel('exporter')} == 1"
+        alive = f"{q.exporter_worker_up()} == 1"
         terms.append(f"count by ({q.deployment}) ({up % q.selectors['exporter']}) * 0\n"
                      f"unless on ({q.deployment}) ({alive})")
     if cfg.sources.worker_metrics:

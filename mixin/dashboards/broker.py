@@ -5,39 +5,37 @@ Per-queue series come from /metrics/detailed (job rabbitmq_queues: rabbitmq_deta
 """
 
 from mixin.dashboards.builder import RATE, Board, gauge, link, query_variable, stat, target, thresholds, timeseries
+from mixin.queries import RabbitMQ, Redis
 
 QUEUE = 'queue=~"$queue"'
-ALARMS = '__name__=~"rabbitmq_alarms_.+"'
 
 
 def build(cfg):
     b = Board(cfg)
 
-    def queue_metric(name):
-        return f"rabbitmq_detailed_queue_{name}{b.selector('rabbitmq_queues', QUEUE)}"
+    def queue_metric(metric):
+        return b.q.rabbitmq_queue(metric, QUEUE)
 
-    def per_queue(name):
-        return f"sum by (queue) ({queue_metric(name)})"
+    def per_queue(metric):
+        return f"sum by (queue) ({queue_metric(metric)})"
 
-    def node(name):
-        return f"{name}{b.selector('rabbitmq')}"
+    node = b.q.rabbitmq_node
 
     backlog = b.t.queue_backlog_max
-    memory_used = (f"sum({node('rabbitmq_process_resident_memory_bytes')})"
-                   f" / sum({node('rabbitmq_resident_memory_limit_bytes')})")
-    alarms = b.selector('rabbitmq', ALARMS)
+    memory_used = f"sum({node(RabbitMQ.RESIDENT_MEMORY)}) / sum({node(RabbitMQ.MEMORY_LIMIT)})"
+    alarms = b.selector("rabbitmq", RabbitMQ.ALARMS)
     panels = [
-        stat("Ready", [target(f"sum({queue_metric('messages_ready')})")],
+        stat("Ready", [target(f"sum({queue_metric(RabbitMQ.QUEUE_READY)})")],
              description=f"Messages ready for delivery in the selected queues. Target 0; the "
                          f"backlog alert is at {backlog}.",
              steps=thresholds("green", (1, "yellow"), (backlog, "red"))),
-        stat("Unacked", [target(f"sum({queue_metric('messages_unacked')})")],
+        stat("Unacked", [target(f"sum({queue_metric(RabbitMQ.QUEUE_UNACKED)})")],
              description="Messages delivered to consumers and not yet acknowledged "
                          "(prefetched or running, with late acknowledgement)."),
-        stat("Consumers", [target(f"sum({queue_metric('consumers')})")],
+        stat("Consumers", [target(f"sum({queue_metric(RabbitMQ.QUEUE_CONSUMERS)})")],
              description="Consumers on the selected queues.",
              steps=thresholds("red", (1, "green"))),
-        stat("Connections", [target(f"sum({node('rabbitmq_connections')})")],
+        stat("Connections", [target(f"sum({node(RabbitMQ.CONNECTIONS)})")],
              description="Open client connections."),
         gauge("Memory used", [target(memory_used)],
               description="Broker resident memory against its high watermark; at 100% RabbitMQ "
@@ -49,39 +47,37 @@ def build(cfg):
                          "is on, publishers are blocked.",
              steps=thresholds("green", (1, "red")), graph=False),
 
-        timeseries("Ready per queue", [target(per_queue("messages_ready"), "{{queue}}")],
+        timeseries("Ready per queue", [target(per_queue(RabbitMQ.QUEUE_READY), "{{queue}}")],
                    description="Messages ready per queue, including Celery's event queues "
                                f"(celeryev.*). The dashed line is the backlog threshold "
                                f"({backlog}).",
                    steps=thresholds("green", (backlog, "red")), threshold_line=True),
-        timeseries("Unacked per queue", [target(per_queue("messages_unacked"), "{{queue}}")],
+        timeseries("Unacked per queue", [target(per_queue(RabbitMQ.QUEUE_UNACKED), "{{queue}}")],
                    description="Messages delivered and not yet acknowledged, per queue."),
 
-        timeseries("Consumers per queue", [target(per_queue("consumers"), "{{queue}}")],
+        timeseries("Consumers per queue", [target(per_queue(RabbitMQ.QUEUE_CONSUMERS), "{{queue}}")],
                    description="Consumers per queue; a work queue without consumers never drains."),
         timeseries("Publish and deliver rates", [
-            target(f"sum(rate({node('rabbitmq_global_messages_received_total')}[{RATE}]))",
-                   "published"),
-            target(f"sum(rate({node('rabbitmq_global_messages_delivered_total')}[{RATE}]))",
-                   "delivered"),
+            target(f"sum(rate({node(RabbitMQ.PUBLISHED)}[{RATE}]))", "published"),
+            target(f"sum(rate({node(RabbitMQ.DELIVERED)}[{RATE}]))", "delivered"),
         ], description="Messages per second published to and delivered by the broker (all queues).",
             unit="reqps"),
 
         timeseries("Connections and channels", [
-            target(f"sum({node('rabbitmq_connections')})", "connections"),
-            target(f"sum({node('rabbitmq_channels')})", "channels"),
+            target(f"sum({node(RabbitMQ.CONNECTIONS)})", "connections"),
+            target(f"sum({node(RabbitMQ.CHANNELS)})", "channels"),
         ], description="Open connections and channels.", w=8),
         timeseries("Memory", [
-            target(f"sum({node('rabbitmq_process_resident_memory_bytes')})", "resident"),
-            target(f"sum({node('rabbitmq_resident_memory_limit_bytes')})", "high watermark"),
+            target(f"sum({node(RabbitMQ.RESIDENT_MEMORY)})", "resident"),
+            target(f"sum({node(RabbitMQ.MEMORY_LIMIT)})", "high watermark"),
         ], description="Broker resident memory and the limit at which it blocks publishers.",
             unit="bytes", min=0, w=8),
         timeseries("Alarms by type", [target(f"max by (__name__) ({alarms})", "{{__name__}}")],
                    description="1 while an alarm is in effect.",
                    steps=thresholds("green", (1, "red")), threshold_line=True, min=0, max=1, w=8),
     ]
-    variables = [query_variable("queue", "Queue", f"label_values(rabbitmq_detailed_queue_messages"
-                                                  f"{b.selector('rabbitmq_queues')}, queue)")]
+    queues = b.q.rabbitmq_queue(RabbitMQ.QUEUE_MESSAGES)
+    variables = [query_variable("queue", "Queue", f"label_values({queues}, queue)")]
     management = cfg.urls.rabbitmq_management
     links = ([link("RabbitMQ management", management)] if management else []) + b.flower_links(
         ("Flower: broker", "/broker"))
@@ -96,11 +92,10 @@ def build_redis(cfg):
     b = Board(cfg)
     q = b.q
 
-    def redis(name, *matchers):
-        return f"{name}{b.selector('redis_broker', *matchers)}"
+    redis = q.redis
 
     backlog = b.t.queue_backlog_max
-    memory = f"sum({redis('redis_memory_used_bytes')})"
+    memory = f"sum({redis(Redis.MEMORY_USED)})"
     panels = [
         stat("Queued", [target(f"sum({q.redis_queue_depth(by='job')})")],
              description=f"Messages in Celery's queue lists that no worker took yet. Target 0; the "
@@ -113,11 +108,11 @@ def build_redis(cfg):
         stat("Consumers", [target(f"sum({q.redis_queue_consumers(by='job')})")],
              description="Workers consuming the Celery queues (the celery-exporter asks them).",
              steps=thresholds("red", (1, "green"))),
-        stat("Clients", [target(f"sum({redis('redis_connected_clients')})")],
+        stat("Clients", [target(f"sum({redis(Redis.CONNECTED_CLIENTS)})")],
              description="Client connections: workers, Flower, the exporter, the app."),
         stat("Memory", [target(memory)], description="Memory Redis uses (data, buffers).",
              unit="bytes"),
-        stat("Evicted keys", [target(f"sum({redis('redis_evicted_keys_total')})")],
+        stat("Evicted keys", [target(f"sum({redis(Redis.EVICTED_KEYS)})")],
              description="Keys evicted for memory since start. The broker runs with noeviction: "
                          "anything but 0 means queued tasks were dropped.",
              steps=thresholds("green", (1, "red")), graph=False),
@@ -129,25 +124,25 @@ def build_redis(cfg):
                        f"backlog threshold ({backlog}).",
             steps=thresholds("green", (backlog, "red")), threshold_line=True),
         timeseries("Commands per second", [
-            target(f"sum(rate({redis('redis_commands_processed_total')}[{RATE}]))", "commands"),
+            target(f"sum(rate({redis(Redis.COMMANDS)}[{RATE}]))", "commands"),
         ], description="Commands Redis processes per second (publishes, pops, acks, events).",
             unit="reqps"),
 
         timeseries("Clients over time", [
-            target(f"sum({redis('redis_connected_clients')})", "connected"),
-            target(f"sum({redis('redis_blocked_clients')})", "blocked (waiting on a queue)"),
-            target(f"sum({redis('redis_pubsub_patterns')})", "pub/sub patterns (event monitors)"),
+            target(f"sum({redis(Redis.CONNECTED_CLIENTS)})", "connected"),
+            target(f"sum({redis(Redis.BLOCKED_CLIENTS)})", "blocked (waiting on a queue)"),
+            target(f"sum({redis(Redis.PUBSUB_PATTERNS)})", "pub/sub patterns (event monitors)"),
         ], description="Connected clients, those blocked in BRPOP on a queue, and pub/sub pattern "
                        "subscriptions (one per event monitor: Flower, the exporter).", w=8),
         timeseries("Memory over time", [
             target(memory, "used"),
-            target(f"sum({redis('redis_memory_max_bytes')})", "maxmemory (0: none)"),
+            target(f"sum({redis(Redis.MEMORY_MAX)})", "maxmemory (0: none)"),
         ], description="Memory used, and the maxmemory limit when one is set.", unit="bytes",
             min=0, w=8),
         timeseries("Keys and evictions", [
-            target(f"sum({redis('redis_db_keys')})", "keys"),
-            target(f"sum(rate({redis('redis_evicted_keys_total')}[{RATE}]))", "evicted/s"),
-            target(f"sum(rate({redis('redis_expired_keys_total')}[{RATE}]))", "expired/s"),
+            target(f"sum({redis(Redis.KEYS)})", "keys"),
+            target(f"sum(rate({redis(Redis.EVICTED_KEYS)}[{RATE}]))", "evicted/s"),
+            target(f"sum(rate({redis(Redis.EXPIRED_KEYS)}[{RATE}]))", "expired/s"),
         ], description="Keys in all databases, and keys evicted or expired per second.", w=8),
     ]
     links = b.flower_links(("Flower: broker", "/broker"))

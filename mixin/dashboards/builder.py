@@ -15,7 +15,7 @@ dashboard module lists panels and their sizes and never computes coordinates its
 import re
 
 from mixin.config import Config
-from mixin.queries import Queries, selectors
+from mixin.queries import EXPORTER_WORKER_UP, FLOWER_WORKER_ONLINE, POOL_PROCESSES, Queries, RabbitMQ, Redis, selectors
 
 SCHEMA_VERSION = 39
 GRID_COLUMNS = 24
@@ -23,12 +23,12 @@ DATASOURCE_VARIABLE = "datasource"
 DATASOURCE = {"type": "prometheus", "uid": f"${{{DATASOURCE_VARIABLE}}}"}
 # A metric each source always exposes, to list that source's jobs in its job variable.
 JOB_METRICS = {
-    "exporter": "celery_worker_up",
-    "flower": "flower_worker_online",
-    "worker": "celery_worker_pool_processes",
-    "rabbitmq": "rabbitmq_identity_info",
-    "rabbitmq_queues": "rabbitmq_detailed_queue_messages_ready",
-    "redis_broker": "redis_up",
+    "exporter": EXPORTER_WORKER_UP,
+    "flower": FLOWER_WORKER_ONLINE,
+    "worker": POOL_PROCESSES,
+    "rabbitmq": RabbitMQ.IDENTITY,
+    "rabbitmq_queues": RabbitMQ.QUEUE_READY,
+    "redis_broker": Redis.UP,
     "app": "up",
 }
 _JOB_MATCHER = re.compile(r'\bjob="([^"]+)"')
@@ -186,6 +186,19 @@ def bargauge(title, targets, *, w=12, h=8, **kw):
     options = {"displayMode": "gradient", "orientation": "horizontal",
                "reduceOptions": REDUCE_LAST, "showUnfilled": True}
     return panel("bargauge", title, targets, w=w, h=h, options=options, **kw)
+
+
+def heatmap(title, targets, *, w=12, h=8, unit="s", **kw):
+    """Buckets of a histogram over time (targets in heatmap format: `sum by (le) (rate(..._bucket))`)."""
+    options = {"calculate": False, "cellGap": 1,
+               "color": {"exponent": 0.5, "fill": "dark-orange", "mode": "scheme", "reverse": False,
+                         "scale": "exponential", "scheme": "Oranges", "steps": 64},
+               "legend": {"show": True}, "rowsFrame": {"layout": "auto"},
+               "tooltip": {"mode": "single", "showColorScale": False, "yHistogram": True},
+               "yAxis": {"axisPlacement": "left", "unit": unit}}
+    for t in targets:
+        t["format"] = "heatmap"
+    return panel("heatmap", title, targets, w=w, h=h, options=options, **kw)
 
 
 def table(title, targets, *, w=24, h=8, columns=None, hide=("Time",), sort_by=None, **kw):

@@ -4,7 +4,7 @@ from mixin.dashboards import views
 from mixin.dashboards.builder import (
     RATE, Board, bargauge, gauge, link, query_variable, stat, table, target, thresholds, timeseries,
 )
-from mixin.queries import WITH_EXCEPTION
+from mixin.queries import EXPORTER_QUEUE_LENGTH
 
 QUEUE = 'queue_name=~"$queue"'
 # When the baseline window has no data yet (a stack younger than the offset), the panel falls back
@@ -46,7 +46,7 @@ def signal_stats(b):
              description=f"Messages waiting in the Celery queues. Target 0; a backlog above "
                          f"{backlog} for {t.queue_backlog_for} alerts.",
              steps=backlog_steps),
-        stat("Workers online", [target(f"sum(flower_worker_online{b.selector('flower')})")],
+        stat("Workers online", [target(f"sum({b.q.flower_worker_online()})")],
              description="Workers Flower sees online (heartbeats).",
              steps=thresholds("red", (1, "green")), graph=False),
         gauge("Busiest worker CPU", [target(f"max({b.worker_cpu_ratio()})")],
@@ -62,7 +62,7 @@ def trend_panels(b):
     """Throughput against its baseline, queues, workers' CPU and memory, runtime, failures."""
     t = b.t
     backlog, offset = t.queue_backlog_max, t.throughput_baseline_offset
-    failed = f"celery_task_failed_total{b.selector('exporter', QUEUE, WITH_EXCEPTION)}"
+    failed = b.q.failed_with_exception(QUEUE)
     worker_links = b.flower_links(("Open ${__field.labels.worker} in Flower", "/worker/${__field.labels.worker}"))
     return [
         timeseries(f"Tasks/s now vs {offset} earlier",
@@ -71,12 +71,20 @@ def trend_panels(b):
                                f"(or the {BASELINE_FALLBACK_WINDOW} average while there is no "
                                f"data that old). The alert fires below "
                                f"{t.throughput_ratio_min:.0%} of the baseline.",
-                   unit="reqps"),
+                   unit="reqps", w=8),
         timeseries("Queue depth per queue",
                    [target(b.queue_depth(READY), "{{queue}}")],
                    description=f"Ready messages per queue. Target 0; the dashed line is the "
                                f"backlog threshold ({backlog}).",
-                   steps=thresholds("green", (backlog, "red")), threshold_line=True),
+                   steps=thresholds("green", (backlog, "red")), threshold_line=True, w=8),
+        timeseries("Queue wait p95 per queue",
+                   [target(b.q.stage_quantile("queue_wait", 0.95, t.queue_wait_window, READY), "{{queue}}")],
+                   description=f"95% of the tasks started within this time of being published (or due), per "
+                               f"queue, by the workers' own measure: a queue can be short and still slow, or long and "
+                               f"draining fast. CeleryQueueWaitHigh fires above the dashed line "
+                               f"({t.queue_wait_p95_max_seconds:g} s) for {t.queue_wait_for}.",
+                   unit="s", steps=thresholds("green", (t.queue_wait_p95_max_seconds, "red")), threshold_line=True,
+                   w=8),
 
         timeseries("Worker CPU", [target(b.worker_cpu_ratio(), "{{worker}}")],
                    description="CPU of each worker's process tree (main process and pool children) "
@@ -128,8 +136,8 @@ def build(cfg):
     b = Board(cfg)
     # A second row of stats over the selected range follows the signals now.
     panels = signal_stats(b) + views.overview_summaries(b, QUEUE) + trend_panels(b) + pipeline_panels(b)
-    variables = [query_variable("queue", "Queue", f"label_values(celery_queue_length"
-                                                  f"{b.selector('exporter')}, queue_name)")]
+    queues = f"{EXPORTER_QUEUE_LENGTH}{b.selector('exporter')}"
+    variables = [query_variable("queue", "Queue", f"label_values({queues}, queue_name)")]
     links = b.flower_links(("Flower", "/"), ("Flower: tasks", "/tasks"),
                            ("Flower: failed tasks", "/tasks?state=FAILURE"), ("Flower: broker", "/broker"))
     return b.dashboard("overview", "Celery / Overview",

@@ -2,7 +2,6 @@
 
 from mixin.dashboards import views
 from mixin.dashboards.builder import RATE, Board, query_variable, stat, target, thresholds, timeseries
-from mixin.queries import WITH_EXCEPTION
 
 TASK = 'name=~"$task"'
 FLOWER_TASK = 'task=~"$task"'  # Flower labels the task name "task"
@@ -25,8 +24,7 @@ def rate_by_state(b):
     """Every counter's rate by task name, labelled state=<Flower state>, in one query."""
     parts = []
     for counter, state in FLOWER_STATES.items():
-        rate = (f"sum by (name) (rate(celery_task_{counter}_total"
-                f"{b.selector('exporter', TASK, QUEUE)}[{RATE}]))")
+        rate = b.q.task_rate(counter, RATE, TASK, QUEUE, by="name")
         parts.append(f'label_replace({rate}, "state", "{state}", "", "")')
     return " or ".join(parts)
 
@@ -34,8 +32,8 @@ def rate_by_state(b):
 def build(cfg):
     b = Board(cfg)
     window = b.t.success_window
-    failed = f"celery_task_failed_total{b.selector('exporter', TASK, QUEUE, WITH_EXCEPTION)}"
-    prefetch = f"flower_task_prefetch_time_seconds{b.selector('flower', FLOWER_TASK)}"
+    failed = b.q.failed_with_exception(TASK, QUEUE)
+    prefetch = b.q.prefetch_time(FLOWER_TASK)
     failed_links = b.flower_links(("Flower: failed ${__field.labels.name} tasks",
                                    "/tasks?name=${__field.labels.name}&state=FAILURE"))
     panels = [
@@ -88,11 +86,10 @@ def build(cfg):
                    unit="s"),
     ]
     panels += views.task_panels(b, TASK, QUEUE)
-    received = f"celery_task_received_total{b.selector('exporter')}"
+    received = b.q.task_counter("received")
     variables = [
         query_variable("queue", "Queue", f"label_values({received}, queue_name)"),
-        query_variable("task", "Task", f"label_values(celery_task_received_total"
-                                       f"{b.selector('exporter', QUEUE)}, name)"),
+        query_variable("task", "Task", f"label_values({b.q.task_counter('received', QUEUE)}, name)"),
     ]
     links = b.flower_links(("Flower: tasks", "/tasks"), ("Flower: failed tasks", "/tasks?state=FAILURE"))
     return b.dashboard("tasks", "Celery / Tasks",

@@ -10,7 +10,6 @@ from mixin.dashboards.builder import (
 )
 
 WORKER = 'worker=~"$worker"'
-PROCESSED = 'type=~"task-succeeded|task-failed"'
 ONLINE = value_mapping({0: ("offline", "red"), 1: ("online", "green")})
 
 
@@ -18,17 +17,17 @@ class Series:
     """The per-worker expressions the panels share, over the worker variable."""
 
     def __init__(self, b):
-        def flower_metric(name, *matchers):
-            return f"{name}{b.selector('flower', WORKER, *matchers)}"
+        def flower_metric(name):
+            return f"{name}{b.selector('flower', WORKER)}"
 
-        self.pool_size = f"celery_worker_pool_processes{b.selector('worker', WORKER)}"
+        self.pool_size = b.q.pool_processes_series(WORKER)
         self.executing = flower_metric("flower_worker_number_of_currently_executing_tasks")
         self.waiting = flower_metric("flower_worker_prefetched_tasks")
-        self.online = f"max by (worker) ({flower_metric('flower_worker_online')})"
-        self.pool = f"sum by (worker) ({self.pool_size})"
+        self.online = f"max by (worker) ({b.q.flower_worker_online(WORKER)})"
+        self.pool = b.q.pool_processes(WORKER, by="worker")
         self.active = f"sum by (worker) ({self.executing})"
         self.prefetched = f"sum by (worker) ({self.waiting})"
-        self.events = flower_metric("flower_events_total", PROCESSED)
+        self.events = b.q.processed_events(WORKER)
 
 
 def state_panels(b, s):
@@ -134,8 +133,7 @@ def build(cfg):
     open_in_flower = b.flower_links(("Open ${__field.labels.worker} in Flower", "/worker/${__field.labels.worker}"))
     panels = (state_panels(b, s) + resource_panels(b, s, open_in_flower) + pool_panels(b, open_in_flower)
               + views.worker_panels(b, WORKER))
-    variables = [query_variable("worker", "Worker", f"label_values(celery_worker_pool_processes"
-                                                    f"{b.selector('worker')}, worker)")]
+    variables = [query_variable("worker", "Worker", f"label_values({b.q.pool_processes_series()}, worker)")]
     return b.dashboard("workers", "Celery / Workers",
                        "Per worker: CPU, memory, pool, active and prefetched tasks, online state.",
                        panels, variables=variables,

@@ -13,6 +13,7 @@ import yaml
 from mixin.config import Config
 from mixin.dashboards import build_all, builder, generate, overview, views
 from mixin.queries import selectors
+from native.ports import PORTS
 from tests.grafana_schema import problems
 from tests.dashboard_queries import (
     DASHBOARD_DIR, empty_by_design, iter_panel_queries, load_dashboards, panels,
@@ -23,7 +24,7 @@ BOARD = builder.Board(CFG)
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVISIONING = ROOT / "grafana" / "provisioning"
-MODERN_PANELS = {"timeseries", "stat", "gauge", "bargauge", "table"}
+MODERN_PANELS = {"timeseries", "stat", "gauge", "bargauge", "table", "heatmap"}
 DASHBOARDS = load_dashboards()
 ALL_PANELS = [(d["uid"], p) for d in DASHBOARDS for p in panels(d)]
 PANEL_IDS = [f"{uid}:{p['title']}" for uid, p in ALL_PANELS]
@@ -35,6 +36,8 @@ VARIABLES = {
     "celery-workers": {"worker", "job_exporter", "job_flower", "job_worker"},
     "rabbitmq-broker": {"queue", "job_rabbitmq", "job_rabbitmq_queues"},
     "redis-broker": {"job_redis_broker", "job_exporter"},
+    "celery-latency": {"queue", "task", "job_worker"},
+    "celery-slo": set(),
 }
 # The views the community dashboards have and these add (mixin/dashboards/views.py).
 NEW_PANELS = {
@@ -103,7 +106,7 @@ def test_datasource_uid_is_the_provisioned_one():
     [datasource] = source["datasources"]
     assert datasource["uid"] == CFG.dashboards.datasource_uid
     assert datasource["type"] == "prometheus"
-    assert datasource["url"] == "http://prometheus:9090"
+    assert datasource["url"] == f"http://prometheus:{PORTS['prometheus']}"
     assert datasource["isDefault"] is True and datasource["editable"] is False
     assert datasource["jsonData"]["timeInterval"] == "5s"
 
@@ -193,6 +196,7 @@ def test_every_selector_comes_from_config():
 def test_range_windows_are_rate_interval_range_or_configured():
     allowed = {"$__rate_interval", "$__range", overview.BASELINE_FALLBACK_WINDOW}
     allowed |= {value for value in CFG.thresholds.knobs().values() if isinstance(value, str)}
+    allowed |= {CFG.slos.period, *CFG.slos.windows.values()}
     for d in DASHBOARDS:
         for panel in panels(d):
             for target in panel["targets"]:

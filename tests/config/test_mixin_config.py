@@ -84,12 +84,14 @@ def test_the_examples_rules_and_generated_tests_pass_promtool(team):
 
 def test_the_examples_dashboards_pass_grafanas_schema_and_link_the_teams_urls(team):
     boards = {p.name: json.loads(p.read_text()) for p in (team / "dashboards").glob("*.json")}
-    assert set(boards) == {"celery-overview.json", "celery-tasks.json", "celery-workers.json", "rabbitmq-broker.json"}
+    # No worker /metrics: no latency dashboard; the SLOs keep the success SLI (the exporter's).
+    assert set(boards) == {"celery-overview.json", "celery-tasks.json", "celery-workers.json", "celery-slo.json",
+                           "rabbitmq-broker.json"}
     for name, board in boards.items():
         assert problems(board) == [], name
         text = json.dumps(board)
         assert "localhost" not in text and "$job_worker" not in text, name
-        assert "https://flower.example.com" in text or name == "rabbitmq-broker.json", name
+        assert "https://flower.example.com" in text or name in ("rabbitmq-broker.json", "celery-slo.json"), name
     variables = {v["name"]: v for v in boards["celery-overview.json"]["templating"]["list"]}
     assert variables["job_exporter"]["current"]["value"] == "celery-exporter"
 
@@ -200,3 +202,50 @@ def test_no_function_in_the_mixin_is_over_80_lines():
 
 def test_the_bundles_configuration_is_the_default():
     assert Config() == build({})
+
+
+SECOND_OBJECTIVE = """
+slos:
+  objectives:
+  - name: all-tasks
+    success_ratio: 0.99
+    queue_wait: {seconds: 30, ratio: 0.95}
+    runtime: {seconds: 60, ratio: 0.95}
+  - name: emails
+    task: tasks.send_email
+    queue: emails
+    success_ratio: 0.999
+    queue_wait: {seconds: 10, ratio: 0.99}
+"""
+
+
+@needs_promtool
+def test_a_second_objective_renders_its_rules_alerts_tests_and_dashboard_rows(tmp_path):
+    result = render(tmp_path, SECOND_OBJECTIVE)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "out"
+    groups = yaml.safe_load((out / "celery.rules.yml").read_text())["groups"]
+    records = [r for g in groups for r in g["rules"] if "record" in r and r.get("labels", {}).get("slo") == "emails"]
+    assert {r["labels"]["sli"] for r in records} == {"success", "queue_wait"}
+    assert len(records) == 2 * 7, "one record per SLI and window"
+    success_5m = next(r for r in records if r["labels"]["sli"] == "success" and r["record"].endswith("rate5m"))
+    assert 'name=~"tasks.send_email"' in success_5m["expr"] and 'queue_name=~"emails"' in success_5m["expr"]
+    wait = next(r for r in records if r["labels"]["sli"] == "queue_wait")
+    assert 'task=~"tasks.send_email"' in wait["expr"] and 'le=~"10|10.0"' in wait["expr"]
+    burns = [r for g in groups for r in g["rules"] if r.get("alert") == "CeleryErrorBudgetBurn"
+             and r["labels"]["slo"] == "emails"]
+    assert len(burns) == 2 * 4 and {r["labels"]["severity"] for r in burns} == {"critical", "warning"}
+    fast_page = next(b for b in burns if b["labels"]["sli"] == "success" and b["labels"]["long_window"] == "1h")
+    assert "> 0.0144" in fast_page["expr"], "14.4 x the 0.1 % budget"
+    board = json.loads((out / "dashboards" / "celery-slo.json").read_text())
+    assert {p["title"] for p in board["panels"]} >= {"emails: success: error budget left", "emails: queue wait: burn rate"}
+    assert problems(board) == []
+    run = promtool("test", "rules", "tests/slo.test.yml", cwd=out)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "SLO emails success" in (out / "tests" / "slo.test.yml").read_text()
+
+
+def test_an_slo_latency_bound_must_be_a_bucket_bound(tmp_path):
+    result = render(tmp_path, "slos:\n  objectives:\n  - {name: x, queue_wait: {seconds: 31, ratio: 0.9}}\n")
+    assert result.returncode == 2
+    assert "queue_wait.seconds 31 is not a bucket bound of latency.buckets" in result.stderr
