@@ -12,7 +12,7 @@ help:
 	@echo "               else native (MODE=docker|native to choose; MODE=docker DRY_RUN=1 make up: print, run nothing)"
 	@echo "make down      stop it;  make status: health of each service;  make logs: tail the logs"
 	@echo "make test      everything: unit, config checks, end to end, live alerts, faults (installs what is missing)"
-	@echo "make test-fast unit tests and config checks only"
+	@echo "make test-fast unit tests, config checks, chart rendering, doc checks, ruff, shellcheck (no stack)"
 	@echo "make generate  regenerate alert rules and dashboards from mixin/"
 	@echo "make bench     what monitoring costs: throughput ratios, capacity, memory, alert latency (docs/performance.md)"
 	@echo "make screenshots  PNGs of the app, Flower, a firing alert, an alert email and /alerts for the README (stack must be up)"
@@ -75,11 +75,15 @@ native-logs:
 generate: venv
 	$(PY) -m mixin
 
+# Two pytest processes side by side (tests/run.py): the Redis-broker suite on a second native stack,
+# everything else with pytest-xdist. The slowest 20 tests: .native/test-durations*.txt.
 test: deps venv
-	$(PY) -m pytest tests
+	$(PY) -m tests.run
 
-test-fast: deps venv
-	$(PY) -m pytest tests/unit tests/config
+# No apt-get, no network, no stack: unit tests, config checks (promtool/amtool when installed),
+# chart rendering, doc checks, ruff and shellcheck.
+test-fast: venv
+	$(PY) -m pytest -n 2 -p no:cacheprovider tests/unit tests/config tests/k8s tests/docs/test_docs_static.py tests/docs/test_one_source.py
 
 # Needs a real cluster (kubectl context, helm, kube-prometheus-stack): never part of `make test`.
 k8s-smoke: venv

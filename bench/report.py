@@ -292,15 +292,15 @@ def fleet_svg(f, width=900, height=420, note=""):
         X = lambda v: x0 + (v - lo) / (hi - lo) * (pw - 40) + 10  # noqa: E731
         Y = lambda v: top + plot_h - v / peak * plot_h  # noqa: E731
         for m, color in styles.items():
-            line = " ".join(f"{X(x):.1f},{Y(p[m][key]):.1f}" for x, p in zip(xs, pts))
+            line = " ".join(f"{X(x):.1f},{Y(p[m][key]):.1f}" for x, p in zip(xs, pts, strict=True))
             body.append(f'<polyline points="{line}" fill="none" stroke="{color}" stroke-width="2"/>')
-            for x, p in zip(xs, pts):
+            for x, p in zip(xs, pts, strict=True):
                 body.append(f'<circle cx="{X(x):.1f}" cy="{Y(p[m][key]):.1f}" r="3" fill="{color}"/>'
                             f'<text x="{X(x) + 4:.1f}" y="{Y(p[m][key]) - 4:.1f}" font-size="10">{p[m][key]:.2f}</text>'
                             if key == "cpu_cores" else
                             f'<circle cx="{X(x):.1f}" cy="{Y(p[m][key]):.1f}" r="3" fill="{color}"/>'
                             f'<text x="{X(x) + 4:.1f}" y="{Y(p[m][key]) - 4:.1f}" font-size="10">{p[m][key]:.0f}</text>')
-        for x, p in zip(xs, pts):
+        for x, p in zip(xs, pts, strict=True):
             body.append(f'<text x="{X(x):.1f}" y="{top + plot_h + 16}" text-anchor="middle" font-size="11">{p["workers"]}</text>')
     for i, (m, color) in enumerate(styles.items()):
         body.append(f'<rect x="{left + i * 120}" y="{height - 44}" width="12" height="12" fill="{color}"/>'

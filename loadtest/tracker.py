@@ -45,7 +45,7 @@ class Tracker:
     def poll(self):
         """Ask once for every unfinished task, in parallel; finished tasks are never asked again."""
         ids = self.unfinished()
-        for task_id, body in zip(ids, self._pool.map(self._get_state, ids)):
+        for task_id, body in zip(ids, self._pool.map(self._get_state, ids), strict=True):
             if body is None:  # no answer this round (app or backend busy/down): ask again next round
                 continue
             record = self.records[task_id]

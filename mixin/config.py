@@ -233,7 +233,7 @@ class Latency(Section):
 
     @model_validator(mode="after")
     def _increasing(self):
-        if any(b <= a for a, b in zip(self.buckets, self.buckets[1:])):
+        if any(b <= a for a, b in zip(self.buckets, self.buckets[1:], strict=False)):
             raise ValueError(f"buckets: {list(self.buckets)} must increase")
         return self
 

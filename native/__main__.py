@@ -145,7 +145,7 @@ def up(workers):
             if outcome is Start.STARTED:
                 fresh.add(svc.name)
         with concurrent.futures.ThreadPoolExecutor(len(started) or 1) as pool:
-            results.update(zip([s.name for s in started], pool.map(lambda s: wait_healthy(s, env), started)))
+            results.update(zip([s.name for s in started], pool.map(lambda s: wait_healthy(s, env), started), strict=True))
     reload(changed - fresh)  # e.g. a changed worker count, when Prometheus was already running
     failed = [name for name, ok in results.items() if not ok]
     elapsed = time.monotonic() - t0
@@ -167,7 +167,7 @@ def down():
         stopped.append(name)
     rest = [n for n in names if n not in workers]
     with concurrent.futures.ThreadPoolExecutor(len(rest) or 1) as pool:
-        for name, ok in zip(rest, pool.map(process.stop, rest)):
+        for name, ok in zip(rest, pool.map(process.stop, rest), strict=True):
             if ok:
                 stopped.append(name)
     if broker.stop_own_rabbitmq(say):
@@ -197,7 +197,7 @@ def print_table(svcs, env):
                      f"http://localhost:{PORTS['rabbitmq_management']} (management UI)"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
-        say("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        say("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 def status():

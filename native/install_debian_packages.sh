@@ -5,15 +5,15 @@ declare -A need=(
   [prometheus]=prometheus [promtool]=prometheus
   [prometheus-alertmanager]=prometheus-alertmanager [amtool]=prometheus-alertmanager
   [rabbitmq-server]=rabbitmq-server [redis-server]=redis-server [chromium]=chromium
-  [prometheus-redis-exporter]=prometheus-redis-exporter
+  [prometheus-redis-exporter]=prometheus-redis-exporter [shellcheck]=shellcheck
 )
 missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
-packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
-echo "installing Debian packages: $packages"
+mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
+echo "installing Debian packages: ${packages[*]}"
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 $SUDO apt-get update -q
 
@@ -32,7 +32,7 @@ if [ ! -e "$POLICY" ]; then
   $SUDO chmod 755 "$POLICY"
   own_policy=yes
 fi
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $packages
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${packages[@]}"
 remove_policy
 own_policy=
 
@@ -41,7 +41,7 @@ own_policy=
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   disabled=()
   for unit in rabbitmq-server redis-server prometheus prometheus-alertmanager; do
-    case " $packages " in *" $unit "*) ;; *) continue ;; esac
+    case " ${packages[*]} " in *" $unit "*) ;; *) continue ;; esac
     if $SUDO systemctl disable --now "$unit.service" >/dev/null 2>&1; then disabled+=("$unit"); fi
   done
   if [ ${#disabled[@]} -gt 0 ]; then

@@ -21,14 +21,23 @@ ROUTES = yaml.safe_load((paths.REPO / "alertmanager" / "alertmanager.yml").read_
 
 
 def running_rules():
+    """{alert name: [its rules]}: an SLO alert has one rule per objective, SLI and window pair."""
     rules = {}
     for path in sorted((paths.GENERATED / "rules").glob("*.yml")):
         for group in yaml.safe_load(path.read_text())["groups"]:
             for rule in group["rules"]:
                 if "alert" in rule:
-                    rules[rule["alert"]] = rule
+                    rules.setdefault(rule["alert"], []).append(rule)
     assert rules, "the stack does not run the fast alerting profile (ALERT_PROFILE=fast)"
     return rules
+
+
+def running_rule(alertname, want):
+    """The rule of `alertname` whose own labels agree with `want` (the only one, for most alerts)."""
+    found = [r for r in running_rules()[alertname]
+             if all(r.get("labels", {}).get(k, v) == v for k, v in want.items())]
+    assert len(found) == 1, f"{len(found)} rules of {alertname} match {want}"
+    return found[0]
 
 
 def bound(rule, route):
@@ -58,7 +67,7 @@ class AlertCheck:
 
     def __init__(self, alertname, /, slack=60, **want):
         self.name, self.want = alertname, want
-        self.rule = running_rules()[alertname]
+        self.rule = running_rule(alertname, want)
         self.route = routes.route(ROUTES, {"alertname": alertname, **self.rule.get("labels", {})})
         self.timeout = bound(self.rule, self.route) + slack
         self.since = time.time()

@@ -1,13 +1,22 @@
-"""Session fixtures. The native stack (3 workers) starts once per session and is shared.
+"""Session fixtures, test groups and the suite's timing report.
+
+- The native stack (3 workers) starts once per session and is shared: every test that uses it runs
+  in one xdist group ("stack"), in file order, on one worker; the others (static checks, unit and
+  integration tests, the bench's own stack) spread over the remaining workers.
+- Tests that load the machine (marked `heavy`) take a lock shared by every pytest process of the
+  checkout (`make test` runs the Redis-broker suite beside the main one), so that no two of them
+  overlap and a measurement near capacity is never starved by another.
+- Each run writes its slowest 20 tests to .native/test-durations[-<instance>].txt.
 
 The stack runs the alerting profile "fast" (native/derive.py): the real rules with shorter `for:`,
 windows and offsets, so that live alert tests take seconds, not hours.
 """
+import fcntl
 import os
 
 import pytest
 
-from native import dotenv, env as native_env, process
+from native import broker as native_broker, dotenv, env as native_env, paths, process
 from tests.live import STACK_WORKERS, forget_earlier_stacks, native_cli
 
 # Tests talk to the broker and Redis as the stack does (RMQ_URL with the .env user).
@@ -15,6 +24,38 @@ dotenv.ensure(lambda message: None)
 _env = native_env.build()
 for _name in ("RMQ_URL", "REDIS_URL"):
     os.environ[_name] = _env[_name]
+
+HEAVY_LOCK = paths.REPO / ".native" / "heavy-tests.lock"
+SLOWEST = 20
+_DURATIONS = {}  # nodeid -> seconds (setup + call + teardown)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("stack"))
+        elif "bench" in item.keywords:
+            item.add_marker(pytest.mark.xdist_group("bench"))
+
+
+@pytest.fixture(autouse=True)
+def _one_heavy_test_at_a_time(request):
+    if request.node.get_closest_marker("heavy") is None:
+        yield
+        return
+    HEAVY_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with HEAVY_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq():
+    """RabbitMQ with the bundle's user, as `make up` leaves it, without the rest of the stack."""
+    native_broker.ensure_rabbitmq(native_env.broker_parts(_env["RMQ_URL"]), lambda message: None)
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +70,20 @@ def stack():
     yield result.stdout
     if not was_running:
         native_cli("down", timeout=180)
+
+
+def pytest_runtest_logreport(report):
+    # Runs on the controller for every xdist worker's reports too.
+    _DURATIONS[report.nodeid] = _DURATIONS.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller writes the report
+    if not _DURATIONS:
+        return
+    name = f"test-durations-{paths.INSTANCE}.txt" if paths.INSTANCE else "test-durations.txt"
+    out = paths.REPO / ".native" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    slowest = sorted(_DURATIONS.items(), key=lambda item: -item[1])[:SLOWEST]
+    out.write_text("".join(f"{seconds:8.1f}s  {nodeid}\n" for nodeid, seconds in slowest))

@@ -22,7 +22,7 @@ def _compare(given, back, path, out):
             else:
                 _compare(value, back[key], f"{path}/{key}", out)
     elif isinstance(given, list) and isinstance(back, list) and len(given) == len(back):
-        for i, (a, b) in enumerate(zip(given, back)):
+        for i, (a, b) in enumerate(zip(given, back, strict=True)):
             _compare(a, b, f"{path}[{i}]", out)
     elif given != back and not (isinstance(given, (int, float)) and isinstance(back, (int, float)) and given == back):
         out.append(f"{path}: {given!r} comes back as {back!r}")

@@ -41,7 +41,7 @@ def build(cfg):
               description="Broker resident memory against its high watermark; at 100% RabbitMQ "
                           "blocks publishers.",
               unit="percentunit", steps=thresholds("green", (1, "red")),
-              min=0, max=1),
+              minimum=0, maximum=1),
         stat("Alarms", [target(f"sum({alarms})")],
              description="Resource alarms in effect (memory, disk, file descriptors); while one "
                          "is on, publishers are blocked.",
@@ -71,10 +71,10 @@ def build(cfg):
             target(f"sum({node(RabbitMQ.RESIDENT_MEMORY)})", "resident"),
             target(f"sum({node(RabbitMQ.MEMORY_LIMIT)})", "high watermark"),
         ], description="Broker resident memory and the limit at which it blocks publishers.",
-            unit="bytes", min=0, w=8),
+            unit="bytes", minimum=0, w=8),
         timeseries("Alarms by type", [target(f"max by (__name__) ({alarms})", "{{__name__}}")],
                    description="1 while an alarm is in effect.",
-                   steps=thresholds("green", (1, "red")), threshold_line=True, min=0, max=1, w=8),
+                   steps=thresholds("green", (1, "red")), threshold_line=True, minimum=0, maximum=1, w=8),
     ]
     queues = b.q.rabbitmq_queue(RabbitMQ.QUEUE_MESSAGES)
     variables = [query_variable("queue", "Queue", f"label_values({queues}, queue)")]
@@ -138,7 +138,7 @@ def build_redis(cfg):
             target(memory, "used"),
             target(f"sum({redis(Redis.MEMORY_MAX)})", "maxmemory (0: none)"),
         ], description="Memory used, and the maxmemory limit when one is set.", unit="bytes",
-            min=0, w=8),
+            minimum=0, w=8),
         timeseries("Keys and evictions", [
             target(f"sum({redis(Redis.KEYS)})", "keys"),
             target(f"sum(rate({redis(Redis.EVICTED_KEYS)}[{RATE}]))", "evicted/s"),

@@ -112,7 +112,7 @@ def value_mapping(mapping):
 
 def panel(kind, title, targets, *, w, h, description, unit="short", steps=None, links=(),
           options=None, custom=None, overrides=(), mappings=(), transformations=(),
-          min=None, max=None, empty_by_design=None):
+          minimum=None, maximum=None, empty_by_design=None):
     if empty_by_design:
         description = f"{description} {EMPTY_BY_DESIGN} {empty_by_design}"
     defaults = {
@@ -124,10 +124,10 @@ def panel(kind, title, targets, *, w, h, description, unit="short", steps=None, 
     }
     if custom:
         defaults["custom"] = custom
-    if min is not None:
-        defaults["min"] = min
-    if max is not None:
-        defaults["max"] = max
+    if minimum is not None:
+        defaults["min"] = minimum
+    if maximum is not None:
+        defaults["max"] = maximum
     return {
         "datasource": DATASOURCE,
         "description": description,

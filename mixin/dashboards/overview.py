@@ -2,7 +2,7 @@
 
 from mixin.dashboards import views
 from mixin.dashboards.builder import (
-    RATE, Board, bargauge, gauge, link, query_variable, stat, table, target, thresholds, timeseries,
+    Board, bargauge, gauge, query_variable, stat, table, target, thresholds, timeseries,
 )
 from mixin.queries import EXPORTER_QUEUE_LENGTH
 
@@ -39,7 +39,7 @@ def signal_stats(b):
              description=f"Succeeded / (succeeded + failed) over {window}, as the alert "
                          f"computes it. "
                          f"Red below {t.success_ratio_min:.0%}.",
-             unit="percentunit", steps=b.success_steps(), min=0, max=1),
+             unit="percentunit", steps=b.success_steps(), minimum=0, maximum=1),
         stat("Tasks/s", [target(b.finished_rate(QUEUE))],
              description="Tasks finished (succeeded or failed) per second."),
         stat("Queue depth", [target(f"sum({b.queue_depth(READY)})")],
@@ -51,7 +51,7 @@ def signal_stats(b):
              steps=thresholds("red", (1, "green")), graph=False),
         gauge("Busiest worker CPU", [target(f"max({b.worker_cpu_ratio()})")],
               description="The highest CPU use of any worker, as a share of the cores it may use.",
-              unit="percentunit", steps=b.cpu_steps(), min=0, max=1),
+              unit="percentunit", steps=b.cpu_steps(), minimum=0, maximum=1),
         stat("Alerts firing", [target(f'count(ALERTS{{{firing(b)}}}) or vector(0)')],
              description="Prometheus alerts firing now; the table below lists them.",
              steps=thresholds("green", (1, "red")), graph=False),
@@ -90,12 +90,12 @@ def trend_panels(b):
                    description="CPU of each worker's process tree (main process and pool children) "
                                "as a share of the cores it may use. The dashed line is the alert "
                                f"threshold ({t.worker_cpu_ratio_max:.0%}).",
-                   unit="percentunit", steps=b.cpu_steps(), threshold_line=True, min=0,
+                   unit="percentunit", steps=b.cpu_steps(), threshold_line=True, minimum=0,
                    links=worker_links),
         timeseries("Worker memory", [target(b.worker_memory(), "{{worker}}")],
                    description="Resident memory of each worker's process tree. It should be flat; "
                                "steady growth alerts.",
-                   unit="bytes", min=0,
+                   unit="bytes", minimum=0,
                    links=worker_links),
 
         timeseries("Task runtime", [target(b.runtime_quantile(q, QUEUE), f"p{round(q * 100)}")

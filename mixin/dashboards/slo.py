@@ -24,7 +24,7 @@ def rows(b, objective, sli, ratio):
         gauge(f"{title}: error budget left", [target(f"1 - avg_over_time({errors}[{period}]) / {budget}")],
               description=f"The error budget ({1 - ratio:.2%} of the tasks) not spent over the last {period}: "
                           "100% = untouched, 0% = spent.",
-              unit="percentunit", steps=thresholds("red", (0.25, "yellow"), (0.5, "green")), min=0, max=1, w=4),
+              unit="percentunit", steps=thresholds("red", (0.25, "yellow"), (0.5, "green")), minimum=0, maximum=1, w=4),
         timeseries(f"{title}: burn rate", [target(f"{slo.RECORD.format(window=name)}{selector} / {budget}", name)
                                           for name in b.cfg.slos.windows],
                    description="Error ratio over each window divided by the error budget: 1 spends the budget exactly "

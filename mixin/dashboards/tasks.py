@@ -40,7 +40,7 @@ def build(cfg):
         stat("Success rate", [target(b.success_ratio(TASK, QUEUE, window=window))],
              description=f"Succeeded / (succeeded + failed) over {window} for the selected tasks. "
                          f"Red below {b.t.success_ratio_min:.0%}.",
-             unit="percentunit", steps=b.success_steps(), min=0, max=1, w=6),
+             unit="percentunit", steps=b.success_steps(), minimum=0, maximum=1, w=6),
         stat("Tasks/s", [target(b.finished_rate(TASK, QUEUE))],
              description="Selected tasks finished (succeeded or failed) per second.", w=6),
         stat("Failed in range", [target(f"sum(increase({failed}[$__range]))", instant=True)],
@@ -61,7 +61,7 @@ def build(cfg):
                    [target(b.success_ratio(TASK, QUEUE, by="name"), "{{name}}")],
                    description="Succeeded / finished per task. The dashed line is the alert "
                                f"threshold ({b.t.success_ratio_min:.0%}).",
-                   unit="percentunit", steps=b.success_steps(), threshold_line=True, min=0, max=1,
+                   unit="percentunit", steps=b.success_steps(), threshold_line=True, minimum=0, maximum=1,
                    links=failed_links),
         timeseries("Failures by exception",
                    [target(f"sum by (name, exception) (rate({failed}[{RATE}]))",

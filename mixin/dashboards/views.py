@@ -76,7 +76,7 @@ def overview_summaries(b, *matchers):
              [target(b.q.increase_success_ratio(RANGE, *matchers, by=""), instant=True)],
              description="Succeeded / (succeeded + failed) over the selected time range. Red below "
                          f"{b.t.success_ratio_min:.0%}.",
-             unit="percentunit", steps=b.success_steps(), min=0, max=1, graph=False, w=8),
+             unit="percentunit", steps=b.success_steps(), minimum=0, maximum=1, graph=False, w=8),
         stat("Mean runtime in range", [target(b.q.mean_runtime(RANGE, *matchers, by=""), instant=True)],
              description="Mean runtime of successful tasks over the selected time range "
                          "(histogram _sum / _count).", unit="s", graph=False, w=8),

@@ -75,12 +75,12 @@ def resource_panels(b, s, open_in_flower):
                    description="CPU of each worker's process tree as a share of the cores it may "
                                "use. The dashed line is the alert threshold "
                                f"({b.t.worker_cpu_ratio_max:.0%}).",
-                   unit="percentunit", steps=b.cpu_steps(), threshold_line=True, min=0,
+                   unit="percentunit", steps=b.cpu_steps(), threshold_line=True, minimum=0,
                    links=open_in_flower),
         timeseries("Memory", [target(b.worker_memory(WORKER), "{{worker}}")],
                    description="Resident memory of each worker's process tree (main process and "
                                "pool children).",
-                   unit="bytes", min=0, links=open_in_flower),
+                   unit="bytes", minimum=0, links=open_in_flower),
 
         timeseries("Memory growth",
                    [target(b.worker_memory_growth(WORKER), "{{worker}}")],
@@ -123,7 +123,7 @@ def pool_panels(b, open_in_flower):
                     target(b.q.pool_process_memory_limit(WORKER, by="worker"), "{{worker}} limit")],
                    description="Resident memory of each worker's largest pool process against "
                                "worker_max_memory_per_child: over it, the process is replaced after its task.",
-                   unit="bytes", min=0, links=open_in_flower),
+                   unit="bytes", minimum=0, links=open_in_flower),
     ]
 
 

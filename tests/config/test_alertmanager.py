@@ -57,7 +57,7 @@ def webhook_receivers():
 
 
 @pytest.mark.parametrize("labels", [{"alertname": r["alert"], **r["labels"]} for r in RULE_ALERTS]
-                         + [{"alertname": "SomethingElse", "severity": "unknown"}], ids=lambda l: l["alertname"])
+                         + [{"alertname": "SomethingElse", "severity": "unknown"}], ids=lambda labels: labels["alertname"])
 def test_every_alert_reaches_the_webhook_soon_and_separately_per_object(labels):
     # The demo and the live tests read what the app's webhook received, firing and resolved.
     route = routes.route(CONFIG["route"], labels)

@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from mixin.config import Config
+from native import derive, paths, services
 
 JOBS = Config().jobs.model_dump()
-from native import derive, paths, services
 
 PROM = paths.REPO / "prometheus" / "prometheus.yml"
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing: run `make deps`")

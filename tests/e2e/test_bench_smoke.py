@@ -9,7 +9,8 @@ import sys
 import psutil
 import pytest
 
-pytestmark = pytest.mark.stack
+# The bench runs its own stack (its ports, its vhost) beside the session's: it needs only RabbitMQ.
+pytestmark = [pytest.mark.bench, pytest.mark.heavy]
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -46,7 +47,7 @@ def bench_processes():
     return found
 
 
-def test_quick_bench_prints_every_figure_and_writes_every_key(stack, tmp_path):
+def test_quick_bench_prints_every_figure_and_writes_every_key(rabbitmq, tmp_path):
     out, chart = tmp_path / "bench.json", tmp_path / "bench.svg"
     r = bench(*SMOKE, "--json", str(out), "--chart", str(chart), "--charts", str(tmp_path), timeout=840)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
@@ -114,7 +115,7 @@ def check_fleet(f, workers):
         assert p["prometheus"]["head_series"] > 0
 
 
-def test_quick_fleet_section_alone(stack, tmp_path):
+def test_quick_fleet_section_alone(rabbitmq, tmp_path):
     out = tmp_path / "fleet.json"
     r = bench("--quick", "--sections", "fleet", "--fleet-workers", "10,100", "--json", str(out), timeout=300)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]

@@ -43,6 +43,7 @@ def test_failures_reports_the_exact_count_and_exception(stack, tmp_path):
     assert "SimulatedTaskError: 4" in r.stdout
 
 
+@pytest.mark.heavy
 def test_steady_50_per_second_is_within_5_percent(stack, tmp_path):
     out = tmp_path / "steady.json"
     r = loadtest("steady", "--rate", "50", "--duration", "6", "--timeout", "0", "--json", str(out))

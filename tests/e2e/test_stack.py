@@ -5,9 +5,9 @@ import pytest
 import requests
 
 from mixin.config import Config
+from tests.live import FLOWER, native_cli, prom_query, prom_scalar, settled, submit, wait_finished, wait_for
 
 JOBS = Config().jobs.model_dump()
-from tests.live import FLOWER, native_cli, prom_query, prom_scalar, settled, submit, wait_finished, wait_for
 
 pytestmark = pytest.mark.stack
 

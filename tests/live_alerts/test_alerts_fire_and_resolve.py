@@ -88,6 +88,7 @@ def test_backlog_and_growing_queue(stack):
              message="the long tasks to be revoked")
 
 
+@pytest.mark.heavy
 def test_worker_cpu_above_80_percent(stack):
     # Two CPU-bound tasks: each takes most of a core, twice a worker's budget (see tests/live.py).
     check = AlertCheck("CeleryWorkerCpuHigh")

@@ -1,7 +1,10 @@
 """The Redis-broker stack: one native stack with BROKER=redis and 3 workers, shared by tests/redis.
 
-Its tests run last in the session (after every RabbitMQ-stack test), so the session's RabbitMQ stack
-is stopped once, the Redis one started once, and nothing restarts the RabbitMQ stack afterwards.
+`make test` runs tests/redis in a pytest process of its own, beside the RabbitMQ-stack suite, on a
+second native stack (NATIVE_INSTANCE, NATIVE_PORT_OFFSET: its own state directory and ports; its
+own Redis serves as broker and, on another database, as result backend). Run within the main
+session instead (plain `pytest tests`), its tests come last: the session's RabbitMQ stack is
+stopped once, the Redis one started once on the same ports.
 The stack runs the fast alerting profile, and a short visibility timeout (with tasks capped below it)
 so that redelivery after a SIGKILL takes seconds, not the default 11 minutes.
 """
@@ -13,11 +16,18 @@ import time
 import pytest
 
 from native import env as native_env, paths
+from native.ports import BASE_PORTS, OFFSET
 from tests.live import STACK_ENV, STACK_WORKERS, forget_earlier_stacks
 
 VISIBILITY_TIMEOUT = 30
+# A stack of its own beside the session's RabbitMQ stack (make test), or in its place.
+SIDE_BY_SIDE = bool(paths.INSTANCE)
 REDIS_STACK_ENV = {**STACK_ENV, "BROKER": "redis", "VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
                    "MAX_TIMEOUT_SECONDS": "20"}
+if SIDE_BY_SIDE:
+    # Results on a Redis of its own (native mode starts one where none listens): the RabbitMQ
+    # stack's tests stop the system Redis meanwhile.
+    REDIS_STACK_ENV["REDIS_URL"] = f"redis://127.0.0.1:{BASE_PORTS['redis'] + OFFSET}/0"
 
 
 def redis_stack_env():
@@ -50,13 +60,19 @@ def pytest_collection_modifyitems(session, config, items):
     items[:] = [i for i in items if i not in ours] + ours
 
 
+def native_down():
+    subprocess.run([sys.executable, "-m", "native", "down"], capture_output=True, text=True, timeout=180,
+                   env=redis_stack_env())
+
+
 @pytest.fixture(scope="package")
 def redis_stack():
     t0 = time.monotonic()
-    subprocess.run([sys.executable, "-m", "native", "down"], capture_output=True, text=True, timeout=180)
-    forget_earlier_stacks()  # the RabbitMQ stack's targets and counters must not mix into these tests
+    native_down()  # this instance's previous stack, or the session's RabbitMQ stack on these ports
+    forget_earlier_stacks()  # an earlier stack's targets and counters must not mix into these tests
     out = redis_up()
     print(out)
-    print(f"Redis-broker stack up in {time.monotonic() - t0:.1f}s (after stopping the previous one)")
+    print(f"Redis-broker stack up in {time.monotonic() - t0:.1f}s"
+          + (" beside the RabbitMQ stack" if SIDE_BY_SIDE else " (after stopping the previous one)"))
     yield out
-    subprocess.run([sys.executable, "-m", "native", "down"], capture_output=True, text=True, timeout=180)
+    native_down()

@@ -11,12 +11,12 @@ import pytest
 from celery import Celery
 
 from mixin.config import Config
-
-REDIS_BROKER_JOB = Config().jobs.redis_broker
 from tests.alerting import AlertCheck
 from tests.live import STACK_WORKERS, SteadyLoad, submit, task_state, wait_finished, wait_for
 from tests.redis.conftest import REDIS_STACK_ENV, redis_broker_url
 from worker import settings
+
+REDIS_BROKER_JOB = Config().jobs.redis_broker
 
 pytestmark = pytest.mark.stack
 QUEUE = {"queue": "celery"}

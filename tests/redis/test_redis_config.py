@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from mixin.config import Config
+from native import broker, env as native_env, paths
 
 JOBS = Config().jobs.model_dump()
 REDIS_BROKER_JOB = JOBS["redis_broker"]
-from native import broker, env as native_env, paths
 
 REPO = paths.REPO
 

@@ -33,6 +33,7 @@ def broker_cli(*args):
     return result.stdout.strip()
 
 
+@pytest.mark.heavy
 def test_flower_cut_off_by_redis_fires_events_lost_for_flower_only(redis_stack):
     flower = process.running_pid("flower")
     assert flower, "Flower is not running"

@@ -7,14 +7,14 @@ import pytest
 import requests
 
 from mixin.config import Config
-
-JOBS = Config().jobs.model_dump()
-REDIS_BROKER_JOB = JOBS["redis_broker"]
 from native import broker, process
 from tests import faults
 from tests.live import APP, FLOWER, STACK_WORKERS, prom_query, prom_scalar, settled, submit, wait_finished, \
     wait_for
 from tests.redis.conftest import VISIBILITY_TIMEOUT, redis_up
+
+JOBS = Config().jobs.model_dump()
+REDIS_BROKER_JOB = JOBS["redis_broker"]
 
 pytestmark = pytest.mark.stack
 
@@ -116,6 +116,7 @@ class Submitter(threading.Thread):
             self.done.wait(self.interval)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["shutdown", "sigkill"])
 def test_redis_broker_restart_under_load_loses_no_accepted_task(redis_stack, sig):
     """The broker's Redis keeps an append-only file: a restart (clean or SIGKILL) loses no task that the

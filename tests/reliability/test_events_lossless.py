@@ -28,6 +28,7 @@ def tasks_run_by_workers():
     return sum(sum(s.get("total", {}).values()) for s in stats.values()), len(stats)
 
 
+@pytest.mark.heavy
 def test_two_minutes_near_capacity_lose_no_event(stack, tmp_path):
     # The stack's workers only: a scaled-away worker's series may be purged by Flower during the run.
     # The exporter's task series carry no hostname (its launcher's default) and are never purged.

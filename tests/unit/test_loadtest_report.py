@@ -51,7 +51,7 @@ def test_summary_numbers():
     s = summary(RECORDS)
     assert (s["succeeded"], s["failed"], s["unfinished"], s["lost"]) == (2, 2, 0, 0)
     assert s["achieved_rate"] == 2.0 and s["throughput"] == 1.0  # 4 finished over 4 s
-    assert s["latency_seconds"] == {"p50": 1.75, "p95": 2.85, "p99": 2.97}
+    assert s["latency_seconds"] == {"p50": 1.75, "p95": 2.85, "p99": 2.97, "sum": 1.0 + 2.0 + 3.0 + 1.5}
     assert s["failures_by_exception"] == {"SimulatedTaskError": 1, "REVOKED": 1}
     assert s["exit_code"] == 0 and s["alerts_firing"] == ["Watchdog"]
 

@@ -83,7 +83,7 @@ def test_batches_cover_every_task_once_with_exact_failures(count, rate, fail_rat
     planned = batches(plan)
     starts = [b.task_num_start for b in planned]
     assert starts[0] == 1 and sum(b.count for b in planned) == count
-    assert all(a.task_num_start + a.count == b.task_num_start for a, b in zip(planned, planned[1:]))
+    assert all(a.task_num_start + a.count == b.task_num_start for a, b in zip(planned, planned[1:], strict=False))
     assert all(1 <= b.count <= scenarios.MAX_TASKS_PER_REQUEST for b in planned)
     assert total_fails(plan) == len(app_failing_indexes(count, fail_rate))
     assert all(len(app_failing_indexes(b.count, b.payload()["fail_rate"])) == b.fail_count for b in planned)

@@ -65,7 +65,7 @@ def test_failing_indexes_are_exact_and_spread(count, rate, expected):
     assert all(0 <= i < count for i in fails)
     if expected >= 2:
         ordered = sorted(fails)
-        gaps = {b - a for a, b in zip(ordered, ordered[1:])}
+        gaps = {b - a for a, b in zip(ordered, ordered[1:], strict=False)}
         assert max(gaps) - min(gaps) <= 1  # evenly spread, not bunched at the start
 
 
