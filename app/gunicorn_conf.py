@@ -1,5 +1,6 @@
 """gunicorn settings. One process with threads: prometheus-flask-exporter's metrics and the
 in-memory alert store then need no multiprocess mode."""
+
 import os
 
 bind = os.environ.get("APP_BIND", "127.0.0.1:8080")

@@ -1,5 +1,6 @@
 """Routes: the web form (/), the JSON API (/api/...), /healthz, /metrics, the alert webhook, the
 alerts page (/alerts) and the runbooks (/runbooks/<AlertName>)."""
+
 import collections
 import datetime
 import logging
@@ -63,16 +64,21 @@ def task_state(task_id, backend):
 
 def create_app():
     flask_app = Flask(__name__)
-    flask_app.config.update(MAX_CONTENT_LENGTH=settings.MAX_BODY_BYTES, SECRET_KEY=settings.SECRET_KEY,
-                            JSON_SORT_KEYS=False, ALERT_WEBHOOK_TOKEN=settings.ALERT_WEBHOOK_TOKEN,
-                            ALERT_WEBHOOK_MAX_BYTES=settings.ALERT_WEBHOOK_MAX_BYTES)
+    flask_app.config.update(
+        MAX_CONTENT_LENGTH=settings.MAX_BODY_BYTES,
+        SECRET_KEY=settings.SECRET_KEY,
+        JSON_SORT_KEYS=False,
+        ALERT_WEBHOOK_TOKEN=settings.ALERT_WEBHOOK_TOKEN,
+        ALERT_WEBHOOK_MAX_BYTES=settings.ALERT_WEBHOOK_MAX_BYTES,
+    )
     PrometheusMetrics(flask_app, group_by="url_rule", default_labels={})
     # The form carries a CSRF token; the JSON API needs Content-Type: application/json, which a
     # cross-site form cannot send without a CORS preflight that this app never allows.
     csrf = CSRFProtect(flask_app)
     flask_app.add_template_filter(
         lambda ts: datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "datetime_utc")
+        "datetime_utc",
+    )
     alerts = collections.deque(maxlen=settings.ALERTS_KEPT)
     alerts_lock = threading.Lock()
     backend = lookup_backend()
@@ -93,8 +99,14 @@ def create_app():
     def csrf_error(exc):
         values = {k: getattr(Submission(), k) for k in FIELDS}
         message = "the form expired or was sent from another site: reload the page and submit again"
-        return render_template("index.html", values=values, tasks=TASKS, flower_url=settings.FLOWER_PUBLIC_URL,
-                               error={"field": "csrf_token", "message": message}, submitted=None), 400
+        return render_template(
+            "index.html",
+            values=values,
+            tasks=TASKS,
+            flower_url=settings.FLOWER_PUBLIC_URL,
+            error={"field": "csrf_token", "message": message},
+            submitted=None,
+        ), 400
 
     @flask_app.errorhandler(Exception)
     def unexpected(exc):
@@ -121,8 +133,12 @@ def create_app():
             ids = submit(sub)
         except BrokerUnavailable as exc:
             return jsonify(error=str(exc), enqueued=exc.enqueued), 503
-        return jsonify(task=sub.task, count=len(ids), task_ids=ids,
-                       flower_urls=[f"{settings.FLOWER_PUBLIC_URL}/task/{i}" for i in ids]), 202
+        return jsonify(
+            task=sub.task,
+            count=len(ids),
+            task_ids=ids,
+            flower_urls=[f"{settings.FLOWER_PUBLIC_URL}/task/{i}" for i in ids],
+        ), 202
 
     @flask_app.get("/api/tasks/<task_id>")
     def api_task(task_id):
@@ -141,8 +157,9 @@ def create_app():
     def api_alerts_webhook():
         # Only Alertmanager posts here: its bearer token first, before the body is read.
         if not notifications.token_ok(request.headers.get("Authorization"), flask_app.config["ALERT_WEBHOOK_TOKEN"]):
-            return error(401, "a valid `Authorization: Bearer <ALERT_WEBHOOK_TOKEN>` header is required",
-                         "Authorization")
+            return error(
+                401, "a valid `Authorization: Bearer <ALERT_WEBHOOK_TOKEN>` header is required", "Authorization"
+            )
         request.max_content_length = flask_app.config["ALERT_WEBHOOK_MAX_BYTES"]
         if (request.content_length or 0) > request.max_content_length:
             return error(413, f"the body is larger than {request.max_content_length} bytes", "body")
@@ -168,14 +185,16 @@ def create_app():
         with alerts_lock:
             stored = list(alerts)
         shown = [notifications.view(n) for n in reversed(stored)]  # newest first
-        return render_template("alerts.html", notifications=shown, flower_url=settings.FLOWER_PUBLIC_URL,
-                               kept=settings.ALERTS_KEPT)
+        return render_template(
+            "alerts.html", notifications=shown, flower_url=settings.FLOWER_PUBLIC_URL, kept=settings.ALERTS_KEPT
+        )
 
     @flask_app.get("/runbooks")
     @flask_app.get("/runbooks/")
     def runbooks_index():
-        return render_template("runbooks.html", names=runbooks.names(Path(settings.RUNBOOKS_DIR)),
-                               flower_url=settings.FLOWER_PUBLIC_URL)
+        return render_template(
+            "runbooks.html", names=runbooks.names(Path(settings.RUNBOOKS_DIR)), flower_url=settings.FLOWER_PUBLIC_URL
+        )
 
     @flask_app.get("/runbooks/<path:name>")
     def runbook(name):
@@ -188,7 +207,13 @@ def create_app():
     @flask_app.route("/", methods=["GET", "POST"])
     def index():
         values = {k: getattr(Submission(), k) for k in FIELDS}
-        context = {"values": values, "tasks": TASKS, "flower_url": settings.FLOWER_PUBLIC_URL, "error": None, "submitted": None}
+        context = {
+            "values": values,
+            "tasks": TASKS,
+            "flower_url": settings.FLOWER_PUBLIC_URL,
+            "error": None,
+            "submitted": None,
+        }
         if request.method == "GET":
             return render_template("index.html", **context)
         form = request.form.to_dict()

@@ -5,13 +5,25 @@ Alertmanager (webhook_config, payload version 4) posts
    "commonLabels": {...}, "commonAnnotations": {...}, "externalURL": ..., "truncatedAlerts": n,
    "alerts": [{"status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"}]}
 """
+
 import hmac
 from urllib.parse import quote
 
 STATUSES = ("firing", "resolved")
 # Labels that tell an on-call engineer *what* is affected, in the order they are shown.
-KEY_LABELS = ("name", "task", "queue", "queue_name", "vhost", "worker", "hostname", "instance", "job",
-              "cluster", "namespace")
+KEY_LABELS = (
+    "name",
+    "task",
+    "queue",
+    "queue_name",
+    "vhost",
+    "worker",
+    "hostname",
+    "instance",
+    "job",
+    "cluster",
+    "namespace",
+)
 LINKS = (("runbook_url", "Runbook"), ("dashboard_url", "Dashboard"), ("flower_url", "Flower"))
 
 
@@ -40,7 +52,7 @@ def validate(payload):
     if not isinstance(payload, dict):
         raise PayloadError("expected an Alertmanager webhook payload (a JSON object)", "body")
     if payload.get("version") != "4":
-        raise PayloadError("expected version \"4\" of Alertmanager's webhook payload", "version")
+        raise PayloadError('expected version "4" of Alertmanager\'s webhook payload', "version")
     if payload.get("status") not in STATUSES:
         raise PayloadError("must be firing or resolved", "status")
     if not isinstance(payload.get("receiver"), str):
@@ -95,13 +107,24 @@ def view(notification):
         labels, ann = alert["labels"], alert.get("annotations", {})
         links = [(title, _http(ann.get(key))) for key, title in LINKS]
         links.append(("Silence", silence_url(notification.get("externalURL"), labels)))
-        alerts.append({
-            "name": labels["alertname"], "status": alert["status"], "severity": labels.get("severity", "none"),
-            "summary": ann.get("summary", ""), "description": ann.get("description", ""),
-            "labels": [(k, labels[k]) for k in KEY_LABELS if labels.get(k)],
-            "starts_at": _when(alert.get("startsAt", "")), "ends_at": _when(alert.get("endsAt", "")),
-            "links": [(title, url) for title, url in links if url],
-        })
-    return {"received_at": notification["received_at"], "status": notification["status"],
-            "receiver": notification["receiver"], "count": len(alerts),
-            "truncated": notification.get("truncatedAlerts", 0), "alerts": alerts}
+        alerts.append(
+            {
+                "name": labels["alertname"],
+                "status": alert["status"],
+                "severity": labels.get("severity", "none"),
+                "summary": ann.get("summary", ""),
+                "description": ann.get("description", ""),
+                "labels": [(k, labels[k]) for k in KEY_LABELS if labels.get(k)],
+                "starts_at": _when(alert.get("startsAt", "")),
+                "ends_at": _when(alert.get("endsAt", "")),
+                "links": [(title, url) for title, url in links if url],
+            }
+        )
+    return {
+        "received_at": notification["received_at"],
+        "status": notification["status"],
+        "receiver": notification["receiver"],
+        "count": len(alerts),
+        "truncated": notification.get("truncatedAlerts", 0),
+        "alerts": alerts,
+    }

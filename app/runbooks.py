@@ -3,6 +3,7 @@
 Alert annotations link here (runbook_url = <RUNBOOK_BASE_URL>/<AlertName>). Pages are rendered
 once per file version (cached by modification time), raw HTML inside the Markdown is escaped.
 """
+
 import re
 from pathlib import Path
 

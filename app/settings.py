@@ -1,4 +1,5 @@
 """Every setting the app reads, with its environment name and default."""
+
 import os
 import secrets
 from pathlib import Path
@@ -17,5 +18,4 @@ ALERT_WEBHOOK_TOKEN = os.environ.get("ALERT_WEBHOOK_TOKEN", "")
 # Largest webhook body accepted (413 above). Alertmanager's webhook sends at most max_alerts alerts.
 ALERT_WEBHOOK_MAX_BYTES = int(os.environ.get("ALERT_WEBHOOK_MAX_BYTES", str(256 * 1024)))
 # Runbooks served at /runbooks/<AlertName>, rendered from <RUNBOOKS_DIR>/<AlertName>.md.
-RUNBOOKS_DIR = os.environ.get("RUNBOOKS_DIR") or str(
-    Path(__file__).resolve().parent.parent / "docs" / "runbooks")
+RUNBOOKS_DIR = os.environ.get("RUNBOOKS_DIR") or str(Path(__file__).resolve().parent.parent / "docs" / "runbooks")

@@ -1,4 +1,5 @@
 """Enqueue a validated Submission: one producer connection, one message per task."""
+
 from celery.exceptions import CeleryError
 from kombu.exceptions import OperationalError
 

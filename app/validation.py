@@ -3,6 +3,7 @@
 One code path for both: the form's values are strings, so they are converted from text; JSON values
 must already have the right type (true is not a number, "5" is not a number).
 """
+
 import math
 import re
 from dataclasses import dataclass
@@ -76,7 +77,9 @@ def parse_submission(data, from_text=False):
         raise ValidationError("body", "the body must be a JSON object")
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
-        raise ValidationError(str(unknown[0])[:64], f"unknown field {str(unknown[0])[:64]!r}; known fields: {', '.join(FIELDS)}")
+        raise ValidationError(
+            str(unknown[0])[:64], f"unknown field {str(unknown[0])[:64]!r}; known fields: {', '.join(FIELDS)}"
+        )
     given = {k: v for k, v in data.items() if not (from_text and str(v).strip() == "")}
     values = {}
     if "task" in given:
@@ -107,22 +110,31 @@ def _check_fault_modes(sub):
         return
     for field in FAULT_FIELDS:
         if getattr(sub, field):
-            raise ValidationError(field, f"{field} is a fault-injection field and fault injection is off "
-                                         f"(PROFILE={settings.PROFILE}); leave it out or set it to 0, or set "
-                                         "FAULT_INJECTION=on where the workers may be broken on purpose")
+            raise ValidationError(
+                field,
+                f"{field} is a fault-injection field and fault injection is off "
+                f"(PROFILE={settings.PROFILE}); leave it out or set it to 0, or set "
+                "FAULT_INJECTION=on where the workers may be broken on purpose",
+            )
 
 
 def _check_proportion(sub):
     """Totals of one request: each field may be within its range and the product still too much."""
     seconds = sub.count * sub.timeout
     if seconds > settings.MAX_TASK_SECONDS_PER_REQUEST:
-        raise ValidationError("count", f"count x timeout must be at most {settings.MAX_TASK_SECONDS_PER_REQUEST:g} "
-                                         f"task-seconds per request, got {sub.count} x {sub.timeout:g} = {seconds:g}; "
-                                         "send fewer or shorter tasks, or several requests")
+        raise ValidationError(
+            "count",
+            f"count x timeout must be at most {settings.MAX_TASK_SECONDS_PER_REQUEST:g} "
+            f"task-seconds per request, got {sub.count} x {sub.timeout:g} = {seconds:g}; "
+            "send fewer or shorter tasks, or several requests",
+        )
     memory = sub.count * sub.memory_mb
     if memory > settings.MAX_MEMORY_MB_PER_REQUEST:
-        raise ValidationError("memory_mb", f"count x memory_mb must be at most {settings.MAX_MEMORY_MB_PER_REQUEST} MB "
-                                           f"per request, got {sub.count} x {sub.memory_mb} = {memory} MB")
+        raise ValidationError(
+            "memory_mb",
+            f"count x memory_mb must be at most {settings.MAX_MEMORY_MB_PER_REQUEST} MB "
+            f"per request, got {sub.count} x {sub.memory_mb} = {memory} MB",
+        )
 
 
 def failing_indexes(count, fail_rate):

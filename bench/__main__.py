@@ -7,6 +7,7 @@ needs), alerts (fault -> webhook latency against its bound), coldstart (opt-in: 
 --quick uses tiny sizes (the smoke test); its figures are not measurements.
 Exit codes: 0 done, 1 a section failed, 2 bad options, 130 interrupted.
 """
+
 import argparse
 import datetime
 import json
@@ -25,15 +26,42 @@ SECTIONS = ("throughput", "capacity", "memory", "fleet", "alerts", "coldstart")
 CONFIG_NAMES = ("bare", "events", "full", "full_wm_off", "offshelf", "stock")  # stock: opt-in (--configs)
 KINDS = ("trivial", "cpu10")
 # Full-run defaults, and the --quick ones (used only for options not given).
-FULL = {"tasks": 20000, "cpu_tasks": 2000, "rounds": 3, "capacity_rates": [200, 400, 600, 800, 1000, 1200, 1400, 1600],
-        "step_seconds": 20.0, "memory_tasks": [10000, 100000], "names": [20, 200], "settle": 10.0,
-        "alert_profile": "standard", "warmup": 60.0, "alert_rate": 10.0,
-        "fleet_workers": [10, 100, 1000], "fleet_rate": 200.0, "fleet_seconds": 30.0, "fleet_names": 1000,
-        "fleet_queues": 50}
-QUICK = {"tasks": 300, "cpu_tasks": 40, "rounds": 1, "capacity_rates": [50, 100], "step_seconds": 3.0,
-         "memory_tasks": [200, 400], "names": [3, 6], "settle": 1.0, "alert_profile": "fast", "warmup": 10.0,
-         "alert_rate": 10.0, "fleet_workers": [10, 100], "fleet_rate": 50.0, "fleet_seconds": 4.0,
-         "fleet_names": 20, "fleet_queues": 5}
+FULL = {
+    "tasks": 20000,
+    "cpu_tasks": 2000,
+    "rounds": 3,
+    "capacity_rates": [200, 400, 600, 800, 1000, 1200, 1400, 1600],
+    "step_seconds": 20.0,
+    "memory_tasks": [10000, 100000],
+    "names": [20, 200],
+    "settle": 10.0,
+    "alert_profile": "standard",
+    "warmup": 60.0,
+    "alert_rate": 10.0,
+    "fleet_workers": [10, 100, 1000],
+    "fleet_rate": 200.0,
+    "fleet_seconds": 30.0,
+    "fleet_names": 1000,
+    "fleet_queues": 50,
+}
+QUICK = {
+    "tasks": 300,
+    "cpu_tasks": 40,
+    "rounds": 1,
+    "capacity_rates": [50, 100],
+    "step_seconds": 3.0,
+    "memory_tasks": [200, 400],
+    "names": [3, 6],
+    "settle": 1.0,
+    "alert_profile": "fast",
+    "warmup": 10.0,
+    "alert_rate": 10.0,
+    "fleet_workers": [10, 100],
+    "fleet_rate": 50.0,
+    "fleet_seconds": 4.0,
+    "fleet_names": 20,
+    "fleet_queues": 5,
+}
 
 
 class Parser(argparse.ArgumentParser):
@@ -48,8 +76,11 @@ def _int(low, high=None):
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
         if v < low or (high is not None and v > high):
-            raise argparse.ArgumentTypeError(f"must be {'>= %d' % low if high is None else f'between {low} and {high}'}, got {v}")
+            raise argparse.ArgumentTypeError(
+                f"must be {'>= %d' % low if high is None else f'between {low} and {high}'}, got {v}"
+            )
         return v
+
     return parse
 
 
@@ -62,6 +93,7 @@ def _float(low):
         if not v > low:
             raise argparse.ArgumentTypeError(f"must be > {low:g}, got {text}")
         return v
+
     return parse
 
 
@@ -79,6 +111,7 @@ def _list(item, choices=None, increasing=False):
         if increasing and out != sorted(set(out)):
             raise argparse.ArgumentTypeError(f"must be increasing, got {text!r}")
         return out
+
     return parse
 
 
@@ -94,6 +127,7 @@ def _conf(text):
 
 def _variant(text):
     from bench.configs import variant
+
     try:
         return variant(text)
     except ValueError as exc:
@@ -108,6 +142,7 @@ def _out(suffix=None):
         if suffix and not text.lower().endswith(suffix):
             raise argparse.ArgumentTypeError(f"must end with {suffix}, got {text!r}")
         return text
+
     return parse
 
 
@@ -120,34 +155,65 @@ def _dir(text):
 def build_parser():
     p = Parser(prog="bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run (not figures)")
-    p.add_argument("--sections", type=_list(str, SECTIONS), default=list(SECTIONS), help="comma list of " + ",".join(SECTIONS))
+    p.add_argument(
+        "--sections", type=_list(str, SECTIONS), default=list(SECTIONS), help="comma list of " + ",".join(SECTIONS)
+    )
     p.add_argument("--tasks", type=_int(1), help=f"trivial tasks per throughput run ({FULL['tasks']})")
     p.add_argument("--cpu-tasks", type=_int(1), help=f"10 ms tasks per throughput run ({FULL['cpu_tasks']})")
     p.add_argument("--rounds", type=_int(1, 50), help=f"interleaved rounds ({FULL['rounds']})")
-    p.add_argument("--configs", type=_list(str, CONFIG_NAMES), default=list(CONFIG_NAMES[:5]),
-                   help="throughput configurations (bare,events,full,full_wm_off,offshelf; stock = bare with "
-                        "Celery's defaults)")
+    p.add_argument(
+        "--configs",
+        type=_list(str, CONFIG_NAMES),
+        default=list(CONFIG_NAMES[:5]),
+        help="throughput configurations (bare,events,full,full_wm_off,offshelf; stock = bare with Celery's defaults)",
+    )
     p.add_argument("--kinds", type=_list(str, KINDS), default=list(KINDS))
     p.add_argument("--capacity-rates", type=_list(_int(1), increasing=True), help="tasks/s steps (200,400,...,1600)")
     p.add_argument("--step-seconds", type=_float(0), help=f"seconds per capacity step ({FULL['step_seconds']:g})")
     p.add_argument("--memory-tasks", type=_list(_int(1), increasing=True), help="cumulative points (10000,100000)")
     p.add_argument("--names", type=_list(_int(1, 1000)), help="task-name counts (20,200)")
     p.add_argument("--settle", type=_float(-1), help="seconds after catch-up before reading memory (10)")
-    p.add_argument("--fleet-workers", type=_list(_int(1, 5000), increasing=True), help="simulated worker counts (10,100,1000)")
+    p.add_argument(
+        "--fleet-workers", type=_list(_int(1, 5000), increasing=True), help="simulated worker counts (10,100,1000)"
+    )
     p.add_argument("--fleet-rate", type=_float(0), help=f"fleet: simulated tasks/s ({FULL['fleet_rate']:g})")
-    p.add_argument("--fleet-seconds", type=_float(0), help=f"fleet: seconds of traffic per worker count ({FULL['fleet_seconds']:g})")
+    p.add_argument(
+        "--fleet-seconds",
+        type=_float(0),
+        help=f"fleet: seconds of traffic per worker count ({FULL['fleet_seconds']:g})",
+    )
     p.add_argument("--fleet-names", type=_int(1, 1000), help=f"fleet: task names ({FULL['fleet_names']})")
     p.add_argument("--fleet-queues", type=_int(1, 50), help=f"fleet: queues ({FULL['fleet_queues']})")
-    p.add_argument("--alert-profile", choices=["standard", "fast"], help="the mixin's alerting profile: real rules (for: 2m) or the live tests' fast one")
+    p.add_argument(
+        "--alert-profile",
+        choices=["standard", "fast"],
+        help="the mixin's alerting profile: real rules (for: 2m) or the live tests' fast one",
+    )
     p.add_argument("--warmup", type=_float(0), help="alert section: seconds of healthy traffic first (60)")
     p.add_argument("--alert-rate", type=_float(0), help="alert section: tasks/s (10)")
     p.add_argument("--cold-start", action="store_true", help="time `python -m native up` (needs the stack stopped)")
-    p.add_argument("--conf", type=_conf, action="append", default=[], metavar="SETTING=VALUE",
-                   help="override a Celery setting of the bench worker and publisher (tuning experiments)")
-    p.add_argument("--variant", type=_variant, action="append", default=[], metavar="NAME:SETTING=VALUE[,...]",
-                   help="add the configuration full+NAME, interleaved and paired like the others: " + SPEC_HELP)
-    p.add_argument("--loglevel", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                   help="bench worker log level (the native stack runs INFO)")
+    p.add_argument(
+        "--conf",
+        type=_conf,
+        action="append",
+        default=[],
+        metavar="SETTING=VALUE",
+        help="override a Celery setting of the bench worker and publisher (tuning experiments)",
+    )
+    p.add_argument(
+        "--variant",
+        type=_variant,
+        action="append",
+        default=[],
+        metavar="NAME:SETTING=VALUE[,...]",
+        help="add the configuration full+NAME, interleaved and paired like the others: " + SPEC_HELP,
+    )
+    p.add_argument(
+        "--loglevel",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="bench worker log level (the native stack runs INFO)",
+    )
     p.add_argument("--json", type=_out(), help="write every figure as JSON here (always also .native/bench/last.json)")
     p.add_argument("--chart", type=_out(".svg"), help="write the throughput chart (SVG) here")
     p.add_argument("--charts", type=_dir, help="write every chart (performance-*.svg) into this directory")
@@ -162,6 +228,7 @@ def resolve(parser, args):
     if "throughput" in args.sections and "bare" not in args.configs:
         parser.error("argument --configs: must include bare (ratios are to bare)")
     from bench.configs import CONFIGS
+
     for config in args.variant:
         CONFIGS[config.name] = config
         args.configs.append(config.name)
@@ -182,6 +249,7 @@ def versions(mgmt, auth):
     from importlib.metadata import version
 
     import requests
+
     out = {p: version(p) for p in ("celery", "kombu", "flower")}
     try:
         out["rabbitmq"] = requests.get(f"{mgmt}/overview", auth=auth, timeout=5).json()["rabbitmq_version"]
@@ -204,27 +272,53 @@ def main(argv=None):
     try:
         with stack.Bench(say, loglevel=args.loglevel, conf=dict(args.conf)) as bench:
             from bench import tasks
+
             conf = tasks.app.conf
             results["meta"] = {
-                "command": "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
-                "started": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
-                "quick": args.quick, "versions": versions(state.MGMT, bench.auth), "background_load": measure.background_load(),
-                "conf": dict(args.conf), "worker_loglevel": args.loglevel,
-                "bundle_settings": {k: conf[k] for k in ("task_acks_late", "worker_prefetch_multiplier", "worker_concurrency",
-                                                         "event_queue_ttl", "event_queue_expires", "task_track_started")},
+                "command": "python -m bench "
+                + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+                "started": datetime.datetime.now().isoformat(timespec="seconds"),
+                "machine": machine(),
+                "quick": args.quick,
+                "versions": versions(state.MGMT, bench.auth),
+                "background_load": measure.background_load(),
+                "conf": dict(args.conf),
+                "worker_loglevel": args.loglevel,
+                "bundle_settings": {
+                    k: conf[k]
+                    for k in (
+                        "task_acks_late",
+                        "worker_prefetch_multiplier",
+                        "worker_concurrency",
+                        "event_queue_ttl",
+                        "event_queue_expires",
+                        "task_track_started",
+                    )
+                },
                 "flower_max_tasks": int(bench.env.get("FLOWER_MAX_TASKS") or flowerconfig.max_tasks),
                 "sizes": {k: getattr(args, k) for k in FULL},
             }
             if results["meta"]["background_load"] > 0.15:
-                say(f"warning: {results['meta']['background_load']:.0%} of the CPU is busy before the bench starts; "
-                    "the bench is CPU-bound, so its figures will be skewed")
+                say(
+                    f"warning: {results['meta']['background_load']:.0%} of the CPU is busy before the bench starts; "
+                    "the bench is CPU-bound, so its figures will be skewed"
+                )
             sections = {
-                "throughput": lambda: throughput.run(bench, args.configs, args.kinds,
-                                                     {"trivial": args.tasks, "cpu10": args.cpu_tasks}, args.rounds, say),
+                "throughput": lambda: throughput.run(
+                    bench, args.configs, args.kinds, {"trivial": args.tasks, "cpu10": args.cpu_tasks}, args.rounds, say
+                ),
                 "capacity": lambda: capacity.run(bench, args.capacity_rates, args.step_seconds, say),
                 "memory": lambda: memory.run(bench, args.memory_tasks, args.names, args.settle, say),
-                "fleet": lambda: fleet.run(bench, args.fleet_workers, args.fleet_rate, args.fleet_seconds,
-                                           args.fleet_names, args.fleet_queues, max(args.settle, 6.0), say),
+                "fleet": lambda: fleet.run(
+                    bench,
+                    args.fleet_workers,
+                    args.fleet_rate,
+                    args.fleet_seconds,
+                    args.fleet_names,
+                    args.fleet_queues,
+                    max(args.settle, 6.0),
+                    say,
+                ),
                 "alerts": lambda: latency.run(bench, args.alert_profile, args.warmup, args.alert_rate, say),
                 "coldstart": lambda: coldstart.run(args.cold_start, say, bench.outer_env),
             }
@@ -260,8 +354,7 @@ def main(argv=None):
         report.write_json(results, args.json)
     if args.chart and "throughput" in ok:
         try:
-            report.write_chart(ok["throughput"], args.chart,
-                               note="SMOKE (--quick): not figures" if args.quick else "")
+            report.write_chart(ok["throughput"], args.chart, note="SMOKE (--quick): not figures" if args.quick else "")
             say(f"chart: {args.chart}")
         except Exception as exc:  # the figures are printed and saved already; the chart is extra
             say(f"bench: could not render the chart: {exc}")

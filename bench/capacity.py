@@ -5,6 +5,7 @@ the worker finished within LAG s, both monitors counted every task within LAG s 
 (event lag), and neither monitor's celeryev.* queue grew during the step (least-squares slope of its
 depth, read exactly by passive declares). The rates step up until one fails, then one bisection.
 """
+
 import threading
 import time
 
@@ -40,6 +41,7 @@ def step(bench, rate, seconds, done_before, owners, depths, say):
             result["error"] = exc
         finally:
             finished.set()
+
     t0 = pub.go()
     threading.Thread(target=collect, daemon=True).start()
     while not finished.is_set():
@@ -66,16 +68,31 @@ def step(bench, rate, seconds, done_before, owners, depths, say):
     reasons = []
     if worker_lag > LAG:
         reasons.append(f"worker {worker_lag:.1f}s behind")
-    reasons += [f"{m} lag {'>120s (events lost?)' if lag is None else f'{lag:.1f}s'}"
-                for m, lag in lags.items() if lag is None or lag >= LAG]
+    reasons += [
+        f"{m} lag {'>120s (events lost?)' if lag is None else f'{lag:.1f}s'}"
+        for m, lag in lags.items()
+        if lag is None or lag >= LAG
+    ]
     reasons += [f"{m} queue growing {growth[m]['slope_per_s']:.0f}/s" for m in growing]
-    out = {"target_rate": rate, "achieved_rate": achieved, "published": result["published"],
-           "worker_lag_s": max(0.0, worker_lag), "event_lag_s": lags, "queues": growth, "kept_up": not reasons,
-           "why_not": reasons}
-    say(f"  {rate:6.0f}/s target, {achieved:6.0f}/s published: "
+    out = {
+        "target_rate": rate,
+        "achieved_rate": achieved,
+        "published": result["published"],
+        "worker_lag_s": max(0.0, worker_lag),
+        "event_lag_s": lags,
+        "queues": growth,
+        "kept_up": not reasons,
+        "why_not": reasons,
+    }
+    say(
+        f"  {rate:6.0f}/s target, {achieved:6.0f}/s published: "
         + ("kept up" if not reasons else "NOT kept up: " + "; ".join(reasons))
-        + "  (lag flower " + _s(lags.get("flower")) + ", exporter " + _s(lags.get("exporter"))
-        + f", max depth {max(g['max_depth'] for g in growth.values())})")
+        + "  (lag flower "
+        + _s(lags.get("flower"))
+        + ", exporter "
+        + _s(lags.get("exporter"))
+        + f", max depth {max(g['max_depth'] for g in growth.values())})"
+    )
     return out
 
 
@@ -102,10 +119,14 @@ def run(bench, rates, seconds, say):
             steps.append(s)
         ok = [s for s in steps if s["kept_up"]]
         best = max(ok, key=lambda s: s["achieved_rate"]) if ok else None
-        return {"step_seconds": seconds, "lag_limit_s": LAG, "steps": steps,
-                "capacity_tasks_per_s": best["achieved_rate"] if best else None,
-                "limit_found": bool(failed),
-                "event_queues": owners}
+        return {
+            "step_seconds": seconds,
+            "lag_limit_s": LAG,
+            "steps": steps,
+            "capacity_tasks_per_s": best["achieved_rate"] if best else None,
+            "limit_found": bool(failed),
+            "event_queues": owners,
+        }
     finally:
         if depths:
             depths.close()

@@ -4,6 +4,7 @@ Times `python -m native up` from a stopped stack (it returns once every service 
 check), then until Prometheus reports every scrape target up, and stops the stack again. It needs the
 stack's own ports, so it runs only when no native service is running and those ports are free.
 """
+
 import re
 import subprocess
 import sys
@@ -14,8 +15,10 @@ import requests
 from native import broker, derive, paths, process
 from native.ports import PORTS as NATIVE
 
-PORTS = (*(NATIVE[name] for name in ("flower", "app", "prometheus", "alertmanager", "celery_exporter")),
-         derive.worker_port(1))
+PORTS = (
+    *(NATIVE[name] for name in ("flower", "app", "prometheus", "alertmanager", "celery_exporter")),
+    derive.worker_port(1),
+)
 SKIPPED = "skipped (needs the stack ports free)"
 
 
@@ -25,8 +28,9 @@ def stack_free():
 
 def _targets_up():
     try:
-        active = requests.get(f"http://127.0.0.1:{NATIVE['prometheus']}/api/v1/targets",
-                              timeout=2).json()["data"]["activeTargets"]
+        active = requests.get(f"http://127.0.0.1:{NATIVE['prometheus']}/api/v1/targets", timeout=2).json()["data"][
+            "activeTargets"
+        ]
         return bool(active) and all(t["health"] == "up" for t in active)
     except (requests.RequestException, ValueError, KeyError):
         return False
@@ -42,8 +46,9 @@ def run(enabled, say, env, timeout=180):
     native = [sys.executable, "-m", "native"]
     t0 = time.monotonic()
     try:
-        up = subprocess.run([*native, "up", "--workers", "1"], cwd=paths.REPO, capture_output=True, text=True,
-                            timeout=timeout, env=env)
+        up = subprocess.run(
+            [*native, "up", "--workers", "1"], cwd=paths.REPO, capture_output=True, text=True, timeout=timeout, env=env
+        )
         services_s = time.monotonic() - t0
         if up.returncode != 0:
             return {"error": f"native up exited {up.returncode}: {up.stdout.strip().splitlines()[-1:]}"}
@@ -54,7 +59,10 @@ def run(enabled, say, env, timeout=180):
         targets_s = time.monotonic() - t0
         reported = re.search(r"stack ready in ([\d.]+)s", up.stdout)
         say(f"  services healthy {services_s:.1f}s, every Prometheus target up {targets_s:.1f}s")
-        return {"services_healthy_s": services_s, "all_targets_up_s": targets_s,
-                "native_reported_s": float(reported.group(1)) if reported else None}
+        return {
+            "services_healthy_s": services_s,
+            "all_targets_up_s": targets_s,
+            "native_reported_s": float(reported.group(1)) if reported else None,
+        }
     finally:
         subprocess.run([*native, "down"], cwd=paths.REPO, capture_output=True, timeout=180, env=env)

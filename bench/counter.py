@@ -3,6 +3,7 @@
 Counting in shared memory costs no broker or Redis round trip, so it does not disturb what is measured.
 Layout: int64 tasks finished, float64 time.time() of the last one.
 """
+
 import fcntl
 import mmap
 import os

@@ -14,6 +14,7 @@ their RSS, /metrics size and scrape time, Prometheus's head series and rule eval
 catch-up lag, events lost, and the event rate each monitor could keep up with on one core
 (events/s published / cores used: each is a single-threaded Python consumer).
 """
+
 import random
 import statistics
 import time
@@ -26,7 +27,7 @@ from bench.configs import CONFIGS
 from bench.probes import cpu_seconds, rss_bytes, samples
 from bench.state import BenchError
 
-HEARTBEAT_S = 2.0   # Celery's worker_heartbeat default: what the monitors' "worker up" logic expects
+HEARTBEAT_S = 2.0  # Celery's worker_heartbeat default: what the monitors' "worker up" logic expects
 FAIL_EVERY = 50
 SW = {"sw_ident": "py-celery", "sw_ver": "5.7.0", "sw_sys": "Linux"}
 
@@ -66,8 +67,15 @@ class Fleet:
                     break
                 for host in self.hosts:
                     if next_beat[host] <= now:
-                        send(host, "worker-heartbeat", freq=HEARTBEAT_S, active=1, processed=self.processed[host],
-                             loadavg=[0.5, 0.5, 0.5], **SW)
+                        send(
+                            host,
+                            "worker-heartbeat",
+                            freq=HEARTBEAT_S,
+                            active=1,
+                            processed=self.processed[host],
+                            loadavg=[0.5, 0.5, 0.5],
+                            **SW,
+                        )
                         next_beat[host] += HEARTBEAT_S
                         events += 1
                 due = int((now - t0) * rate) + 1
@@ -88,15 +96,45 @@ class Fleet:
         queue = self.queues[i % len(self.queues)]
         host = self.rng.choice(self.hosts)  # any worker runs any task: name x worker pairs grow with N
         runtime = self.rng.expovariate(1 / 0.05)
-        send("client@fleet-app", "task-sent", uuid=task_id, name=name, args="()", kwargs="{}", retries=0,
-             eta=None, expires=None, queue=queue, exchange="", routing_key=queue, root_id=task_id, parent_id=None)
-        send(host, "task-received", uuid=task_id, name=name, args="()", kwargs="{}", root_id=task_id,
-             parent_id=None, retries=0, eta=None, expires=None)
+        send(
+            "client@fleet-app",
+            "task-sent",
+            uuid=task_id,
+            name=name,
+            args="()",
+            kwargs="{}",
+            retries=0,
+            eta=None,
+            expires=None,
+            queue=queue,
+            exchange="",
+            routing_key=queue,
+            root_id=task_id,
+            parent_id=None,
+        )
+        send(
+            host,
+            "task-received",
+            uuid=task_id,
+            name=name,
+            args="()",
+            kwargs="{}",
+            root_id=task_id,
+            parent_id=None,
+            retries=0,
+            eta=None,
+            expires=None,
+        )
         send(host, "task-started", uuid=task_id)
         self.processed[host] += 1
         if i % FAIL_EVERY == FAIL_EVERY - 1:
-            send(host, "task-failed", uuid=task_id, exception="ValueError('simulated')",
-                 traceback="Traceback (most recent call last):\nValueError: simulated")
+            send(
+                host,
+                "task-failed",
+                uuid=task_id,
+                exception="ValueError('simulated')",
+                traceback="Traceback (most recent call last):\nValueError: simulated",
+            )
             return False
         send(host, "task-succeeded", uuid=task_id, result="None", runtime=runtime)
         return True
@@ -127,6 +165,7 @@ def series_by_label(text):
 
 def one(bench, n, rate, seconds, names, queues, settle, say):
     from bench import tasks
+
     bench.monitors_up(CONFIGS["full"])
     try:
         pids = {m: bench.pid(m) for m in ("flower", "exporter", "prometheus")}
@@ -139,29 +178,48 @@ def one(bench, n, rate, seconds, names, queues, settle, say):
         t_done = time.time()
         caught = measure.catch_up(bench, succeeded, t_done, timeout=max(60.0, seconds * 2), stall=15.0)
         time.sleep(settle)  # scrapes of the final state (Prometheus scrapes every 5 s)
-        point = {"workers": n, "task_rate": rate, "seconds": round(window, 1), "tasks": published,
-                 "events": events, "events_per_s": events / window, "names": min(names, published),
-                 "queues": min(queues, published)}
+        point = {
+            "workers": n,
+            "task_rate": rate,
+            "seconds": round(window, 1),
+            "tasks": published,
+            "events": events,
+            "events_per_s": events / window,
+            "names": min(names, published),
+            "queues": min(queues, published),
+        }
         for m in ("flower", "exporter"):
             scrape_s, body = _timed(bench.flower_url("/metrics") if m == "flower" else bench.exporter_url("/metrics"))
             count, labels = series_by_label(body.decode())
             cores = during[m] / window
             # CPU until it caught up (or gave up): a lagging monitor handles the window's events later.
             total = (caught[m]["cpu"] or 0) - before[m]
-            point[m] = {"cpu_cores": cores, "cpu_ms_per_event": total * 1000 / events,
-                        "max_events_per_s_one_core": events / total if total > 0 else None,
-                        "rss_mb": rss_bytes(pids[m]) / 2**20, "metrics_bytes": len(body), "samples": count,
-                        "label_values": labels, "scrape_s": scrape_s,
-                        "lag_s": caught[m]["lag"], "succeeded_counted": caught[m]["count"],
-                        "events_lost_pct": 100.0 * (succeeded - (caught[m]["count"] or 0)) / max(1, succeeded)}
+            point[m] = {
+                "cpu_cores": cores,
+                "cpu_ms_per_event": total * 1000 / events,
+                "max_events_per_s_one_core": events / total if total > 0 else None,
+                "rss_mb": rss_bytes(pids[m]) / 2**20,
+                "metrics_bytes": len(body),
+                "samples": count,
+                "label_values": labels,
+                "scrape_s": scrape_s,
+                "lag_s": caught[m]["lag"],
+                "succeeded_counted": caught[m]["count"],
+                "events_lost_pct": 100.0 * (succeeded - (caught[m]["count"] or 0)) / max(1, succeeded),
+            }
         head = _prom(bench, "/api/v1/status/tsdb")["headStats"]
         groups = _prom(bench, "/api/v1/rules")["groups"]
-        point["prometheus"] = {"cpu_cores": during["prometheus"] / window, "rss_mb": rss_bytes(pids["prometheus"]) / 2**20,
-                               "head_series": head["numSeries"],
-                               "rule_eval_s": sum(g.get("evaluationTime", 0) for g in groups)}
-        say(f"  fleet N={n:<5} {point['events_per_s']:7.0f} events/s  Flower {point['flower']['cpu_cores']:.2f} cores "
+        point["prometheus"] = {
+            "cpu_cores": during["prometheus"] / window,
+            "rss_mb": rss_bytes(pids["prometheus"]) / 2**20,
+            "head_series": head["numSeries"],
+            "rule_eval_s": sum(g.get("evaluationTime", 0) for g in groups),
+        }
+        say(
+            f"  fleet N={n:<5} {point['events_per_s']:7.0f} events/s  Flower {point['flower']['cpu_cores']:.2f} cores "
             f"{point['flower']['rss_mb']:.0f} MB  exporter {point['exporter']['cpu_cores']:.2f} cores "
-            f"{point['exporter']['rss_mb']:.0f} MB  series {head['numSeries']}")
+            f"{point['exporter']['rss_mb']:.0f} MB  series {head['numSeries']}"
+        )
         return point
     finally:
         bench.down()
@@ -174,5 +232,11 @@ def run(bench, workers, rate, seconds, names, queues, settle, say):
         points.append(one(bench, n, rate, seconds, names, queues, settle, say))
     if not points:
         raise BenchError("no worker counts given")
-    return {"task_rate": rate, "seconds": seconds, "names": names, "queues": queues, "heartbeat_s": HEARTBEAT_S,
-            "points": points}
+    return {
+        "task_rate": rate,
+        "seconds": seconds,
+        "names": names,
+        "queues": queues,
+        "heartbeat_s": HEARTBEAT_S,
+        "points": points,
+    }

@@ -7,6 +7,7 @@ bundle's alertmanager.yml with the webhook pointed at a receiver in this process
 A warm-up at 99% success comes first so that every series exists, as it does in production; the fault
 is then every task failing, timed from its first publish.
 """
+
 import http.server
 import json
 import shutil
@@ -42,6 +43,7 @@ class Webhook:
 
             def log_message(self, *args):
                 pass
+
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -69,8 +71,11 @@ def write_rules(profile):
 def bound(rules):
     """The parts of the bound, in seconds, read from the configuration files themselves."""
     prom = yaml.safe_load((paths.REPO / "prometheus" / "prometheus.yml").read_text())
-    scrape = next(j.get("scrape_interval", prom["global"]["scrape_interval"])
-                  for j in prom["scrape_configs"] if j["job_name"] == Config().jobs.exporter)
+    scrape = next(
+        j.get("scrape_interval", prom["global"]["scrape_interval"])
+        for j in prom["scrape_configs"]
+        if j["job_name"] == Config().jobs.exporter
+    )
     group, rule = next((g, r) for g in rules["groups"] for r in g["rules"] if r.get("alert") == ALERT)
     evaluation = group.get("interval", prom["global"]["evaluation_interval"])
     am = yaml.safe_load((paths.REPO / "alertmanager" / "alertmanager.yml").read_text())
@@ -82,20 +87,24 @@ def bound(rules):
 def run(bench, profile, warmup, rate, say):
     rules = write_rules(profile)
     parts = bound(rules)
-    say(f"alert latency: {ALERT}, {profile} profile (for {parts['for_s']:.0f}s), bound {parts['bound_s']:.0f}s; "
-        f"warm-up {warmup:.0f}s at {rate:g} tasks/s")
+    say(
+        f"alert latency: {ALERT}, {profile} profile (for {parts['for_s']:.0f}s), bound {parts['bound_s']:.0f}s; "
+        f"warm-up {warmup:.0f}s at {rate:g} tasks/s"
+    )
     hook = Webhook()
     try:
         bench.up(CONFIGS["full"], alert_rules=STATE / "rules", webhook=hook.url)
-        warm = Publisher(bench, "--kind", "maybe_fail", "--rate", rate, "--duration", warmup, "--fail-every", 100,
-                         "--wait-go")
+        warm = Publisher(
+            bench, "--kind", "maybe_fail", "--rate", rate, "--duration", warmup, "--fail-every", 100, "--wait-go"
+        )
         warm.go()
         warm.result(warmup + 30)
         if hook.first_firing(ALERT, 0) is not None:
             raise BenchError(f"{ALERT} fired during the warm-up (99% success): nothing left to time")
         limit = parts["bound_s"] * 2 + 60
-        fault = Publisher(bench, "--kind", "maybe_fail", "--rate", rate, "--duration", limit, "--fail-every", 1,
-                          "--wait-go")
+        fault = Publisher(
+            bench, "--kind", "maybe_fail", "--rate", rate, "--duration", limit, "--fail-every", 1, "--wait-go"
+        )
         t_fault = fault.go()
         deadline = time.time() + limit
         while (t_alert := hook.first_firing(ALERT, t_fault)) is None:
@@ -105,8 +114,15 @@ def run(bench, profile, warmup, rate, say):
         fault.terminate()
         latency = t_alert - t_fault
         say(f"  fault -> notification {latency:.1f}s, bound {parts['bound_s']:.0f}s: {latency / parts['bound_s']:.2f}x")
-        return {"alert": ALERT, "profile": profile, "warmup_s": warmup, "rate": rate,
-                "latency_s": latency, **parts, "ratio_to_bound": latency / parts["bound_s"]}
+        return {
+            "alert": ALERT,
+            "profile": profile,
+            "warmup_s": warmup,
+            "rate": rate,
+            "latency_s": latency,
+            **parts,
+            "ratio_to_bound": latency / parts["bound_s"],
+        }
     finally:
         hook.close()
         bench.down()

@@ -1,4 +1,5 @@
 """Measuring helpers shared by the sections: completion, monitor catch-up, CPU, summaries."""
+
 import statistics
 import threading
 import time
@@ -43,12 +44,10 @@ def catch_up(bench, n, t_done, timeout=120.0, stall=15.0):
                 pass
             if seen is not None and seen >= n:
                 now = time.time()
-                result[name] = {"lag": max(0.0, now - t_done), "cpu": cpu_seconds(bench.pid(name)),
-                                "count": int(seen)}
+                result[name] = {"lag": max(0.0, now - t_done), "cpu": cpu_seconds(bench.pid(name)), "count": int(seen)}
                 return
             time.sleep(0.2)
-        result[name] = {"lag": None, "cpu": cpu_seconds(bench.pid(name)),
-                        "count": None if seen is None else int(seen)}
+        result[name] = {"lag": None, "cpu": cpu_seconds(bench.pid(name)), "count": None if seen is None else int(seen)}
 
     threads = [threading.Thread(target=poll, args=item, daemon=True) for item in probes.items()]
     for t in threads:

@@ -5,6 +5,7 @@ Per name count a fresh full bundle; tasks are streamed cumulatively up to each p
 monitors counted every task and `settle` seconds passed, RSS is read and each /metrics is fetched
 SCRAPES times, alternating.
 """
+
 import statistics
 import time
 
@@ -32,8 +33,11 @@ def timed_get(url):
 
 def prometheus_scrape_seconds(bench, job):
     try:
-        r = requests.get(bench.prometheus_url("/api/v1/query"), timeout=5,
-                         params={"query": f'scrape_duration_seconds{{job="{job}"}}'}).json()
+        r = requests.get(
+            bench.prometheus_url("/api/v1/query"),
+            timeout=5,
+            params={"query": f'scrape_duration_seconds{{job="{job}"}}'},
+        ).json()
         return float(r["data"]["result"][0]["value"][1])
     except (requests.RequestException, ValueError, KeyError, IndexError):
         return None
@@ -52,8 +56,11 @@ def point(bench, n):
         text = body[monitor].decode()
         rows[monitor] = {
             "rss_mb": rss_bytes(bench.pid(monitor)) / 2**20,
-            "scrape_s": {"min": min(times[monitor]), "median": statistics.median(times[monitor]),
-                         "max": max(times[monitor])},
+            "scrape_s": {
+                "min": min(times[monitor]),
+                "median": statistics.median(times[monitor]),
+                "max": max(times[monitor]),
+            },
             "prometheus_scrape_s": prometheus_scrape_seconds(bench, job),
             "samples": sum(1 for line in text.splitlines() if line and not line.startswith("#")),
             "bytes": len(body[monitor]),
@@ -65,8 +72,7 @@ def scrape_timeouts():
     """Each monitor's scrape_timeout in the bundle's prometheus.yml: what a scrape must stay inside."""
     prom = yaml.safe_load((paths.REPO / "prometheus" / "prometheus.yml").read_text())
     jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
-    return {m: seconds(jobs[job].get("scrape_timeout", prom["global"]["scrape_timeout"]))
-            for m, job in JOBS.items()}
+    return {m: seconds(jobs[job].get("scrape_timeout", prom["global"]["scrape_timeout"])) for m, job in JOBS.items()}
 
 
 def run(bench, points, names, settle, say):
@@ -89,9 +95,11 @@ def run(bench, points, names, settle, say):
                     row[m]["caught_up"] = caught[m]["lag"] is not None
                     row[m]["scrape_timeout_s"] = timeouts[m]
                 results.append({"tasks": n, "names": k, "stream_rate": (n - done) / (t_done - t0), **row})
-                say(f"  {k} names, {n} tasks: Flower {row['flower']['rss_mb']:.0f} MB "
+                say(
+                    f"  {k} names, {n} tasks: Flower {row['flower']['rss_mb']:.0f} MB "
                     f"({row['flower']['scrape_s']['median'] * 1000:.0f} ms/scrape), exporter "
-                    f"{row['exporter']['rss_mb']:.0f} MB ({row['exporter']['scrape_s']['median']:.2f} s/scrape)")
+                    f"{row['exporter']['rss_mb']:.0f} MB ({row['exporter']['scrape_s']['median']:.2f} s/scrape)"
+                )
                 done = n
         finally:
             bench.down()

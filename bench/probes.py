@@ -1,4 +1,5 @@
 """Reading processes and endpoints: CPU and memory through psutil, Prometheus text pages, polling."""
+
 import time
 
 import psutil
@@ -17,6 +18,7 @@ def cpu_seconds(pid, tree=False):
         if tree:  # the worker's own collector: main + pool children + reaped children
             # (imported here: worker.settings reads RMQ_URL at import, after the Bench has set it)
             from worker.metrics import tree_usage
+
             return tree_usage(proc).cpu_seconds
         t = proc.cpu_times()
         return t.user + t.system
@@ -47,8 +49,9 @@ def samples(text):
 def metric_sum(url, sample, timeout=15, **labels):
     """Sum of the samples named `sample` whose labels match, from a /metrics page."""
     text = requests.get(url, timeout=timeout).text
-    return sum(s.value for s in samples(text)
-               if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()))
+    return sum(
+        s.value for s in samples(text) if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 def wait_until(predicate, timeout, what, interval=0.2):

@@ -5,6 +5,7 @@ stdin, so that the orchestrator can sample every process's CPU just before the f
 {"t0": ...} just before the first publish; at the end {"t0", "t_end", "published", "cpu"} where cpu is
 this process's CPU seconds spent publishing (import and connection excluded).
 """
+
 import argparse
 import json
 import resource
@@ -39,15 +40,23 @@ def main(argv=None):
     def stop(*_):
         global _stop
         _stop = True
+
     signal.signal(signal.SIGTERM, stop)
 
     if args.kind == "add":
-        def send(i, prod): tasks.add.apply_async((i, i), producer=prod)
+
+        def send(i, prod):
+            tasks.add.apply_async((i, i), producer=prod)
     elif args.kind == "cpu10":
-        def send(i, prod): tasks.cpu10.apply_async((), producer=prod)
+
+        def send(i, prod):
+            tasks.cpu10.apply_async((), producer=prod)
     elif args.kind == "named":
-        def send(i, prod): tasks.NAMED[i % len(tasks.NAMED)].apply_async((i, i), producer=prod)
+
+        def send(i, prod):
+            tasks.NAMED[i % len(tasks.NAMED)].apply_async((i, i), producer=prod)
     else:
+
         def send(i, prod):
             fail = args.fail_every > 0 and i % args.fail_every == 0
             tasks.maybe_fail.apply_async((fail,), producer=prod)

@@ -1,4 +1,5 @@
 """The orchestrator's side of `python -m bench.publish`: a child process spoken to in JSON lines."""
+
 import json
 import subprocess
 import sys
@@ -12,9 +13,16 @@ class Publisher:
 
     def __init__(self, bench, *args):
         with open(LOGS / "publisher.log", "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "bench.publish", *map(str, args)], cwd=paths.REPO,
-                                         env=bench.run_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=log, text=True, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.publish", *map(str, args)],
+                cwd=paths.REPO,
+                env=bench.run_env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                start_new_session=True,
+            )
         process.pidfile("publisher", RUN).write_text(str(self.proc.pid))
         self.ready = self._line()
 

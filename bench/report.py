@@ -1,4 +1,5 @@
 """Printing the bench's figures (rich tables), the JSON file and the PNG chart."""
+
 import html
 import json
 
@@ -8,8 +9,8 @@ from rich.table import Table
 from bench.throughput import PROCESSES
 
 GOALS = {"trivial": 0.5, "cpu10": 0.9}  # full bundle / bare
-MONITORING_MS_GOAL = 2.0   # CPU the monitoring adds per trivial task (all processes)
-WORKER_MS_GOAL = 0.3       # CPU events add per task in the worker (paid on every worker of a fleet)
+MONITORING_MS_GOAL = 2.0  # CPU the monitoring adds per trivial task (all processes)
+WORKER_MS_GOAL = 0.3  # CPU events add per task in the worker (paid on every worker of a fleet)
 KIND_TITLES = {"trivial": "trivial task", "cpu10": "10 ms CPU-bound task"}
 
 
@@ -26,14 +27,24 @@ def num(v, fmt="{:.2f}"):
 def print_all(results, console=None):
     console = console or Console()
     meta = results["meta"]
-    console.print(f"[bold]make bench[/bold] on {meta['machine']}, {meta['started']}"
-                  f"{'  (QUICK sizes: smoke only, not figures)' if meta['quick'] else ''}")
-    console.print(f"background load before the run: {meta['background_load']:.0%} of the cores"
-                  + ("  [yellow]high: figures are skewed[/yellow]" if meta["background_load"] > 0.15 else ""))
+    console.print(
+        f"[bold]make bench[/bold] on {meta['machine']}, {meta['started']}"
+        f"{'  (QUICK sizes: smoke only, not figures)' if meta['quick'] else ''}"
+    )
+    console.print(
+        f"background load before the run: {meta['background_load']:.0%} of the cores"
+        + ("  [yellow]high: figures are skewed[/yellow]" if meta["background_load"] > 0.15 else "")
+    )
     if meta.get("conf"):
         console.print(f"settings overridden for this run: {meta['conf']}")
-    for name, printer in (("throughput", throughput), ("capacity", capacity), ("memory", memory),
-                          ("fleet", fleet), ("alerts", alerts), ("coldstart", coldstart)):
+    for name, printer in (
+        ("throughput", throughput),
+        ("capacity", capacity),
+        ("memory", memory),
+        ("fleet", fleet),
+        ("alerts", alerts),
+        ("coldstart", coldstart),
+    ):
         if name in results:
             printer(console, results[name])
 
@@ -42,15 +53,30 @@ def throughput(console, t):
     for kind, data in t["kinds"].items():
         size = t["sizes"][kind]
         table = Table(title=f"Throughput, {KIND_TITLES[kind]} ({size} tasks, {t['rounds']} rounds; min / median / max)")
-        for col in ("configuration", "tasks/s", "ratio to bare (paired)", "catch-up Flower s",
-                    "catch-up exporter s", "runs losing events", "noisy runs"):
+        for col in (
+            "configuration",
+            "tasks/s",
+            "ratio to bare (paired)",
+            "catch-up Flower s",
+            "catch-up exporter s",
+            "runs losing events",
+            "noisy runs",
+        ):
             table.add_column(col, justify="left" if col == "configuration" else "right")
         for name, row in data["configs"].items():
-            table.add_row(name, spread(row["rate"]), spread(row["ratio_to_bare"], "{:.2f}"),
-                          spread(row["catch_up_s"]["flower"], "{:.1f}"), spread(row["catch_up_s"]["exporter"], "{:.1f}"),
-                          str(row["events_lost"]) if name.startswith("full") else "-", str(row["noisy_runs"]))
+            table.add_row(
+                name,
+                spread(row["rate"]),
+                spread(row["ratio_to_bare"], "{:.2f}"),
+                spread(row["catch_up_s"]["flower"], "{:.1f}"),
+                spread(row["catch_up_s"]["exporter"], "{:.1f}"),
+                str(row["events_lost"]) if name.startswith("full") else "-",
+                str(row["noisy_runs"]),
+            )
         console.print(table)
-        cpu = Table(title=f"CPU seconds per 1,000 tasks, {KIND_TITLES[kind]} (medians; broker = delta of the shared beam.smp)")
+        cpu = Table(
+            title=f"CPU seconds per 1,000 tasks, {KIND_TITLES[kind]} (medians; broker = delta of the shared beam.smp)"
+        )
         cpu.add_column("configuration")
         for p in PROCESSES + ("total",):
             cpu.add_column("other (not bench)" if p == "other" else p, justify="right")
@@ -58,102 +84,194 @@ def throughput(console, t):
             cpu.add_row(name, *[num(row["cpu_s_per_1000"].get(p)) for p in PROCESSES + ("total",)])
         console.print(cpu)
         cost = Table(title=f"What monitoring adds, {KIND_TITLES[kind]} (paired with bare by round; min / median / max)")
-        for col in ("configuration", "CPU ms per task, all processes", "worker CPU ms per task",
-                    "events lost Flower %", "events lost exporter %", "cost / off-the-shelf's"):
+        for col in (
+            "configuration",
+            "CPU ms per task, all processes",
+            "worker CPU ms per task",
+            "events lost Flower %",
+            "events lost exporter %",
+            "cost / off-the-shelf's",
+        ):
             cost.add_column(col, justify="left" if col == "configuration" else "right")
         vs = data.get("monitoring_cost_to_offshelf") or {}
         for name, row in data["configs"].items():
             if name == "bare":
                 continue
             lost = row.get("events_lost_pct", {})
-            cost.add_row(name, spread(row.get("monitoring_ms_per_task"), "{:.2f}"),
-                         spread(row.get("worker_ms_per_task_over_bare"), "{:.2f}"),
-                         spread(lost.get("flower"), "{:.1f}"), spread(lost.get("exporter"), "{:.1f}"),
-                         num(vs.get(name), "{:.2f}x"))
+            cost.add_row(
+                name,
+                spread(row.get("monitoring_ms_per_task"), "{:.2f}"),
+                spread(row.get("worker_ms_per_task_over_bare"), "{:.2f}"),
+                spread(lost.get("flower"), "{:.1f}"),
+                spread(lost.get("exporter"), "{:.1f}"),
+                num(vs.get(name), "{:.2f}x"),
+            )
         console.print(cost)
         full = data["configs"].get("full", {})
         if kind == "trivial" and full.get("monitoring_ms_per_task"):
             m, w = full["monitoring_ms_per_task"]["median"], full["worker_ms_per_task_over_bare"]["median"]
-            console.print(f"full bundle, monitoring CPU per trivial task: median {m:.2f} ms (goal <= {MONITORING_MS_GOAL}): "
-                          f"{'[green]met[/green]' if m <= MONITORING_MS_GOAL else '[red]not met[/red]'}; worker side "
-                          f"{w:.2f} ms (goal <= {WORKER_MS_GOAL}): {'[green]met[/green]' if w <= WORKER_MS_GOAL else '[red]not met[/red]'}")
+            console.print(
+                f"full bundle, monitoring CPU per trivial task: median {m:.2f} ms (goal <= {MONITORING_MS_GOAL}): "
+                f"{'[green]met[/green]' if m <= MONITORING_MS_GOAL else '[red]not met[/red]'}; worker side "
+                f"{w:.2f} ms (goal <= {WORKER_MS_GOAL}): {'[green]met[/green]' if w <= WORKER_MS_GOAL else '[red]not met[/red]'}"
+            )
         if "full" in vs and "offshelf" in data["configs"]:
             lost = data["configs"]["offshelf"]["events_lost_pct"]
             worst = max((v["max"] for v in lost.values() if v), default=0.0)
-            console.print(f"the bundle's monitoring costs {vs['full']:.2f}x what the off-the-shelf setup's costs, "
-                          f"{KIND_TITLES[kind]}; off the shelf lost up to {worst:.1f}% of events, the bundle "
-                          f"{max((v['max'] for v in full['events_lost_pct'].values() if v), default=0.0):.1f}%")
+            console.print(
+                f"the bundle's monitoring costs {vs['full']:.2f}x what the off-the-shelf setup's costs, "
+                f"{KIND_TITLES[kind]}; off the shelf lost up to {worst:.1f}% of events, the bundle "
+                f"{max((v['max'] for v in full['events_lost_pct'].values() if v), default=0.0):.1f}%"
+            )
         if any(row["noisy_runs"] for row in data["configs"].values()):
-            console.print("noisy runs: other processes used more than 10% of the bench's CPU during them; "
-                          "rerun on an idle machine for figures")
+            console.print(
+                "noisy runs: other processes used more than 10% of the bench's CPU during them; "
+                "rerun on an idle machine for figures"
+            )
         for name, row in data["configs"].items():
             ratio = row.get("ratio_to_bare")
             if not ratio or not (name == "full" or name.startswith("full+")):
                 continue
             ok = ratio["median"] >= GOALS[kind]
             what = "full bundle" if name == "full" else name
-            console.print(f"{what} / bare, {KIND_TITLES[kind]}: median {ratio['median']:.2f} "
-                          f"(goal >= {GOALS[kind]}): {'[green]met[/green]' if ok else '[red]not met[/red]'}")
+            console.print(
+                f"{what} / bare, {KIND_TITLES[kind]}: median {ratio['median']:.2f} "
+                f"(goal >= {GOALS[kind]}): {'[green]met[/green]' if ok else '[red]not met[/red]'}"
+            )
         wm = data.get("worker_metrics")
         if wm and wm.get("ratio_on_to_off"):
-            console.print(f"our worker metrics, {KIND_TITLES[kind]}: throughput on/off {spread(wm['ratio_on_to_off'], '{:.3f}')}, "
-                          f"worker CPU on-off {num(wm['worker_cpu_s_per_1000_on_minus_off'], '{:+.3f}')} s per 1,000 tasks")
+            console.print(
+                f"our worker metrics, {KIND_TITLES[kind]}: throughput on/off {spread(wm['ratio_on_to_off'], '{:.3f}')}, "
+                f"worker CPU on-off {num(wm['worker_cpu_s_per_1000_on_minus_off'], '{:+.3f}')} s per 1,000 tasks"
+            )
     if "collector_ms_per_scrape" in t:
-        console.print(f"worker metrics collector: {t['collector_ms_per_scrape']:.2f} ms CPU per scrape = "
-                      f"{t['collector_core_share_at_5s']:.3%} of a core at the 5 s scrape interval")
+        console.print(
+            f"worker metrics collector: {t['collector_ms_per_scrape']:.2f} ms CPU per scrape = "
+            f"{t['collector_core_share_at_5s']:.3%} of a core at the 5 s scrape interval"
+        )
 
 
 def capacity(console, c):
-    table = Table(title=f"Pipeline capacity steps ({c['step_seconds']:.0f} s each; kept up = lags < {c['lag_limit_s']:.0f} s, event queues not growing)")
-    for col in ("target/s", "published/s", "worker lag s", "Flower lag s", "exporter lag s",
-                "Flower queue slope/s (max)", "exporter queue slope/s (max)", "kept up"):
+    table = Table(
+        title=f"Pipeline capacity steps ({c['step_seconds']:.0f} s each; kept up = lags < {c['lag_limit_s']:.0f} s, event queues not growing)"
+    )
+    for col in (
+        "target/s",
+        "published/s",
+        "worker lag s",
+        "Flower lag s",
+        "exporter lag s",
+        "Flower queue slope/s (max)",
+        "exporter queue slope/s (max)",
+        "kept up",
+    ):
         table.add_column(col, justify="right")
     for s in c["steps"]:
         q = s["queues"]
-        table.add_row(f"{s['target_rate']:.0f}", f"{s['achieved_rate']:.0f}", f"{s['worker_lag_s']:.1f}",
-                      num(s["event_lag_s"].get("flower"), "{:.1f}"), num(s["event_lag_s"].get("exporter"), "{:.1f}"),
-                      f"{q['flower']['slope_per_s']:.1f} ({q['flower']['max_depth']})",
-                      f"{q['exporter']['slope_per_s']:.1f} ({q['exporter']['max_depth']})",
-                      "yes" if s["kept_up"] else "no: " + "; ".join(s["why_not"]))
+        table.add_row(
+            f"{s['target_rate']:.0f}",
+            f"{s['achieved_rate']:.0f}",
+            f"{s['worker_lag_s']:.1f}",
+            num(s["event_lag_s"].get("flower"), "{:.1f}"),
+            num(s["event_lag_s"].get("exporter"), "{:.1f}"),
+            f"{q['flower']['slope_per_s']:.1f} ({q['flower']['max_depth']})",
+            f"{q['exporter']['slope_per_s']:.1f} ({q['exporter']['max_depth']})",
+            "yes" if s["kept_up"] else "no: " + "; ".join(s["why_not"]),
+        )
     console.print(table)
     cap = c["capacity_tasks_per_s"]
     if cap is None:
         console.print("pipeline capacity: [red]below the lowest rate tried[/red]")
     else:
-        console.print(f"pipeline capacity: [bold]{cap:.0f} tasks/s[/bold]"
-                      + ("" if c["limit_found"] else " or more (no step failed; raise --capacity-rates)"))
+        console.print(
+            f"pipeline capacity: [bold]{cap:.0f} tasks/s[/bold]"
+            + ("" if c["limit_found"] else " or more (no step failed; raise --capacity-rates)")
+        )
 
 
 def memory(console, m):
     table = Table(title=f"Monitor memory and /metrics scrape time (after catch-up + {m['settle_s']:.0f} s)")
-    for col in ("names", "tasks", "Flower RSS MB", "Flower scrape ms (med)", "Flower series", "exporter RSS MB",
-                "exporter scrape s (med)", "exporter series", "scrape / timeout (worst)"):
+    for col in (
+        "names",
+        "tasks",
+        "Flower RSS MB",
+        "Flower scrape ms (med)",
+        "Flower series",
+        "exporter RSS MB",
+        "exporter scrape s (med)",
+        "exporter series",
+        "scrape / timeout (worst)",
+    ):
         table.add_column(col, justify="right")
     for p in m["points"]:
         f, e = p["flower"], p["exporter"]
         worst = max(f["scrape_s"]["max"] / f["scrape_timeout_s"], e["scrape_s"]["max"] / e["scrape_timeout_s"])
-        table.add_row(str(p["names"]), str(p["tasks"]), f"{f['rss_mb']:.0f}", f"{f['scrape_s']['median'] * 1000:.1f}",
-                      str(f["samples"]), f"{e['rss_mb']:.0f}", f"{e['scrape_s']['median']:.3f}", str(e["samples"]),
-                      f"{worst:.2f}")
+        table.add_row(
+            str(p["names"]),
+            str(p["tasks"]),
+            f"{f['rss_mb']:.0f}",
+            f"{f['scrape_s']['median'] * 1000:.1f}",
+            str(f["samples"]),
+            f"{e['rss_mb']:.0f}",
+            f"{e['scrape_s']['median']:.3f}",
+            str(e["samples"]),
+            f"{worst:.2f}",
+        )
     console.print(table)
 
 
 def fleet(console, f):
-    table = Table(title=f"Fleet simulation: {f['task_rate']:g} tasks/s over {f['names']} task names and "
-                        f"{f['queues']} queues, heartbeat every {f['heartbeat_s']:g} s per worker, {f['seconds']:g} s per point")
-    for col in ("workers", "events/s", "monitor", "cores", "CPU ms/event", "max events/s on 1 core", "RSS MB",
-                "/metrics KB", "samples", "scrape s", "lag s", "lost %"):
+    table = Table(
+        title=f"Fleet simulation: {f['task_rate']:g} tasks/s over {f['names']} task names and "
+        f"{f['queues']} queues, heartbeat every {f['heartbeat_s']:g} s per worker, {f['seconds']:g} s per point"
+    )
+    for col in (
+        "workers",
+        "events/s",
+        "monitor",
+        "cores",
+        "CPU ms/event",
+        "max events/s on 1 core",
+        "RSS MB",
+        "/metrics KB",
+        "samples",
+        "scrape s",
+        "lag s",
+        "lost %",
+    ):
         table.add_column(col, justify="left" if col == "monitor" else "right")
     for p in f["points"]:
         for m in ("flower", "exporter"):
             d = p[m]
-            table.add_row(str(p["workers"]), f"{p['events_per_s']:.0f}", m, f"{d['cpu_cores']:.2f}",
-                          f"{d['cpu_ms_per_event']:.3f}", num(d["max_events_per_s_one_core"], "{:.0f}"),
-                          f"{d['rss_mb']:.0f}", f"{d['metrics_bytes'] / 1024:.0f}", str(d["samples"]),
-                          f"{d['scrape_s']:.3f}", num(d["lag_s"], "{:.1f}"), f"{d['events_lost_pct']:.1f}")
+            table.add_row(
+                str(p["workers"]),
+                f"{p['events_per_s']:.0f}",
+                m,
+                f"{d['cpu_cores']:.2f}",
+                f"{d['cpu_ms_per_event']:.3f}",
+                num(d["max_events_per_s_one_core"], "{:.0f}"),
+                f"{d['rss_mb']:.0f}",
+                f"{d['metrics_bytes'] / 1024:.0f}",
+                str(d["samples"]),
+                f"{d['scrape_s']:.3f}",
+                num(d["lag_s"], "{:.1f}"),
+                f"{d['events_lost_pct']:.1f}",
+            )
         pr = p["prometheus"]
-        table.add_row(str(p["workers"]), "", "prometheus", f"{pr['cpu_cores']:.2f}", "", "", f"{pr['rss_mb']:.0f}",
-                      "", f"{pr['head_series']} series", f"rules {pr['rule_eval_s'] * 1000:.1f} ms", "", "")
+        table.add_row(
+            str(p["workers"]),
+            "",
+            "prometheus",
+            f"{pr['cpu_cores']:.2f}",
+            "",
+            "",
+            f"{pr['rss_mb']:.0f}",
+            "",
+            f"{pr['head_series']} series",
+            f"rules {pr['rule_eval_s'] * 1000:.1f} ms",
+            "",
+            "",
+        )
     console.print(table)
     last = f["points"][-1]
     for m in ("flower", "exporter"):
@@ -162,9 +280,11 @@ def fleet(console, f):
 
 
 def alerts(console, a):
-    console.print(f"alert latency ({a['alert']}, {a['profile']} profile): fault -> webhook {a['latency_s']:.1f} s; bound "
-                  f"{a['bound_s']:.0f} s = scrape {a['scrape_s']:.0f} + evaluation {a['evaluation_s']:.0f} + for "
-                  f"{a['for_s']:.0f} + group_wait {a['group_wait_s']:.0f}; ratio [bold]{a['ratio_to_bound']:.2f}x[/bold] (goal <= 1.1)")
+    console.print(
+        f"alert latency ({a['alert']}, {a['profile']} profile): fault -> webhook {a['latency_s']:.1f} s; bound "
+        f"{a['bound_s']:.0f} s = scrape {a['scrape_s']:.0f} + evaluation {a['evaluation_s']:.0f} + for "
+        f"{a['for_s']:.0f} + group_wait {a['group_wait_s']:.0f}; ratio [bold]{a['ratio_to_bound']:.2f}x[/bold] (goal <= 1.1)"
+    )
 
 
 def coldstart(console, c):
@@ -173,8 +293,10 @@ def coldstart(console, c):
     elif "error" in c:
         console.print(f"cold start: [red]{c['error']}[/red]")
     else:
-        console.print(f"cold start (python -m native up): services healthy {c['services_healthy_s']:.1f} s, every "
-                      f"Prometheus target up {c['all_targets_up_s']:.1f} s (goal < 60 s)")
+        console.print(
+            f"cold start (python -m native up): services healthy {c['services_healthy_s']:.1f} s, every "
+            f"Prometheus target up {c['all_targets_up_s']:.1f} s (goal < 60 s)"
+        )
 
 
 def write_json(results, path):
@@ -194,15 +316,19 @@ def chart_svg(t, width=900, height=380, note=""):
     kinds = list(t["kinds"])
     pw = width / len(kinds)
     top, bottom = 50, 60
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif">',
-           f'<rect width="{width}" height="{height}" fill="white"/>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+    ]
     for i, kind in enumerate(kinds):
         rows = t["kinds"][kind]["configs"]
         peak = max((r["rate"]["max"] for r in rows.values() if r["rate"]), default=1) * 1.1
         x0, plot_h = i * pw, height - top - bottom
         bw = (pw - 60) / max(1, len(rows))
-        out.append(f'<text x="{x0 + pw / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">'
-                   f'{html.escape(KIND_TITLES[kind])}: tasks/s (median, min-max)</text>')
+        out.append(
+            f'<text x="{x0 + pw / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">'
+            f"{html.escape(KIND_TITLES[kind])}: tasks/s (median, min-max)</text>"
+        )
         out.append(f'<line x1="{x0 + 30}" y1="{top + plot_h}" x2="{x0 + pw - 30}" y2="{top + plot_h}" stroke="#333"/>')
         for j, (name, r) in enumerate(rows.items()):
             if not r["rate"]:
@@ -212,19 +338,29 @@ def chart_svg(t, width=900, height=380, note=""):
             w = bw * 0.7
             med = r["rate"]["median"]
             color = COLORS.get(name, EXTRA_COLORS[j % len(EXTRA_COLORS)])
-            out.append(f'<rect x="{bx:.1f}" y="{y(med):.1f}" width="{w:.1f}" height="{top + plot_h - y(med):.1f}" '
-                       f'fill="{color}"/>')
+            out.append(
+                f'<rect x="{bx:.1f}" y="{y(med):.1f}" width="{w:.1f}" height="{top + plot_h - y(med):.1f}" '
+                f'fill="{color}"/>'
+            )
             cx = bx + w / 2
-            out.append(f'<line x1="{cx:.1f}" y1="{y(r["rate"]["min"]):.1f}" x2="{cx:.1f}" y2="{y(r["rate"]["max"]):.1f}" '
-                       'stroke="black" stroke-width="1.5"/>')
+            out.append(
+                f'<line x1="{cx:.1f}" y1="{y(r["rate"]["min"]):.1f}" x2="{cx:.1f}" y2="{y(r["rate"]["max"]):.1f}" '
+                'stroke="black" stroke-width="1.5"/>'
+            )
             ratio = r["ratio_to_bare"]["median"] if r["ratio_to_bare"] else None
             label = f"{med:.0f}" + (f" ({ratio:.2f}x)" if ratio is not None and name != "bare" else "")
-            out.append(f'<text x="{cx:.1f}" y="{y(r["rate"]["max"]) - 6:.1f}" text-anchor="middle" font-size="12">{label}</text>')
-            out.append(f'<text x="{cx:.1f}" y="{top + plot_h + 18}" text-anchor="middle" font-size="12">{html.escape(name)}</text>')
+            out.append(
+                f'<text x="{cx:.1f}" y="{y(r["rate"]["max"]) - 6:.1f}" text-anchor="middle" font-size="12">{label}</text>'
+            )
+            out.append(
+                f'<text x="{cx:.1f}" y="{top + plot_h + 18}" text-anchor="middle" font-size="12">{html.escape(name)}</text>'
+            )
     sizes = ", ".join(f"{KIND_TITLES[k]} {t['sizes'][k]} tasks" for k in kinds)
-    out.append(f'<text x="{width / 2}" y="{height - 12}" text-anchor="middle" font-size="12" fill="#555">'
-               f'{html.escape(sizes)}, {t["rounds"]} rounds interleaved; ratio = paired median to bare'
-               f'{html.escape("  " + note) if note else ""}</text>')
+    out.append(
+        f'<text x="{width / 2}" y="{height - 12}" text-anchor="middle" font-size="12" fill="#555">'
+        f"{html.escape(sizes)}, {t['rounds']} rounds interleaved; ratio = paired median to bare"
+        f"{html.escape('  ' + note) if note else ''}</text>"
+    )
     out.append("</svg>")
     return "\n".join(out)
 
@@ -236,14 +372,25 @@ def write_chart(t, path, note=""):
 
 
 def _svg(width, height, body, title):
-    return "\n".join([f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif">',
-                      f'<rect width="{width}" height="{height}" fill="white"/>',
-                      f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">{html.escape(title)}</text>',
-                      *body, "</svg>"])
+    return "\n".join(
+        [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif">',
+            f'<rect width="{width}" height="{height}" fill="white"/>',
+            f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">{html.escape(title)}</text>',
+            *body,
+            "</svg>",
+        ]
+    )
 
 
-CPU_COLORS = {"worker": "#4c72b0", "broker": "#dd8452", "publisher": "#55a868", "flower": "#c44e52",
-              "exporter": "#8172b3", "prometheus": "#937860"}
+CPU_COLORS = {
+    "worker": "#4c72b0",
+    "broker": "#dd8452",
+    "publisher": "#55a868",
+    "flower": "#c44e52",
+    "exporter": "#8172b3",
+    "prometheus": "#937860",
+}
 
 
 def cpu_svg(t, kind="trivial", width=900, height=420, note=""):
@@ -263,14 +410,24 @@ def cpu_svg(t, kind="trivial", width=900, height=420, note=""):
             v = r["cpu_s_per_1000"].get(p) or 0
             h = v / peak * plot_h
             y -= h
-            body.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bw * 0.7:.1f}" height="{h:.1f}" fill="{CPU_COLORS[p]}"/>')
-        body.append(f'<text x="{x + bw * 0.35:.1f}" y="{y - 6:.1f}" text-anchor="middle" font-size="12">{totals[name]:.2f}</text>')
-        body.append(f'<text x="{x + bw * 0.35:.1f}" y="{top + plot_h + 18}" text-anchor="middle" font-size="11">{html.escape(name)}</text>')
+            body.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bw * 0.7:.1f}" height="{h:.1f}" fill="{CPU_COLORS[p]}"/>'
+            )
+        body.append(
+            f'<text x="{x + bw * 0.35:.1f}" y="{y - 6:.1f}" text-anchor="middle" font-size="12">{totals[name]:.2f}</text>'
+        )
+        body.append(
+            f'<text x="{x + bw * 0.35:.1f}" y="{top + plot_h + 18}" text-anchor="middle" font-size="11">{html.escape(name)}</text>'
+        )
     for i, p in enumerate(parts):
-        body.append(f'<rect x="{width - 130}" y="{top + i * 20}" width="12" height="12" fill="{CPU_COLORS[p]}"/>'
-                    f'<text x="{width - 112}" y="{top + i * 20 + 11}" font-size="12">{p}</text>')
-    body.append(f'<text x="{width / 2}" y="{height - 12}" text-anchor="middle" font-size="12" fill="#555">'
-                f'{t["sizes"][kind]} tasks, {t["rounds"]} rounds; medians per process{html.escape("  " + note) if note else ""}</text>')
+        body.append(
+            f'<rect x="{width - 130}" y="{top + i * 20}" width="12" height="12" fill="{CPU_COLORS[p]}"/>'
+            f'<text x="{width - 112}" y="{top + i * 20 + 11}" font-size="12">{p}</text>'
+        )
+    body.append(
+        f'<text x="{width / 2}" y="{height - 12}" text-anchor="middle" font-size="12" fill="#555">'
+        f"{t['sizes'][kind]} tasks, {t['rounds']} rounds; medians per process{html.escape('  ' + note) if note else ''}</text>"
+    )
     return _svg(width, height, body, f"CPU ms per {KIND_TITLES[kind]}, by process (stacked)")
 
 
@@ -281,6 +438,7 @@ def fleet_svg(f, width=900, height=420, note=""):
     plot_h, pw = height - top - bottom, (width - 2 * left) / 2
     body = []
     import math
+
     xs = [math.log10(p["workers"]) for p in pts]
     lo, hi = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
     styles = {"flower": "#c44e52", "exporter": "#8172b3", "prometheus": "#937860"}
@@ -295,25 +453,34 @@ def fleet_svg(f, width=900, height=420, note=""):
             line = " ".join(f"{X(x):.1f},{Y(p[m][key]):.1f}" for x, p in zip(xs, pts, strict=True))
             body.append(f'<polyline points="{line}" fill="none" stroke="{color}" stroke-width="2"/>')
             for x, p in zip(xs, pts, strict=True):
-                body.append(f'<circle cx="{X(x):.1f}" cy="{Y(p[m][key]):.1f}" r="3" fill="{color}"/>'
-                            f'<text x="{X(x) + 4:.1f}" y="{Y(p[m][key]) - 4:.1f}" font-size="10">{p[m][key]:.2f}</text>'
-                            if key == "cpu_cores" else
-                            f'<circle cx="{X(x):.1f}" cy="{Y(p[m][key]):.1f}" r="3" fill="{color}"/>'
-                            f'<text x="{X(x) + 4:.1f}" y="{Y(p[m][key]) - 4:.1f}" font-size="10">{p[m][key]:.0f}</text>')
+                body.append(
+                    f'<circle cx="{X(x):.1f}" cy="{Y(p[m][key]):.1f}" r="3" fill="{color}"/>'
+                    f'<text x="{X(x) + 4:.1f}" y="{Y(p[m][key]) - 4:.1f}" font-size="10">{p[m][key]:.2f}</text>'
+                    if key == "cpu_cores"
+                    else f'<circle cx="{X(x):.1f}" cy="{Y(p[m][key]):.1f}" r="3" fill="{color}"/>'
+                    f'<text x="{X(x) + 4:.1f}" y="{Y(p[m][key]) - 4:.1f}" font-size="10">{p[m][key]:.0f}</text>'
+                )
         for x, p in zip(xs, pts, strict=True):
-            body.append(f'<text x="{X(x):.1f}" y="{top + plot_h + 16}" text-anchor="middle" font-size="11">{p["workers"]}</text>')
+            body.append(
+                f'<text x="{X(x):.1f}" y="{top + plot_h + 16}" text-anchor="middle" font-size="11">{p["workers"]}</text>'
+            )
     for i, (m, color) in enumerate(styles.items()):
-        body.append(f'<rect x="{left + i * 120}" y="{height - 44}" width="12" height="12" fill="{color}"/>'
-                    f'<text x="{left + i * 120 + 16}" y="{height - 34}" font-size="12">{m}</text>')
-    body.append(f'<text x="{width / 2}" y="{height - 12}" text-anchor="middle" font-size="12" fill="#555">'
-                f'simulated workers (log scale); {f["task_rate"]:g} tasks/s, {f["names"]} names, {f["queues"]} queues'
-                f'{html.escape("  " + note) if note else ""}</text>')
+        body.append(
+            f'<rect x="{left + i * 120}" y="{height - 44}" width="12" height="12" fill="{color}"/>'
+            f'<text x="{left + i * 120 + 16}" y="{height - 34}" font-size="12">{m}</text>'
+        )
+    body.append(
+        f'<text x="{width / 2}" y="{height - 12}" text-anchor="middle" font-size="12" fill="#555">'
+        f"simulated workers (log scale); {f['task_rate']:g} tasks/s, {f['names']} names, {f['queues']} queues"
+        f"{html.escape('  ' + note) if note else ''}</text>"
+    )
     return _svg(width, height, body, "Fleet simulation: monitor CPU and memory by worker count")
 
 
 def write_charts(results, directory, note=""):
     """Every chart the results allow, as SVG files in `directory`; returns their paths."""
     import os
+
     out = []
     charts = []
     if "throughput" in results:

@@ -2,15 +2,18 @@
 Alertmanager does, from its configuration, and the bound on the time from condition to notification.
 The bench's alert-latency section measures against this bound; the live alert tests wait for it, and
 the config tests check the evaluation against amtool's cases."""
+
 import re
 
 from mixin.durations import seconds
 
 _MATCHER = re.compile(r'^\s*(\w+)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*$')
-_OPS = {"=": lambda have, value: have == value,
-        "!=": lambda have, value: have != value,
-        "=~": lambda have, value: re.fullmatch(value, have) is not None,  # anchored, as Alertmanager
-        "!~": lambda have, value: re.fullmatch(value, have) is None}
+_OPS = {
+    "=": lambda have, value: have == value,
+    "!=": lambda have, value: have != value,
+    "=~": lambda have, value: re.fullmatch(value, have) is not None,  # anchored, as Alertmanager
+    "!~": lambda have, value: re.fullmatch(value, have) is None,
+}
 
 
 def parse_matcher(text):
@@ -39,10 +42,12 @@ def route(tree, labels, inherited=None):
 
 def inhibited(inhibit_rules, source, target):
     """True if the firing alert `source` mutes `target` under `inhibit_rules`."""
-    return any(matches(rule.get("source_matchers", []), source)
-               and matches(rule.get("target_matchers", []), target)
-               and all(source.get(label, "") == target.get(label, "") for label in rule.get("equal", []))
-               for rule in inhibit_rules)
+    return any(
+        matches(rule.get("source_matchers", []), source)
+        and matches(rule.get("target_matchers", []), target)
+        and all(source.get(label, "") == target.get(label, "") for label in rule.get("equal", []))
+        for rule in inhibit_rules
+    )
 
 
 def latency_bound(scrape, evaluation, for_, group_wait, window=None):
@@ -50,8 +55,12 @@ def latency_bound(scrape, evaluation, for_, group_wait, window=None):
     evaluation interval, the rule's `for`, Alertmanager's group_wait and, when given, the
     expression's `window` filling with the condition first. Durations as Prometheus writes them
     ("5s", "2m")."""
-    parts = {"scrape_s": seconds(scrape), "evaluation_s": seconds(evaluation), "for_s": seconds(for_),
-             "group_wait_s": seconds(group_wait)}
+    parts = {
+        "scrape_s": seconds(scrape),
+        "evaluation_s": seconds(evaluation),
+        "for_s": seconds(for_),
+        "group_wait_s": seconds(group_wait),
+    }
     if window is not None:
         parts["window_s"] = seconds(window)
     return {**parts, "bound_s": sum(parts.values())}

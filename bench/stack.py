@@ -5,6 +5,7 @@ bench's app, ports (bench/state.py PORT_MAP) and state directory; every process 
 process group and is stopped by pid (SIGTERM, then SIGKILL), also on errors and Ctrl-C, and the next
 run stops what a killed bench left behind. A lock file keeps to one bench at a time.
 """
+
 import fcntl
 import json
 import os
@@ -18,8 +19,19 @@ import requests
 
 from bench import probes, vhost
 from bench.probes import http_ok, metric_sum, wait_until
-from bench.state import (HOST, LOGS, NODE, NODENAME, PORTS, RUN, STATE, VHOST, BenchError,  # noqa: F401
-                         bench_argv, bench_target)
+from bench.state import (
+    HOST,
+    LOGS,
+    NODE,
+    NODENAME,
+    PORTS,
+    RUN,
+    STATE,
+    VHOST,
+    BenchError,  # noqa: F401
+    bench_argv,
+    bench_target,
+)
 from mixin.config import Config
 from mixin.durations import seconds
 from native import broker as native_broker, derive, env as native_env, paths, process, services
@@ -43,15 +55,26 @@ class Bench:
         base = native_env.build()
         self.rmq = native_env.broker_parts(base["RMQ_URL"])
         q = lambda s: urllib.parse.quote(s, safe="")  # noqa: E731
-        self.url = f"amqp://{q(self.rmq['user'])}:{q(self.rmq['password'])}@{self.rmq['host']}:{self.rmq['port']}/{VHOST}"
+        self.url = (
+            f"amqp://{q(self.rmq['user'])}:{q(self.rmq['password'])}@{self.rmq['host']}:{self.rmq['port']}/{VHOST}"
+        )
         self.auth = (self.rmq["user"], self.rmq["password"])
-        self.env = {**base, "RMQ_URL": self.url, "BROKER_URL": self.url, "BENCH_CONF": json.dumps(self.conf),
-                    "WORKER_METRICS_PORT": str(PORTS["worker_metrics"]), "WORKER_METRICS_ADDR": "127.0.0.1",
-                    "FLOWER_PORT": str(PORTS["flower"]), "FLOWER_ADDRESS": "127.0.0.1",
-                    "FLOWER_BROKER_API": f"http://{q(self.rmq['user'])}:{q(self.rmq['password'])}@127.0.0.1:{native_broker.MANAGEMENT_PORT}/api/",
-                    "FLOWER_DB": str(STATE / "flower.db"), "FLOWER_PERSISTENT": "false",
-                    # The bench's Flower has no login, so the bench can read its API and /metrics.
-                    "FLOWER_BASIC_AUTH": "", "FLOWER_UNAUTHENTICATED_API": "true"}
+        self.env = {
+            **base,
+            "RMQ_URL": self.url,
+            "BROKER_URL": self.url,
+            "BENCH_CONF": json.dumps(self.conf),
+            "WORKER_METRICS_PORT": str(PORTS["worker_metrics"]),
+            "WORKER_METRICS_ADDR": "127.0.0.1",
+            "FLOWER_PORT": str(PORTS["flower"]),
+            "FLOWER_ADDRESS": "127.0.0.1",
+            "FLOWER_BROKER_API": f"http://{q(self.rmq['user'])}:{q(self.rmq['password'])}@127.0.0.1:{native_broker.MANAGEMENT_PORT}/api/",
+            "FLOWER_DB": str(STATE / "flower.db"),
+            "FLOWER_PERSISTENT": "false",
+            # The bench's Flower has no login, so the bench can read its API and /metrics.
+            "FLOWER_BASIC_AUTH": "",
+            "FLOWER_UNAUTHENTICATED_API": "true",
+        }
         self.env.pop("FLOWER_AUTH", None)
         # This process publishes control messages and reads queues as the bench app does; commands
         # for the real stack (cold start) get the environment as it was.
@@ -111,10 +134,16 @@ class Bench:
         self.config = config
         self.counter = STATE / "counter.bin"
         from bench import counter
+
         counter.create(self.counter)
-        env = {**self.env, "BENCH_CONF": json.dumps({**dict(config.conf), **self.conf}),
-               "BENCH_EVENTS": "1" if config.events else "0", "BENCH_NAMES": str(names),
-               "BENCH_COUNTER": str(self.counter), "WORKER_METRICS": "1" if config.worker_metrics else "0"}
+        env = {
+            **self.env,
+            "BENCH_CONF": json.dumps({**dict(config.conf), **self.conf}),
+            "BENCH_EVENTS": "1" if config.events else "0",
+            "BENCH_NAMES": str(names),
+            "BENCH_COUNTER": str(self.counter),
+            "WORKER_METRICS": "1" if config.worker_metrics else "0",
+        }
         conf = {**dict(config.conf), **self.conf}
         if "event_serializer" in conf:  # the exporter reads it from its environment
             env["EVENT_SERIALIZER"] = conf["event_serializer"]
@@ -128,10 +157,16 @@ class Bench:
         if config.worker_metrics:
             wait_until(lambda: http_ok(f"http://127.0.0.1:{PORTS['worker_metrics']}/metrics"), 30, "worker metrics")
         if config.monitors:
-            wait_until(lambda: metric_sum(self.flower_url("/metrics"), "flower_worker_online", worker=NODENAME) == 1,
-                       60, "Flower to see the worker")
-            wait_until(lambda: metric_sum(self.exporter_url("/metrics"), "celery_worker_up", hostname=HOST) >= 1,
-                       60, "the exporter to see the worker")
+            wait_until(
+                lambda: metric_sum(self.flower_url("/metrics"), "flower_worker_online", worker=NODENAME) == 1,
+                60,
+                "Flower to see the worker",
+            )
+            wait_until(
+                lambda: metric_sum(self.exporter_url("/metrics"), "celery_worker_up", hostname=HOST) >= 1,
+                60,
+                "the exporter to see the worker",
+            )
         if alert_rules:
             wait_until(lambda: self._targets_up(), 60, "every Prometheus target up", interval=1)
         time.sleep(2)  # let start-up chatter (mingle, first scrapes) pass
@@ -157,17 +192,30 @@ class Bench:
             # As their docs start them: `celery flower` and `celery-exporter --broker-url`, no
             # options but where to listen; no FLOWER_* settings of the bundle's.
             plain = {k: v for k, v in env.items() if not k.startswith("FLOWER_")}
-            flower = [paths.VENV_BIN / "celery", "-A", "bench.tasks", "flower", "--address=127.0.0.1",
-                      f"--port={PORTS['flower']}"]
-            exporter = [paths.EXPORTER_VENV_BIN / "python", "-c", "from src.cli import cli; cli()",
-                        f"--broker-url={self.url}", "--host=127.0.0.1", f"--port={PORTS['exporter']}"]
+            flower = [
+                paths.VENV_BIN / "celery",
+                "-A",
+                "bench.tasks",
+                "flower",
+                "--address=127.0.0.1",
+                f"--port={PORTS['flower']}",
+            ]
+            exporter = [
+                paths.EXPORTER_VENV_BIN / "python",
+                "-c",
+                "from src.cli import cli; cli()",
+                f"--broker-url={self.url}",
+                "--host=127.0.0.1",
+                f"--port={PORTS['exporter']}",
+            ]
             self.start("flower", [*nice, *flower, *config.flower_args], plain)
             self.start("exporter", [*nice, *exporter, *config.exporter_args], plain)
             return
         exporter_env = {**env, "RMQ_URL": self.url, "BROKER_URL": self.url}
         self.start("flower", [*nice, *bench_argv(_service("flower").argv(env)), *config.flower_args], env)
-        self.start("exporter", [*nice, *bench_argv(_service("celery_exporter").argv(exporter_env)),
-                                *config.exporter_args], env)
+        self.start(
+            "exporter", [*nice, *bench_argv(_service("celery_exporter").argv(exporter_env)), *config.exporter_args], env
+        )
 
     def down(self):
         """Stop the configuration, then drop what it left in the vhost."""
@@ -175,12 +223,14 @@ class Bench:
         self.config = None
         try:
             from bench import tasks
+
             vhost.clean(tasks.app, self.auth)
         except Exception as exc:  # cleaning is best effort; the next up() tries again
             self.say(f"warning: could not clean vhost {VHOST}: {exc}")
 
     def _worker_answers(self):
         from bench import tasks
+
         return bool(tasks.app.control.ping(destination=[NODENAME], timeout=0.5))
 
     def _targets_up(self):
@@ -194,8 +244,11 @@ class Bench:
         jobs = []
         for job in cfg["scrape_configs"]:
             name = job["job_name"]
-            if name == names.app or (name == names.alertmanager and not alert_rules) \
-                    or (name == names.worker and not config.worker_metrics):
+            if (
+                name == names.app
+                or (name == names.alertmanager and not alert_rules)
+                or (name == names.worker and not config.worker_metrics)
+            ):
                 continue
             for sc in job.get("static_configs", []):
                 sc["targets"] = [bench_target(t) for t in sc["targets"]]
@@ -206,8 +259,9 @@ class Bench:
         cfg["scrape_configs"] = jobs
         if config.scrape_interval:
             interval = seconds(config.scrape_interval)
-            cfg.setdefault("global", {}).update(scrape_interval=config.scrape_interval,
-                                                scrape_timeout=f"{min(10, max(1, int(interval * 0.8)))}s")
+            cfg.setdefault("global", {}).update(
+                scrape_interval=config.scrape_interval, scrape_timeout=f"{min(10, max(1, int(interval * 0.8)))}s"
+            )
         if config.off_the_shelf:
             cfg["rule_files"] = []  # the docs' setup has no rules
         if alert_rules:
@@ -221,9 +275,16 @@ class Bench:
         derive.write_yaml(cfg, STATE / "prometheus.yml")
         data = STATE / "prometheus-data"
         shutil.rmtree(data, ignore_errors=True)  # every configuration starts from an empty TSDB
-        self.start("prometheus", ["prometheus", f"--config.file={STATE / 'prometheus.yml'}",
-                                  f"--storage.tsdb.path={data}", f"--web.listen-address=127.0.0.1:{PORTS['prometheus']}"],
-                   self.env)
+        self.start(
+            "prometheus",
+            [
+                "prometheus",
+                f"--config.file={STATE / 'prometheus.yml'}",
+                f"--storage.tsdb.path={data}",
+                f"--web.listen-address=127.0.0.1:{PORTS['prometheus']}",
+            ],
+            self.env,
+        )
         wait_until(lambda: http_ok(self.prometheus_url("/-/ready")), 60, "the bench Prometheus")
 
     def _start_alertmanager(self, webhook):
@@ -233,9 +294,17 @@ class Bench:
         (STATE / "alertmanager.yml").write_text(text)
         data = STATE / "alertmanager-data"
         shutil.rmtree(data, ignore_errors=True)
-        self.start("alertmanager", ["prometheus-alertmanager", f"--config.file={STATE / 'alertmanager.yml'}",
-                                    f"--storage.path={data}", f"--web.listen-address=127.0.0.1:{PORTS['alertmanager']}",
-                                    "--cluster.listen-address="], self.env)
+        self.start(
+            "alertmanager",
+            [
+                "prometheus-alertmanager",
+                f"--config.file={STATE / 'alertmanager.yml'}",
+                f"--storage.path={data}",
+                f"--web.listen-address=127.0.0.1:{PORTS['alertmanager']}",
+                "--cluster.listen-address=",
+            ],
+            self.env,
+        )
         wait_until(lambda: http_ok(f"http://127.0.0.1:{PORTS['alertmanager']}/-/ready"), 60, "the bench Alertmanager")
 
     # --- reading the configuration ---------------------------------------------------------------
@@ -252,7 +321,10 @@ class Bench:
     def cpu(self):
         """CPU seconds now of every process that matters in this configuration."""
         beam = probes.listener_pid(self.rmq["port"])
-        snap = {"worker": probes.cpu_seconds(self.pid("worker"), tree=True), "broker": beam and probes.cpu_seconds(beam)}
+        snap = {
+            "worker": probes.cpu_seconds(self.pid("worker"), tree=True),
+            "broker": beam and probes.cpu_seconds(beam),
+        }
         for name in ("flower", "exporter", "prometheus"):
             pid = self.pid(name)
             if pid:
@@ -274,4 +346,5 @@ class Bench:
 
     def depths(self):
         from bench import tasks
+
         return vhost.Depths(tasks.app)

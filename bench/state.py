@@ -4,6 +4,7 @@ Isolation from a running native stack: RabbitMQ vhost `bench` (same broker, same
 (PORT_MAP applied to native mode's ports), state and logs under .native/bench/, worker node name
 bench-w1@host.
 """
+
 import socket
 
 from native import broker as native_broker, derive, paths
@@ -21,9 +22,13 @@ MGMT = f"http://127.0.0.1:{native_broker.MANAGEMENT_PORT}/api"
 # RabbitMQ ports are the shared broker's.
 PORTS = {"prometheus": 19090, "alertmanager": 19093, "flower": 15556, "exporter": 19808, "worker_metrics": 19191}
 # Native mode's port of each of them -> the bench's.
-PORT_MAP = {NATIVE["prometheus"]: PORTS["prometheus"], NATIVE["alertmanager"]: PORTS["alertmanager"],
-            NATIVE["flower"]: PORTS["flower"], NATIVE["celery_exporter"]: PORTS["exporter"],
-            derive.worker_port(1): PORTS["worker_metrics"]}
+PORT_MAP = {
+    NATIVE["prometheus"]: PORTS["prometheus"],
+    NATIVE["alertmanager"]: PORTS["alertmanager"],
+    NATIVE["flower"]: PORTS["flower"],
+    NATIVE["celery_exporter"]: PORTS["exporter"],
+    derive.worker_port(1): PORTS["worker_metrics"],
+}
 
 
 class BenchError(Exception):

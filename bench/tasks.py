@@ -8,6 +8,7 @@ The orchestrator points RMQ_URL at the `bench` vhost, so this is the bundle's co
 - BENCH_CONF (JSON) overrides settings for tuning experiments (e.g. {"worker_prefetch_multiplier": 4}).
 Completion is counted by a task_postrun handler in shared memory (bench/counter.py).
 """
+
 import json
 import os
 import time
@@ -55,6 +56,7 @@ def _named(name):
     @app.task(name=name, ignore_result=True)
     def trivial(x, y):
         return x + y
+
     return trivial
 
 

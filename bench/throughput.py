@@ -4,6 +4,7 @@ Method (docs/performance.md): a fresh worker (and fresh monitors) per run; a
 separate publisher process publishes N tasks as fast as it can; the clock runs from its first publish
 to the N-th task_postrun. Configurations are interleaved within each round, ratios are paired by round.
 """
+
 import time
 
 import requests
@@ -31,8 +32,14 @@ def one_run(bench, config, kind, n, say):
             raise BenchError(f"{exc} (task queue now: {left or 'empty'})") from None
         at_done = bench.cpu()
         published = pub.result(60)
-        run = {"config": config.name, "kind": kind, "tasks": n, "seconds": t_done - t0,
-               "rate": n / (t_done - t0), "publish_rate": n / (published["t_end"] - published["t0"])}
+        run = {
+            "config": config.name,
+            "kind": kind,
+            "tasks": n,
+            "seconds": t_done - t0,
+            "rate": n / (t_done - t0),
+            "publish_rate": n / (published["t_end"] - published["t0"]),
+        }
         after = at_done
         if config.monitors:
             caught = measure.catch_up(bench, n, t_done)
@@ -50,9 +57,14 @@ def one_run(bench, config, kind, n, say):
         if config.name == "full" and not getattr(bench, "_collector_measured", False):
             run["collector_ms_per_scrape"] = collector_cost(bench)
             bench._collector_measured = True
-        say(f"  {config.name:<12} {kind:<8} {run['rate']:8.0f} tasks/s"
-            + (f"  catch-up flower {_s(run['catch_up']['flower'])} exporter {_s(run['catch_up']['exporter'])}"
-               if config.monitors else ""))
+        say(
+            f"  {config.name:<12} {kind:<8} {run['rate']:8.0f} tasks/s"
+            + (
+                f"  catch-up flower {_s(run['catch_up']['flower'])} exporter {_s(run['catch_up']['exporter'])}"
+                if config.monitors
+                else ""
+            )
+        )
         return run
     finally:
         bench.down()
@@ -92,52 +104,78 @@ def run(bench, configs, kinds, sizes, rounds, say):
 
 
 def summarize(runs, configs, kinds, sizes, rounds):
-    out = {"rounds": rounds, "sizes": sizes, "configs": {c: CONFIGS[c].label for c in configs},
-           "kinds": {}, "runs": runs}
+    out = {
+        "rounds": rounds,
+        "sizes": sizes,
+        "configs": {c: CONFIGS[c].label for c in configs},
+        "kinds": {},
+        "runs": runs,
+    }
     for kind in kinds:
         mine = [r for r in runs if r["kind"] == kind]
         by = {(r["config"], r["round"]): r for r in mine}
         table = {}
         for name in configs:
             rs = [r for r in mine if r["config"] == name]
-            paired = [by[(name, r)]["rate"] / by[("bare", r)]["rate"] for r in range(1, rounds + 1)
-                      if (name, r) in by and ("bare", r) in by]
+            paired = [
+                by[(name, r)]["rate"] / by[("bare", r)]["rate"]
+                for r in range(1, rounds + 1)
+                if (name, r) in by and ("bare", r) in by
+            ]
             table[name] = {
                 "rate": measure.spread([r["rate"] for r in rs]),
                 "ratio_to_bare": measure.spread(paired),
-                "cpu_s_per_1000": {p: _median([r["cpu"].get(p) * 1000 / r["tasks"] for r in rs if p in r["cpu"]])
-                                   for p in PROCESSES},
-                "catch_up_s": {m: measure.spread([r.get("catch_up", {}).get(m) for r in rs])
-                               for m in ("flower", "exporter")},
-                "events_lost": sum(1 for r in rs for v in r.get("events_counted", {}).values()
-                                   if v is None or v < r["tasks"]),
+                "cpu_s_per_1000": {
+                    p: _median([r["cpu"].get(p) * 1000 / r["tasks"] for r in rs if p in r["cpu"]]) for p in PROCESSES
+                },
+                "catch_up_s": {
+                    m: measure.spread([r.get("catch_up", {}).get(m) for r in rs]) for m in ("flower", "exporter")
+                },
+                "events_lost": sum(
+                    1 for r in rs for v in r.get("events_counted", {}).values() if v is None or v < r["tasks"]
+                ),
                 # Other load on the machine above 10% of the bench's own CPU: that run is skewed.
-                "noisy_runs": sum(1 for r in rs if r["cpu"]["other"] > 0.1 * sum(
-                    v for p, v in r["cpu"].items() if p != "other")),
+                "noisy_runs": sum(
+                    1 for r in rs if r["cpu"]["other"] > 0.1 * sum(v for p, v in r["cpu"].items() if p != "other")
+                ),
             }
             total = [_total(r) for r in rs]
             table[name]["cpu_s_per_1000"]["total"] = _median(total)
-            pairs = [(by[(name, r)], by[("bare", r)]) for r in range(1, rounds + 1)
-                     if (name, r) in by and ("bare", r) in by]
+            pairs = [
+                (by[(name, r)], by[("bare", r)]) for r in range(1, rounds + 1) if (name, r) in by and ("bare", r) in by
+            ]
             # CPU seconds per 1,000 tasks = ms per task. Paired by round: what monitoring adds.
             table[name]["monitoring_ms_per_task"] = measure.spread([_total(c) - _total(b) for c, b in pairs])
             table[name]["worker_ms_per_task_over_bare"] = measure.spread(
-                [(c["cpu"]["worker"] - b["cpu"]["worker"]) * 1000 / c["tasks"] for c, b in pairs])
+                [(c["cpu"]["worker"] - b["cpu"]["worker"]) * 1000 / c["tasks"] for c, b in pairs]
+            )
             table[name]["events_lost_pct"] = {
-                m: measure.spread([100.0 * (r["tasks"] - (r["events_counted"][m] or 0)) / r["tasks"]
-                                   for r in rs if m in r.get("events_counted", {})])
-                for m in ("flower", "exporter")}
+                m: measure.spread(
+                    [
+                        100.0 * (r["tasks"] - (r["events_counted"][m] or 0)) / r["tasks"]
+                        for r in rs
+                        if m in r.get("events_counted", {})
+                    ]
+                )
+                for m in ("flower", "exporter")
+            }
         cost = {n: table[n]["monitoring_ms_per_task"] for n in table if table[n]["monitoring_ms_per_task"]}
         vs = {}
         if "offshelf" in cost and cost["offshelf"]["median"] > 0:
             vs = {n: cost[n]["median"] / cost["offshelf"]["median"] for n in cost if n != "bare"}
         wm = {}
         if "full" in configs and "full_wm_off" in configs:
-            pairs = [(by[("full", r)], by[("full_wm_off", r)]) for r in range(1, rounds + 1)
-                     if ("full", r) in by and ("full_wm_off", r) in by]
-            wm = {"ratio_on_to_off": measure.spread([on["rate"] / off["rate"] for on, off in pairs]),
-                  "worker_cpu_s_per_1000_on_minus_off": _median(
-                      [(on["cpu"]["worker"] - off["cpu"]["worker"]) * 1000 / on["tasks"] for on, off in pairs])}
+            pairs = [
+                (by[("full", r)], by[("full_wm_off", r)])
+                for r in range(1, rounds + 1)
+                if ("full", r) in by and ("full_wm_off", r) in by
+            ]
+            wm = {
+                "ratio_on_to_off": measure.spread([on["rate"] / off["rate"] for on, off in pairs]),
+                "worker_cpu_s_per_1000_on_minus_off": _median(
+                    [(on["cpu"]["worker"] - off["cpu"]["worker"]) * 1000 / on["tasks"] for on, off in pairs]
+                ),
+            }
         out["kinds"][kind] = {"configs": table, "worker_metrics": wm, "monitoring_cost_to_offshelf": vs}
     costs = [r["collector_ms_per_scrape"] for r in runs if "collector_ms_per_scrape" in r]
     if costs:

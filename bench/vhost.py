@@ -1,4 +1,5 @@
 """The bench's RabbitMQ vhost: created on first use, read through the management API, cleaned over AMQP."""
+
 import urllib.parse
 
 import psutil
@@ -16,7 +17,9 @@ def ensure(auth, say):
     except requests.RequestException:
         raise BenchError(f"RabbitMQ's management API at {MGMT} is unreachable; is the broker up (make up)?") from None
     if r.status_code != 200:
-        raise BenchError(f"RabbitMQ management API at {MGMT} answered {r.status_code} for {auth[0]!r}; is the broker up (make up)?")
+        raise BenchError(
+            f"RabbitMQ management API at {MGMT} answered {r.status_code} for {auth[0]!r}; is the broker up (make up)?"
+        )
     steps = [["set_permissions", "-p", VHOST, auth[0], ".*", ".*", ".*"]]
     if VHOST not in [v["name"] for v in r.json()]:
         say(f"rabbitmq: creating vhost {VHOST!r} for {auth[0]!r} (isolated from vhost /)")
@@ -44,14 +47,16 @@ def event_queue_owners(auth, pids, timeout=20):
         for q in queues(auth):
             if not q["name"].startswith("celeryev."):
                 continue
-            detail = requests.get(f"{MGMT}/queues/{VHOST}/{urllib.parse.quote(q['name'], safe='')}",
-                                  auth=auth, timeout=10).json()
+            detail = requests.get(
+                f"{MGMT}/queues/{VHOST}/{urllib.parse.quote(q['name'], safe='')}", auth=auth, timeout=10
+            ).json()
             for consumer in detail.get("consumer_details", []):
                 peer = consumer.get("channel_details", {}).get("peer_port")
                 for owner, local in ports.items():
                     if peer in local:
                         owners[owner] = q["name"]
         return len(owners) == len(pids)
+
     wait_until(find, timeout, "the monitors' event queues in the management API", interval=1)
     return owners
 

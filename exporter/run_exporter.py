@@ -37,6 +37,7 @@ Usage: EVENT_QUEUE_TTL=60 EVENT_QUEUE_EXPIRES=120 python run_exporter.py --broke
 launcher: compose mounts it alone and the Helm chart embeds a copy, so it imports nothing else of the
 bundle.
 """
+
 import functools
 import inspect
 import math
@@ -89,16 +90,19 @@ class _TaskHistogram(_IgnoresHostname, Histogram):
 class BundleExporter(Exporter):
     """The exporter with its queue metrics refreshed by a thread, and optionally hostname-less task metrics."""
 
-    def __init__(self, *args, queue_metrics_interval=DEFAULT_QUEUE_METRICS_INTERVAL,
-                 per_worker_task_metrics=False, **kwargs):
+    def __init__(
+        self, *args, queue_metrics_interval=DEFAULT_QUEUE_METRICS_INTERVAL, per_worker_task_metrics=False, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.queue_metrics_interval = queue_metrics_interval
         self.per_worker_task_metrics = per_worker_task_metrics
         if not per_worker_task_metrics:
-            self.state_counters = {event: self._without_hostname(counter, _TaskCounter)
-                                   for event, counter in self.state_counters.items()}
+            self.state_counters = {
+                event: self._without_hostname(counter, _TaskCounter) for event, counter in self.state_counters.items()
+            }
             self.celery_task_runtime = self._without_hostname(
-                self.celery_task_runtime, _TaskHistogram, buckets=self.celery_task_runtime._upper_bounds)
+                self.celery_task_runtime, _TaskHistogram, buckets=self.celery_task_runtime._upper_bounds
+            )
         # The exporter's own arguments by name (the CLI passes them by position).
         arguments = inspect.signature(Exporter).bind(*args, **kwargs)
         arguments.apply_defaults()
@@ -107,23 +111,33 @@ class BundleExporter(Exporter):
         self.refresh_timestamp = Gauge(
             f"{prefix}exporter_queue_metrics_refresh_timestamp_seconds",
             "Unix time of the last successful refresh of the queue and worker-count metrics.",
-            labels, registry=self.registry)
+            labels,
+            registry=self.registry,
+        )
         self.refresh_duration = Gauge(
             f"{prefix}exporter_queue_metrics_refresh_duration_seconds",
             "How long the last refresh of the queue and worker-count metrics took.",
-            labels, registry=self.registry)
+            labels,
+            registry=self.registry,
+        )
         self.refresh_failures = Counter(
             f"{prefix}exporter_queue_metrics_refresh_failures",
             "Refreshes of the queue and worker-count metrics that failed (their last values stay).",
-            labels, registry=self.registry)
+            labels,
+            registry=self.registry,
+        )
         self._own(self.refresh_failures)  # 0 from the start, also with --static-label
         self._slow_refresh_reported = False
 
     def _without_hostname(self, metric, cls, **kwargs):
         self.registry.unregister(metric)
-        return cls(metric._name, metric._documentation,
-                   [name for name in metric._labelnames if name != "hostname"],
-                   registry=self.registry, **kwargs)
+        return cls(
+            metric._name,
+            metric._documentation,
+            [name for name in metric._labelnames if name != "hostname"],
+            registry=self.registry,
+            **kwargs,
+        )
 
     def scrape(self):
         """What the exporter calls on every /metrics request: nothing; the refresher keeps the values."""
@@ -161,8 +175,12 @@ class BundleExporter(Exporter):
             self._own(self.refresh_duration).set(took)
             if took > self.queue_metrics_interval and not self._slow_refresh_reported:
                 self._slow_refresh_reported = True
-                logger.warning("A queue metrics refresh took {:.1f} s, longer than --queue-metrics-interval={:g}: "
-                               "refreshes now run back to back", took, self.queue_metrics_interval)
+                logger.warning(
+                    "A queue metrics refresh took {:.1f} s, longer than --queue-metrics-interval={:g}: "
+                    "refreshes now run back to back",
+                    took,
+                    self.queue_metrics_interval,
+                )
             time.sleep(max(0.0, self.queue_metrics_interval - took))
 
     def purge_worker_metrics(self, hostname):
@@ -213,26 +231,40 @@ def _check_event_queue_variables():
 
 
 def _extend(command):
-    command.params.extend([
-        click.Option(["--queue-metrics-interval"], default=str(int(DEFAULT_QUEUE_METRICS_INTERVAL)),
-                     envvar="CE_QUEUE_METRICS_INTERVAL", show_default=True, metavar="SECONDS",
-                     callback=_positive_seconds,
-                     help="Refresh the queue and worker-count metrics (celery_queue_length, "
-                          "celery_active_*) in the background this often; /metrics serves the last values. "
-                          "A refresh itself takes about 2 s (it waits 1 s for the workers' replies to each "
-                          "of two broadcasts). Environment: CE_QUEUE_METRICS_INTERVAL."),
-        click.Option(["--per-worker-task-metrics/--no-per-worker-task-metrics"], default=False,
-                     envvar="CE_PER_WORKER_TASK_METRICS", show_default=True,
-                     help="Label the task counters and the runtime histogram with the worker's hostname "
-                          "(series per task name x worker). Off: one series per task name and queue. "
-                          "Environment: CE_PER_WORKER_TASK_METRICS (true/false)."),
-    ])
+    command.params.extend(
+        [
+            click.Option(
+                ["--queue-metrics-interval"],
+                default=str(int(DEFAULT_QUEUE_METRICS_INTERVAL)),
+                envvar="CE_QUEUE_METRICS_INTERVAL",
+                show_default=True,
+                metavar="SECONDS",
+                callback=_positive_seconds,
+                help="Refresh the queue and worker-count metrics (celery_queue_length, "
+                "celery_active_*) in the background this often; /metrics serves the last values. "
+                "A refresh itself takes about 2 s (it waits 1 s for the workers' replies to each "
+                "of two broadcasts). Environment: CE_QUEUE_METRICS_INTERVAL.",
+            ),
+            click.Option(
+                ["--per-worker-task-metrics/--no-per-worker-task-metrics"],
+                default=False,
+                envvar="CE_PER_WORKER_TASK_METRICS",
+                show_default=True,
+                help="Label the task counters and the runtime histogram with the worker's hostname "
+                "(series per task name x worker). Off: one series per task name and queue. "
+                "Environment: CE_PER_WORKER_TASK_METRICS (true/false).",
+            ),
+        ]
+    )
     run_exporter = command.callback
 
     def callback(queue_metrics_interval, per_worker_task_metrics, **options):
         _check_event_queue_variables()
-        src.cli.Exporter = functools.partial(BundleExporter, queue_metrics_interval=queue_metrics_interval,
-                                             per_worker_task_metrics=per_worker_task_metrics)
+        src.cli.Exporter = functools.partial(
+            BundleExporter,
+            queue_metrics_interval=queue_metrics_interval,
+            per_worker_task_metrics=per_worker_task_metrics,
+        )
         return run_exporter(**options)
 
     command.callback = callback

@@ -4,6 +4,7 @@ Exit codes: 0 all went well (tasks failing on purpose included); 1 the API rejec
 tasks were lost (not finished within --wait-timeout); 2 bad options or the app unreachable;
 130 interrupted by Ctrl-C (the summary is still printed).
 """
+
 import argparse
 import math
 import os
@@ -39,20 +40,26 @@ class _Parser(argparse.ArgumentParser):
 
 def _number(convert, low=None, high=None, low_open=False):
     """An argparse type: a finite number within bounds (low excluded when low_open)."""
+
     def parse(text):
         try:
             value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a{' whole' if convert is int else ''} number, "
-                                             f"got {text!r}") from None
-        if not math.isfinite(value) or (low is not None and (value <= low if low_open else value < low)) \
-                or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(
+                f"must be a{' whole' if convert is int else ''} number, got {text!r}"
+            ) from None
+        if (
+            not math.isfinite(value)
+            or (low is not None and (value <= low if low_open else value < low))
+            or (high is not None and value > high)
+        ):
             if high is None:
                 bound = f"{'>' if low_open else '>='} {low}"
             else:
                 bound = f"between {low} and {high}"
             raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
         return value
+
     return parse
 
 
@@ -65,24 +72,44 @@ def _url(text):
 
 def build_parser():
     lines = [f"  {s.name:<9} {s.help}" for s in scenarios.SCENARIOS.values()]
-    p = _Parser(prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
-                description="Drive load through the app's POST /api/tasks and summarise what happened.",
-                epilog="scenarios (options override their defaults):\n" + "\n".join(lines) +
-                       "\n\nexit codes: 0 ok, 1 API rejected requests or tasks lost, 2 bad options, 130 Ctrl-C")
-    p.add_argument("scenario", nargs="?", default="steady", choices=list(scenarios.SCENARIOS),
-                   metavar="SCENARIO", help="one of: %(choices)s (default: %(default)s)")
+    p = _Parser(
+        prog=PROG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Drive load through the app's POST /api/tasks and summarise what happened.",
+        epilog="scenarios (options override their defaults):\n"
+        + "\n".join(lines)
+        + "\n\nexit codes: 0 ok, 1 API rejected requests or tasks lost, 2 bad options, 130 Ctrl-C",
+    )
+    p.add_argument(
+        "scenario",
+        nargs="?",
+        default="steady",
+        choices=list(scenarios.SCENARIOS),
+        metavar="SCENARIO",
+        help="one of: %(choices)s (default: %(default)s)",
+    )
     p.add_argument("--rate", type=_number(float, 0, low_open=True), help="tasks per second")
     p.add_argument("--duration", type=_number(float, 0, low_open=True), help="seconds of submitting")
     p.add_argument("--count", type=_number(int, 1, scenarios.MAX_TASKS_PER_RUN), help="number of tasks")
     p.add_argument("--concurrency", type=_number(int, 1, 64), default=4, help="requests in flight (default: 4)")
     p.add_argument("--timeout", type=_number(float, 0, settings.MAX_TIMEOUT_SECONDS), help="seconds each task runs")
     p.add_argument("--fail-rate", type=_number(float, 0, 1), help="share of tasks that fail (0-1)")
-    p.add_argument("--memory-mb", type=_number(int, 0, settings.MAX_MEMORY_MB_PER_TASK), help="MB each task leaves in its worker")
+    p.add_argument(
+        "--memory-mb", type=_number(int, 0, settings.MAX_MEMORY_MB_PER_TASK), help="MB each task leaves in its worker"
+    )
     p.add_argument("--url", type=_url, default=APP_URL, help="the app (default: %(default)s)")
-    p.add_argument("--prometheus", type=_url, default=PROMETHEUS_URL,
-                   help="for the alerts firing at the end (default: %(default)s)")
-    p.add_argument("--wait-timeout", type=_number(float, 0), help="seconds to wait for the tasks after "
-                   "the last submit; unfinished ones then count as lost (default: per scenario)")
+    p.add_argument(
+        "--prometheus",
+        type=_url,
+        default=PROMETHEUS_URL,
+        help="for the alerts firing at the end (default: %(default)s)",
+    )
+    p.add_argument(
+        "--wait-timeout",
+        type=_number(float, 0),
+        help="seconds to wait for the tasks after "
+        "the last submit; unfinished ones then count as lost (default: per scenario)",
+    )
     p.add_argument("--no-wait", dest="wait", action="store_false", help="do not wait for the tasks to finish")
     p.add_argument("--json", metavar="FILE", help="also write the summary as JSON to FILE")
     return p
@@ -93,9 +120,16 @@ def parse(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        plan = scenarios.resolve(args.scenario, rate=args.rate, duration=args.duration, count=args.count,
-                                 timeout=args.timeout, fail_rate=args.fail_rate, memory_mb=args.memory_mb,
-                                 wait_timeout=args.wait_timeout)
+        plan = scenarios.resolve(
+            args.scenario,
+            rate=args.rate,
+            duration=args.duration,
+            count=args.count,
+            timeout=args.timeout,
+            fail_rate=args.fail_rate,
+            memory_mb=args.memory_mb,
+            wait_timeout=args.wait_timeout,
+        )
     except scenarios.PlanError as exc:
         parser.error(str(exc))
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
@@ -131,15 +165,18 @@ def run(plan, client, wait=True, concurrency=4, prometheus=PROMETHEUS_URL, live=
         stats.started = monotonic_start
 
     started_at = time.time()
-    submitter = threading.Thread(target=submit_all, daemon=True, name="submitter",
-                                 args=(scenarios.batches(plan), send, concurrency, stop),
-                                 kwargs={"on_start": on_start})
+    submitter = threading.Thread(
+        target=submit_all,
+        daemon=True,
+        name="submitter",
+        args=(scenarios.batches(plan), send, concurrency, stop),
+        kwargs={"on_start": on_start},
+    )
     submitter.start()
 
     def show():
         if live is not None:
-            live.update(report.progress(plan.count, tracker.counts(), time.time() - started_at,
-                                        stats.rejected_tasks))
+            live.update(report.progress(plan.count, tracker.counts(), time.time() - started_at, stats.rejected_tasks))
 
     interrupted = False
     deadline = None
@@ -174,8 +211,17 @@ def run(plan, client, wait=True, concurrency=4, prometheus=PROMETHEUS_URL, live=
         firing, alerts_error = alerts(prometheus), None
     except Unreachable as exc:
         firing, alerts_error = None, str(exc)
-    return report.summarize(plan, client.base_url, stats, list(tracker.records.values()), started_at,
-                            waited=wait, interrupted=interrupted, alerts=firing, alerts_error=alerts_error)
+    return report.summarize(
+        plan,
+        client.base_url,
+        stats,
+        list(tracker.records.values()),
+        started_at,
+        waited=wait,
+        interrupted=interrupted,
+        alerts=firing,
+        alerts_error=alerts_error,
+    )
 
 
 def main(argv=None):

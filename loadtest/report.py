@@ -1,4 +1,5 @@
 """The numbers of a run (summary dict, also written by --json), the live progress line and the summary table."""
+
 import collections
 import json
 import math
@@ -48,8 +49,10 @@ def summarize(plan, url, stats, records, started_at, waited, interrupted, alerts
         "run_seconds": round(run_seconds, 3),
         "throughput": round(len(finished) / run_seconds, 2) if run_seconds > 0 else None,
         # Submit -> finish (the backend's date_done) per task: the whole wait the user sees.
-        "latency_seconds": {**{f"p{q}": _round(percentile(latencies, q)) for q in (50, 95, 99)},
-                            "sum": _round(sum(latencies)) if latencies else None},
+        "latency_seconds": {
+            **{f"p{q}": _round(percentile(latencies, q)) for q in (50, 95, 99)},
+            "sum": _round(sum(latencies)) if latencies else None,
+        },
         "failures_by_exception": dict(failures.most_common()),
         "alerts_firing": alerts,
         "alerts_error": alerts_error,
@@ -84,10 +87,14 @@ def progress(planned, counts, elapsed, rejected):
     line = Text.assemble(
         (f"{elapsed:6.1f} s  ", "dim"),
         f"submitted {counts['submitted']}/{planned}  ",
-        ("queued ", "dim"), f"{counts['queued']}  ",
-        ("running ", "cyan"), f"{counts['running']}  ",
-        ("succeeded ", "green"), f"{counts['succeeded']}  ",
-        ("failed ", "red"), f"{counts['failed']}",
+        ("queued ", "dim"),
+        f"{counts['queued']}  ",
+        ("running ", "cyan"),
+        f"{counts['running']}  ",
+        ("succeeded ", "green"),
+        f"{counts['succeeded']}  ",
+        ("failed ", "red"),
+        f"{counts['failed']}",
     )
     if rejected:
         line.append(f"  rejected {rejected}", style="bold red")
@@ -107,17 +114,23 @@ def table(summary):
     t.add_column(style="bold")
     t.add_column()
     rate = summary["target_rate"]
-    t.add_row("tasks", f"{summary['submitted']} submitted of {summary['planned']} planned "
-                       f"in {summary['requests']} request(s)")
-    t.add_row("outcome", f"[green]{summary['succeeded']} succeeded[/]  [red]{summary['failed']} failed[/]  "
-                         f"{summary['unfinished']} unfinished" + (f"  [bold red]{summary['lost']} lost[/]"
-                                                                 if summary["lost"] else ""))
+    t.add_row(
+        "tasks", f"{summary['submitted']} submitted of {summary['planned']} planned in {summary['requests']} request(s)"
+    )
+    t.add_row(
+        "outcome",
+        f"[green]{summary['succeeded']} succeeded[/]  [red]{summary['failed']} failed[/]  "
+        f"{summary['unfinished']} unfinished" + (f"  [bold red]{summary['lost']} lost[/]" if summary["lost"] else ""),
+    )
     if summary["rejected_tasks"] or summary["api_errors"]:
         errors = "; ".join(f"{escape(k)} (x{v})" for k, v in summary["api_errors"].items())
         t.add_row("rejected", f"[bold red]{summary['rejected_tasks']} tasks[/]: {errors}")
-    t.add_row("submit rate", f"{_fmt(summary['achieved_rate'], '/s')} achieved"
-                             + (f" (target {rate:g}/s)" if rate else " (all at once)")
-                             + f" over {summary['submit_seconds']:g} s")
+    t.add_row(
+        "submit rate",
+        f"{_fmt(summary['achieved_rate'], '/s')} achieved"
+        + (f" (target {rate:g}/s)" if rate else " (all at once)")
+        + f" over {summary['submit_seconds']:g} s",
+    )
     t.add_row("throughput", f"{_fmt(summary['throughput'], '/s')} finished over {summary['run_seconds']:g} s")
     lat = summary["latency_seconds"]
     t.add_row("latency", "  ".join(f"{k} {_fmt(v, ' s')}" for k, v in lat.items()) + "  (submit to finish)")

@@ -1,4 +1,5 @@
 """Submitting: HTTP clients for the app and Prometheus, and a paced, concurrent submitter."""
+
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -69,6 +70,7 @@ def firing_alerts(prometheus_url, timeout=5):
 @dataclass
 class SubmitStats:
     """What the submitter did; updated from its threads under `lock`."""
+
     submitted: int = 0
     requests: int = 0
     rejected_tasks: int = 0

@@ -1,4 +1,5 @@
 """Completion tracking of our own task ids through the app's GET /api/tasks/<id> (the result backend)."""
+
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor

@@ -11,6 +11,7 @@
 A configuration that cannot be rendered is refused with one line per problem, naming the key and the
 value, and exit status 2.
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -34,13 +35,21 @@ def generate():
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="python -m mixin", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m mixin",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     sub = p.add_subparsers(dest="command")
     r = sub.add_parser("render", help="render a configuration's rules, promtool tests and dashboards into --out")
     r.add_argument("--config", type=Path, help="YAML file of settings that differ from the bundle's")
-    r.add_argument("--profile", choices=list(profiles.PROFILES), default="standard",
-                   help="overlays on the configuration (default: standard, none)")
+    r.add_argument(
+        "--profile",
+        choices=list(profiles.PROFILES),
+        default="standard",
+        help="overlays on the configuration (default: standard, none)",
+    )
     r.add_argument("--out", type=Path, required=True, help="output folder")
     return p
 

@@ -19,6 +19,7 @@ passes through Helm's `tpl`, and the sources stay where they are:
 - examples/kube-prometheus-stack-alertmanager.yaml: alertmanager/alertmanager.yml's routes and
   inhibitions as kube-prometheus-stack values (`alertmanager.config`).
 """
+
 import itertools
 import json
 import re
@@ -56,8 +57,11 @@ def config():
     """The chart's configuration: the kubernetes profile (KEDA-aware), the components of one release
     matched on the label the chart stamps, no app scraped, and no link to this machine's localhost
     (the chart's `rules.*Url` values add links)."""
-    overrides = {"urls": {"grafana": "", "flower": "", "runbook": "", "rabbitmq_management": ""},
-                 "labels": {"deployment": DEPLOYMENT_LABEL}, "sources": {"app": False}}
+    overrides = {
+        "urls": {"grafana": "", "flower": "", "runbook": "", "rabbitmq_management": ""},
+        "labels": {"deployment": DEPLOYMENT_LABEL},
+        "sources": {"app": False},
+    }
     return profiles.apply(PROFILE, build(overrides))
 
 
@@ -71,8 +75,12 @@ def variants():
     """{key: Config} for every combination of the components a release can enable."""
     out = {}
     for broker, exporter, flower, workers in itertools.product(BROKERS, (True, False), (True, False), (True, False)):
-        sources = {"exporter": exporter, "flower": flower, "worker_metrics": workers,
-                   "brokers": [] if broker == "none" else [broker]}
+        sources = {
+            "exporter": exporter,
+            "flower": flower,
+            "worker_metrics": workers,
+            "brokers": [] if broker == "none" else [broker],
+        }
         out[variant_key(broker, exporter, flower, workers)] = build({"sources": sources}, base=config())
     return out
 
@@ -114,9 +122,11 @@ def rules_store():
     return {"rules": store, "variants": out}
 
 
-RULES_INTRO = ("# The chart's rules for every combination of enabled components (variants, keyed as\n"
-               "# templates/_helpers.tpl builds the key), each rule stored once. templates/prometheusrule.yaml\n"
-               "# assembles the variant of the release's values.\n")
+RULES_INTRO = (
+    "# The chart's rules for every combination of enabled components (variants, keyed as\n"
+    "# templates/_helpers.tpl builds the key), each rule stored once. templates/prometheusrule.yaml\n"
+    "# assembles the variant of the release's values.\n"
+)
 
 
 def rules_text():
@@ -126,9 +136,12 @@ def rules_text():
 def variant_spec(key, store=None):
     """The PrometheusRule spec of one variant, without links: what the chart renders for it."""
     store = store or rules_store()
-    return {"groups": [{"name": g["name"], "interval": g["interval"],
-                        "rules": [store["rules"][r]["rule"] for r in g["rules"]]}
-                       for g in store["variants"][key]]}
+    return {
+        "groups": [
+            {"name": g["name"], "interval": g["interval"], "rules": [store["rules"][r]["rule"] for r in g["rules"]]}
+            for g in store["variants"][key]
+        ]
+    }
 
 
 def scrape_text():
@@ -137,26 +150,33 @@ def scrape_text():
     cfg = config()
     detailed = jobs[cfg.jobs.rabbitmq_queues]
     drops = [r for r in detailed.get("metric_relabel_configs", []) if r.get("action") == "drop"]
-    return HEADER + _yaml({
-        "jobs": cfg.jobs.model_dump(),
-        "deploymentLabel": DEPLOYMENT_LABEL,
-        "datasourceUid": cfg.dashboards.datasource_uid,
-        # The dashboard of each broker, shipped only for the release's broker.kind.
-        "brokerDashboards": {broker: f"{cfg.dashboards.uids[key]}.json"
-                             for key, broker in dashboards.BROKER_OF.items()},
-        "rabbitmqDetailed": {
-            "path": detailed["metrics_path"],
-            "params": detailed["params"],
-            "drop": [{"sourceLabels": r["source_labels"], "regex": r["regex"]} for r in drops],
-        },
-    })
+    return HEADER + _yaml(
+        {
+            "jobs": cfg.jobs.model_dump(),
+            "deploymentLabel": DEPLOYMENT_LABEL,
+            "datasourceUid": cfg.dashboards.datasource_uid,
+            # The dashboard of each broker, shipped only for the release's broker.kind.
+            "brokerDashboards": {
+                broker: f"{cfg.dashboards.uids[key]}.json" for key, broker in dashboards.BROKER_OF.items()
+            },
+            "rabbitmqDetailed": {
+                "path": detailed["metrics_path"],
+                "params": detailed["params"],
+                "drop": [{"sourceLabels": r["source_labels"], "regex": r["regex"]} for r in drops],
+            },
+        }
+    )
 
 
 def _webhook(w):
     w = {**w, "url": DEMO_WEBHOOK}
     if "authorization" in w.get("http_config", {}):
-        w["http_config"] = {"authorization": {**w["http_config"]["authorization"],
-                                              "credentials_file": f"{AM_SECRET_DIR}/alert_webhook_token"}}
+        w["http_config"] = {
+            "authorization": {
+                **w["http_config"]["authorization"],
+                "credentials_file": f"{AM_SECRET_DIR}/alert_webhook_token",
+            }
+        }
     return w
 
 
@@ -171,33 +191,45 @@ def alertmanager_values_text():
         if "webhook_configs" in r:
             r["webhook_configs"] = [_webhook(w) for w in r["webhook_configs"]]
         receivers.append(r)
-    values = {"alertmanager": {
-        "config": {"global": glob, "route": am["route"], "inhibit_rules": am["inhibit_rules"],
-                   "receivers": receivers,
-                   # kube-prometheus-stack mounts templateFiles in /etc/alertmanager/config/.
-                   "templates": ["/etc/alertmanager/config/*.tmpl"]},
-        "templateFiles": {p.name: p.read_text() for p in sorted((ROOT / "alertmanager" / "templates").glob("*.tmpl"))},
-        # Files slack_api_url and smtp_password of this Secret are read at send time.
-        "alertmanagerSpec": {"secrets": [AM_SECRET]},
-    }}
+    values = {
+        "alertmanager": {
+            "config": {
+                "global": glob,
+                "route": am["route"],
+                "inhibit_rules": am["inhibit_rules"],
+                "receivers": receivers,
+                # kube-prometheus-stack mounts templateFiles in /etc/alertmanager/config/.
+                "templates": ["/etc/alertmanager/config/*.tmpl"],
+            },
+            "templateFiles": {
+                p.name: p.read_text() for p in sorted((ROOT / "alertmanager" / "templates").glob("*.tmpl"))
+            },
+            # Files slack_api_url and smtp_password of this Secret are read at send time.
+            "alertmanagerSpec": {"secrets": [AM_SECRET]},
+        }
+    }
     intro = (
         "# kube-prometheus-stack values: the bundle's Alertmanager routing (same routes, inhibitions and\n"
         "# receivers as alertmanager/alertmanager.yml). Replaces the stack's default alertmanager.config.\n"
         f"# Secret {AM_SECRET} (keys slack_api_url, smtp_password, alert_webhook_token) must exist in the stack's namespace;\n"
         f"# webhook URLs point at the demo app in namespace {DEMO_NAMESPACE}: change them to your receiver.\n"
     )
+
     # No YAML anchors: every receiver spelled out (yaml.safe_dump would emit &id001 aliases).
     class _NoAlias(yaml.SafeDumper):
         def ignore_aliases(self, data):
             return True
+
     body = yaml.dump(values, Dumper=_NoAlias, sort_keys=False, width=200, allow_unicode=True)
     return HEADER + intro + body
 
 
 def launcher_text():
-    return ("# GENERATED by `python -m mixin` (mixin/chart.py): a copy of exporter/run_exporter.py, which the\n"
-            "# chart mounts into the exporter's image. Edit that file, not this one.\n"
-            + (ROOT / "exporter" / "run_exporter.py").read_text())
+    return (
+        "# GENERATED by `python -m mixin` (mixin/chart.py): a copy of exporter/run_exporter.py, which the\n"
+        "# chart mounts into the exporter's image. Edit that file, not this one.\n"
+        + (ROOT / "exporter" / "run_exporter.py").read_text()
+    )
 
 
 # --- The chart's README: the values table and the alerts per component ---------------------------
@@ -238,7 +270,7 @@ def values_rows(text):
             group = None
     covered = [p for row in rows for p in row["paths"]]
     data = yaml.safe_load(text)
-    missing = [".".join(p) for p in _leaves(data) if not any(p[:len(c)] == c for c in covered)]
+    missing = [".".join(p) for p in _leaves(data) if not any(p[: len(c)] == c for c in covered)]
     if missing:
         raise ValueError(f"{VALUES.name}: no comment describes {', '.join(missing)}")
     return [(row["paths"], row["description"]) for row in rows]
@@ -274,8 +306,13 @@ def values_table(text=None):
     return "\n".join(out)
 
 
-SOURCE_TEXT = {"exporter": "exporter", "flower": "Flower", "workers": "worker PodMonitor",
-               "rabbitmq": "RabbitMQ monitor", "redis": "Redis monitor"}
+SOURCE_TEXT = {
+    "exporter": "exporter",
+    "flower": "Flower",
+    "workers": "worker PodMonitor",
+    "rabbitmq": "RabbitMQ monitor",
+    "redis": "Redis monitor",
+}
 
 
 def _enabled(key):
@@ -301,8 +338,9 @@ def alerts_needs(store=None):
     out = {}
     for name, sets in present.items():
         order = [*COMPONENTS, *BROKERS]
-        minimal = sorted((s for s in sets if not any(o < s for o in sets)),
-                         key=lambda s: (len(s), sorted(order.index(x) for x in s)))
+        minimal = sorted(
+            (s for s in sets if not any(o < s for o in sets)), key=lambda s: (len(s), sorted(order.index(x) for x in s))
+        )
         out[name] = (sorted(info[name][0]), minimal, sorted(info[name][1]))
     return out
 
@@ -311,8 +349,7 @@ def alerts_table(store=None):
     out = ["| alert | severity | rendered when the release enables | dashboard |", "|---|---|---|---|"]
     order = ["exporter", "flower", "workers", "rabbitmq", "redis"]
     for name, (severities, minimal, uids) in alerts_needs(store).items():
-        needs = " or ".join(" + ".join(SOURCE_TEXT[s] for s in sorted(m, key=order.index)) or "always"
-                            for m in minimal)
+        needs = " or ".join(" + ".join(SOURCE_TEXT[s] for s in sorted(m, key=order.index)) or "always" for m in minimal)
         if name == "Watchdog":
             needs = "`watchdog.enabled`"
         out.append(f"| {name} | {', '.join(severities)} | {needs} | {', '.join(uids)} |")

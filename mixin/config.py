@@ -10,6 +10,7 @@ Knob names say their kind, and the profiles (mixin/profiles.py) rely on it:
   *_offset  how far back a baseline looks;
   anything else is a level (a ratio, a count, bytes per second).
 """
+
 import difflib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -41,6 +42,7 @@ class Section(BaseModel):
 
 class Jobs(Section):
     """Prometheus job names of each source (prometheus/prometheus.yml uses these; a test checks)."""
+
     app: str = "app"
     worker: str = "celery_worker"
     flower: str = "flower"
@@ -55,6 +57,7 @@ class Jobs(Section):
 class Sources(Section):
     """What the user's Prometheus scrapes. Rules and panels are rendered only for what these feed,
     so a source the user does not run never pages."""
+
     flower: bool = True
     exporter: bool = True
     # Each worker's own /metrics (worker/metrics.py): CPU, memory, pool, tasks started.
@@ -70,6 +73,7 @@ class Sources(Section):
 class Labels(Section):
     """Labels that tell deployments apart in one Prometheus (absent natively and under compose,
     where they match everything)."""
+
     cluster: LabelName = "cluster"
     namespace: LabelName = "namespace"
     # More labels kept by every aggregation (e.g. an environment or a region label).
@@ -96,6 +100,7 @@ class Labels(Section):
 class Urls(Section):
     """Links the alerts and dashboards carry. An empty URL leaves that link out. Defaults: the
     bundle's stack on this machine."""
+
     grafana: str = f"http://localhost:{PORTS['grafana']}"
     flower: str = f"http://localhost:{PORTS['flower']}"
     # `{alert}` is replaced by the alert's name.
@@ -112,15 +117,23 @@ class Urls(Section):
 class Dashboards(Section):
     datasource_uid: str = "prometheus"
     uids: dict[Literal["overview", "tasks", "workers", "latency", "slo", "broker", "redis_broker"], str] = Field(
-        default_factory=lambda: {"overview": "celery-overview", "tasks": "celery-tasks",
-                                 "workers": "celery-workers", "latency": "celery-latency", "slo": "celery-slo",
-                                 "broker": "rabbitmq-broker", "redis_broker": "redis-broker"})
+        default_factory=lambda: {
+            "overview": "celery-overview",
+            "tasks": "celery-tasks",
+            "workers": "celery-workers",
+            "latency": "celery-latency",
+            "slo": "celery-slo",
+            "broker": "rabbitmq-broker",
+            "redis_broker": "redis-broker",
+        }
+    )
     tags: tuple[str, ...] = ("celery",)
     refresh: str = "10s"
 
 
 class Thresholds(Section):
     """The guide's production thresholds and the windows they are judged over."""
+
     # Task success rate must stay above 95 %, judged on at least success_min_tasks finished tasks.
     success_ratio_min: Ratio = 0.95
     success_min_tasks: Count = 20
@@ -198,8 +211,10 @@ class Thresholds(Section):
     @model_validator(mode="after")
     def _baseline_before_rise(self):
         if seconds(self.runtime_baseline_offset) < seconds(self.runtime_for):
-            raise ValueError(f"runtime_baseline_offset ({self.runtime_baseline_offset}) must be at least "
-                             f"runtime_for ({self.runtime_for}), or a rise dilutes its own baseline")
+            raise ValueError(
+                f"runtime_baseline_offset ({self.runtime_baseline_offset}) must be at least "
+                f"runtime_for ({self.runtime_for}), or a rise dilutes its own baseline"
+            )
         return self
 
     def knobs(self):
@@ -220,6 +235,7 @@ class AlertSettings(Section):
 class Autoscaling(Section):
     """Workers autoscaled by KEDA: a backlog is how more workers get started, and a scale-down
     stops workers on purpose (mixin/alerts/ reads this)."""
+
     keda: bool = False
     # The HorizontalPodAutoscalers KEDA made for the workers (kube-state-metrics' label). With
     # labels.deployment set, that label's value is `<HPA's namespace>/<first group>`.
@@ -229,6 +245,7 @@ class Autoscaling(Section):
 class Latency(Section):
     """The bounds (seconds) of the workers' latency histograms: queue wait, prefetch wait, runtime.
     They must match TASK_LATENCY_BUCKETS on the workers (the default is the workers' default)."""
+
     buckets: tuple[Annotated[float, Field(gt=0)], ...] = DEFAULT_TASK_LATENCY_BUCKETS
 
     @model_validator(mode="after")
@@ -240,6 +257,7 @@ class Latency(Section):
 
 class LatencyObjective(Section):
     """`ratio` of the tasks take less than `seconds` (a bucket bound of latency.buckets)."""
+
     seconds: Annotated[float, Field(gt=0)]
     ratio: Ratio
 
@@ -250,6 +268,7 @@ SLO_NAME = r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$"
 class Objective(Section):
     """A service-level objective for the tasks one name and/or queue selects (regexes, as
     Prometheus matches them; none: all tasks), each SLI optional."""
+
     name: Annotated[str, Field(pattern=SLO_NAME)]
     task: str | None = None
     queue: str | None = None
@@ -270,6 +289,7 @@ class Objective(Section):
 
 class BurnAlert(Section):
     """A multi-window burn-rate alert: both windows (names of slo.windows) burn faster than factor."""
+
     severity: Severity
     long: str
     short: str
@@ -278,18 +298,23 @@ class BurnAlert(Section):
 
 class SLOs(Section):
     """Objectives and their multi-window, multi-burn-rate alerts (the SRE workbook's table)."""
+
     period: Duration = "30d"
     # How often the longer windows' ratios are recorded (an hour's window need not move every 5 s).
     evaluation_interval: Duration = "1m"
     objectives: tuple[Objective, ...] = (
-        Objective(name="all-tasks", success_ratio=0.99,
-                  queue_wait=LatencyObjective(seconds=30, ratio=0.95),
-                  runtime=LatencyObjective(seconds=60, ratio=0.95)),
+        Objective(
+            name="all-tasks",
+            success_ratio=0.99,
+            queue_wait=LatencyObjective(seconds=30, ratio=0.95),
+            runtime=LatencyObjective(seconds=60, ratio=0.95),
+        ),
     )
     # Window name -> duration. Names stay in the recording rules' names (celery:slo_errors:ratio_rate5m)
     # when a profile shortens the durations, so dashboards and alerts find them under any profile.
-    windows: dict[str, Duration] = Field(default_factory=lambda: {
-        "5m": "5m", "30m": "30m", "1h": "1h", "2h": "2h", "6h": "6h", "1d": "1d", "3d": "3d"})
+    windows: dict[str, Duration] = Field(
+        default_factory=lambda: {"5m": "5m", "30m": "30m", "1h": "1h", "2h": "2h", "6h": "6h", "1d": "1d", "3d": "3d"}
+    )
     alerts: tuple[BurnAlert, ...] = (
         BurnAlert(severity="critical", long="1h", short="5m", factor=14.4),
         BurnAlert(severity="critical", long="6h", short="30m", factor=6),
@@ -332,8 +357,10 @@ class Config(Section):
             for kind_ in ("queue_wait", "runtime"):
                 target = getattr(o, kind_)
                 if target is not None and target.seconds not in self.latency.buckets:
-                    raise ValueError(f"slos: objective {o.name!r} {kind_}.seconds {target.seconds:g} is not a bucket "
-                                     f"bound of latency.buckets ({', '.join(f'{b:g}' for b in self.latency.buckets)})")
+                    raise ValueError(
+                        f"slos: objective {o.name!r} {kind_}.seconds {target.seconds:g} is not a bucket "
+                        f"bound of latency.buckets ({', '.join(f'{b:g}' for b in self.latency.buckets)})"
+                    )
         return self
 
     def alert(self, name):
@@ -341,6 +368,7 @@ class Config(Section):
 
 
 # --- Reading a user's file -------------------------------------------------------------------------
+
 
 class ConfigError(ValueError):
     """A configuration that cannot be rendered; the message is one line per problem."""

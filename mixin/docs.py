@@ -5,6 +5,7 @@ Each such part sits between two markers in a Markdown file:
 `python -m mixin` rewrites what is between them; tests fail when a file drifts. Prose around the
 blocks names the knob (e.g. `success_ratio_min`) rather than restating its value.
 """
+
 import re
 from pathlib import Path
 
@@ -16,13 +17,15 @@ RUNBOOKS = REPO / "docs" / "runbooks"
 
 
 def _block(name, body):
-    return (f"<!-- BEGIN GENERATED {name}: python -m mixin -->\n{body.rstrip()}\n"
-            f"<!-- END GENERATED {name} -->")
+    return f"<!-- BEGIN GENERATED {name}: python -m mixin -->\n{body.rstrip()}\n<!-- END GENERATED {name} -->"
 
 
 def fill(text, name, body, path="text"):
-    pattern = re.compile(rf"<!-- BEGIN GENERATED {re.escape(name)}: python -m mixin -->\n.*?"
-                         rf"<!-- END GENERATED {re.escape(name)} -->", re.S)
+    pattern = re.compile(
+        rf"<!-- BEGIN GENERATED {re.escape(name)}: python -m mixin -->\n.*?"
+        rf"<!-- END GENERATED {re.escape(name)} -->",
+        re.S,
+    )
     if not pattern.search(text):
         raise ValueError(f"{path}: no generated block {name!r}")
     return pattern.sub(lambda _: _block(name, body), text)
@@ -36,14 +39,22 @@ def value_text(knob, value):
     return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
-def thresholds_table(cfg, header=("knob (`thresholds:` in the mixin configuration)", "value", "fast profile (live tests)",
-                                 "kubernetes profile")):
+def thresholds_table(
+    cfg,
+    header=(
+        "knob (`thresholds:` in the mixin configuration)",
+        "value",
+        "fast profile (live tests)",
+        "kubernetes profile",
+    ),
+):
     t = cfg.thresholds.knobs()
     fast, k8s = profiles.apply("fast", cfg).thresholds.knobs(), profiles.apply("kubernetes", cfg).thresholds.knobs()
     rows = [f"| {' | '.join(header)} |", "|---|---|---|---|"]
     for knob, value in t.items():
-        rows.append(f"| `{knob}` | {value_text(knob, value)} | {value_text(knob, fast[knob])} | "
-                    f"{value_text(knob, k8s[knob])} |")
+        rows.append(
+            f"| `{knob}` | {value_text(knob, value)} | {value_text(knob, fast[knob])} | {value_text(knob, k8s[knob])} |"
+        )
     return "\n".join(rows)
 
 
@@ -56,15 +67,21 @@ def alerts_table(cfg):
 
 def fires_when(alert, cfg):
     title = dashboards.BUILDERS[alert.dashboard](cfg)["title"]
-    return (f"**Severity:** {alert.severity}. **Fires when** {alert.when} (standard profile; the knobs "
-            f"and their values are in the README's thresholds table). Dashboard: *{title}*.")
+    return (
+        f"**Severity:** {alert.severity}. **Fires when** {alert.when} (standard profile; the knobs "
+        f"and their values are in the README's thresholds table). Dashboard: *{title}*."
+    )
 
 
 def documents(cfg=None):
     """{path: {block name: body}} for every generated block, for cfg (default: the bundle's)."""
     cfg = cfg or Config()
-    ru_header = ("параметр (`thresholds:` в конфигурации миксина)", "значение", "профиль fast (живые тесты)",
-                 "профиль kubernetes")
+    ru_header = (
+        "параметр (`thresholds:` в конфигурации миксина)",
+        "значение",
+        "профиль fast (живые тесты)",
+        "профиль kubernetes",
+    )
     docs = {
         REPO / "README.md": {"alerts": alerts_table(cfg), "thresholds": thresholds_table(cfg)},
         REPO / "docs" / "guide.md": {"thresholds": thresholds_table(cfg)},
@@ -93,4 +110,3 @@ def generate():
             path.write_text(text)
         written.append(path)
     return written
-

@@ -1,4 +1,5 @@
 """The one parser and formatter of Prometheus durations the project uses ('90s', '5m', '1d')."""
+
 import re
 
 UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}

@@ -10,6 +10,7 @@ window; windows, `for` durations and offsets do (mixin/config.py names each knob
 - kubernetes: kube-prometheus-stack scrapes every 30 s: windows of at least 4 scrapes, `for` of at
               least 2 evaluations, evaluated every 30 s; and workers autoscaled by KEDA (keda).
 """
+
 import math
 
 from mixin.config import Config, build, kind
@@ -47,21 +48,33 @@ def scaled(thresholds, *, divisor=1, min_for=0, max_for=None, min_window=0, offs
 
 def slo_windows(cfg, *, divisor=1, min_window=0):
     """The SLO windows scaled like every other window (their names stay)."""
-    return {name: fmt(max(math.ceil(seconds(value) / divisor), min_window))
-            for name, value in cfg.slos.windows.items()}
+    return {name: fmt(max(math.ceil(seconds(value) / divisor), min_window)) for name, value in cfg.slos.windows.items()}
 
 
 def fast(cfg: Config) -> Config:
     t = scaled(cfg.thresholds, divisor=10, min_for=5, max_for=60, min_window=30, offset=120)
-    return build({"thresholds": t, "slos": {"windows": slo_windows(cfg, divisor=10, min_window=30),
-                                            "evaluation_interval": "5s"},
-                  "scrape_interval": "5s", "evaluation_interval": "5s"}, base=cfg)
+    return build(
+        {
+            "thresholds": t,
+            "slos": {"windows": slo_windows(cfg, divisor=10, min_window=30), "evaluation_interval": "5s"},
+            "scrape_interval": "5s",
+            "evaluation_interval": "5s",
+        },
+        base=cfg,
+    )
 
 
 def kubernetes(cfg: Config) -> Config:
     t = scaled(cfg.thresholds, min_for=60, min_window=120)
-    return build({"thresholds": t, "slos": {"windows": slo_windows(cfg, min_window=120)},
-                  "scrape_interval": "30s", "evaluation_interval": "30s"}, base=cfg)
+    return build(
+        {
+            "thresholds": t,
+            "slos": {"windows": slo_windows(cfg, min_window=120)},
+            "scrape_interval": "30s",
+            "evaluation_interval": "30s",
+        },
+        base=cfg,
+    )
 
 
 def keda(cfg: Config) -> Config:

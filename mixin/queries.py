@@ -4,6 +4,7 @@ Alert rules (mixin/rules.py, mixin/alerts/) and dashboard panels (mixin/dashboar
 their queries here, so a panel shows a signal exactly as its alert computes it: the same series,
 the same aggregation, the same window. Job names, label names and sources come from the Config.
 """
+
 import re
 
 from mixin.config import Config
@@ -24,6 +25,7 @@ EXPORTER_QUEUE_LENGTH = "celery_queue_length"  # celery-exporter: messages in ea
 class RabbitMQ:
     """The rabbitmq_prometheus plugin's series: per queue from /metrics/detailed (job
     rabbitmq_queues), node-wide from /metrics (job rabbitmq)."""
+
     QUEUE_MESSAGES = "rabbitmq_detailed_queue_messages"
     QUEUE_READY = "rabbitmq_detailed_queue_messages_ready"
     QUEUE_UNACKED = "rabbitmq_detailed_queue_messages_unacked"
@@ -40,6 +42,7 @@ class RabbitMQ:
 
 class Redis:
     """The redis_exporter's series for a Redis broker (job redis_broker)."""
+
     UP = "redis_up"
     KEY_SIZE = "redis_key_size"  # --check-single-keys: Celery's queue lists and the `unacked` hash
     CONNECTED_CLIENTS = "redis_connected_clients"
@@ -203,10 +206,11 @@ class Queries:
         """Workers consuming each queue (the celery-exporter asks them: active_queues), labelled as
         the broker's series; only while the Redis broker of the same deployment is scraped."""
         queues = [k.replace("key", "queue_name", 1) for k in keys]
-        workers = (f'label_replace(label_join(celery_active_worker_count{self.sel("exporter", *queues)}, '
-                   f'"queue", "", "queue_name"), "job", "{self.cfg.jobs.redis_broker}", "job", ".*")')
-        return (f"(sum by ({self._by(by, self.queue)}) ({workers})\n"
-                f"and on ({self.join}) ({self.redis(Redis.UP)} == 1))")
+        workers = (
+            f"label_replace(label_join(celery_active_worker_count{self.sel('exporter', *queues)}, "
+            f'"queue", "", "queue_name"), "job", "{self.cfg.jobs.redis_broker}", "job", ".*")'
+        )
+        return f"(sum by ({self._by(by, self.queue)}) ({workers})\nand on ({self.join}) ({self.redis(Redis.UP)} == 1))"
 
     def event_queue_depth(self, *matchers):
         """Events waiting for a monitor (Flower, the exporter) in its celeryev.* queue."""
@@ -235,8 +239,10 @@ class Queries:
         """task-started events each monitor counted in the window; its job label names the monitor.
         A monitor that is up but never counted one (e.g. the workers send no events) counts 0."""
         by = self._by(by, self.scope_join)
-        counted = {"exporter": self.task_counter("started", *matchers),
-                   "flower": f"flower_events_total{self.sel('flower', STARTED, *matchers)}"}
+        counted = {
+            "exporter": self.task_counter("started", *matchers),
+            "flower": f"flower_events_total{self.sel('flower', STARTED, *matchers)}",
+        }
         parts = [f"sum by ({by}, job) (increase({counted[m]}[{window}]))" for m in self.monitors()]
         up = " or ".join(f"up{self.sel(m, *matchers)}" for m in self.monitors())
         return "\nor ".join(parts + [f"sum by ({by}, job) (({up}) == 1) * 0"])
@@ -282,20 +288,23 @@ class Queries:
     def pool_replacements(self, window, *matchers, reason="recycled", by=None):
         """Pool processes the worker replaced within the window (its own /metrics): `recycled` at
         worker_max_memory_per_child or _tasks_per_child, `died` when killed or crashed."""
-        series = "celery_worker_pool_process_replacements_total" + self.sel(
-            "worker", f'reason=~"{reason}"', *matchers)
+        series = "celery_worker_pool_process_replacements_total" + self.sel("worker", f'reason=~"{reason}"', *matchers)
         return f"sum by ({self._by(by, self.worker)}) (increase({series}[{window}]))"
 
     def pool_processes(self, *matchers, by=None):
         return f"sum by ({self._by(by, self.worker)}) ({self.pool_processes_series(*matchers)})"
 
     def largest_pool_process(self, *matchers, by=None):
-        return (f"max by ({self._by(by, self.worker)}) "
-                f"(celery_worker_pool_process_max_rss_bytes{self.sel('worker', *matchers)})")
+        return (
+            f"max by ({self._by(by, self.worker)}) "
+            f"(celery_worker_pool_process_max_rss_bytes{self.sel('worker', *matchers)})"
+        )
 
     def pool_process_memory_limit(self, *matchers, by=None):
-        return (f"max by ({self._by(by, self.worker)}) "
-                f"(celery_worker_max_memory_per_child_bytes{self.sel('worker', *matchers)})")
+        return (
+            f"max by ({self._by(by, self.worker)}) "
+            f"(celery_worker_max_memory_per_child_bytes{self.sel('worker', *matchers)})"
+        )
 
     def worker_target_up(self, *matchers):
         return f"up{self.sel('worker', *matchers)}"
@@ -324,8 +333,7 @@ class Queries:
         under = self.stage_series(stage, "bucket", *matchers, f'le=~"{le}|{le}.0"')
         total = self.stage_series(stage, "count", *matchers)
         grouping = f" by ({by}) " if by else " "
-        return (f"1 - sum{grouping}(rate({under}[{window}]))\n"
-                f"/ sum{grouping}(rate({total}[{window}]))")
+        return f"1 - sum{grouping}(rate({under}[{window}]))\n/ sum{grouping}(rate({total}[{window}]))"
 
     def unknown_publish_time_share(self, window, *matchers, by=None):
         """Share of started tasks whose message had no publish time (queue wait not measured)."""
@@ -344,9 +352,11 @@ class Queries:
     def task_increase(self, counter, window, *matchers, by="name, queue_name"):
         """Task events of one kind in the window per task; 0 (not missing) for a task received
         but without such an event, so tables and ratios have every row."""
+
         def increase(name):
             series = self.task_counter(name, *matchers)
             return f"{self._sum(by)}(increase({series}[{window}]))"
+
         if counter == "received":
             return increase("received")
         return f"{increase(counter)} or {increase('received')} * 0"
@@ -360,8 +370,10 @@ class Queries:
     def mean_runtime(self, window, *matchers, by="name"):
         """Mean runtime of successful runs: _sum / _count of the runtime histogram."""
         sel = self.sel("exporter", *matchers)
-        return (f"{self._sum(by)}(rate(celery_task_runtime_sum{sel}[{window}]))"
-                f" / {self._sum(by)}(rate(celery_task_runtime_count{sel}[{window}]))")
+        return (
+            f"{self._sum(by)}(rate(celery_task_runtime_sum{sel}[{window}]))"
+            f" / {self._sum(by)}(rate(celery_task_runtime_count{sel}[{window}]))"
+        )
 
     def increase_runtime_quantile(self, quantile, window, *matchers, by="name, queue_name"):
         """A runtime quantile of all successful runs in the window (not an average of rates)."""

@@ -1,5 +1,6 @@
 """What `python -m mixin render` writes for a configuration: its rules, generated promtool tests
 and dashboards, in one folder."""
+
 from pathlib import Path
 
 from mixin import alert_tests, dashboards, rules

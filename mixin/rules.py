@@ -5,6 +5,7 @@ drifts); `python -m mixin render --config FILE --out DIR` writes a user's. Every
 from mixin/queries.py; recording rules (`celery:...`) name the shared ones, and exist only for the
 sources the Config has. The alerts are in mixin/alerts/, by area.
 """
+
 from pathlib import Path
 
 import yaml
@@ -37,8 +38,9 @@ def task_records(cfg, q):
     ]
     for quantile in (50, 95, 99):
         # `>= 0` drops NaN (no success in the window), so averages over time skip idle periods.
-        rules.append(record(f"celery:task_runtime_seconds:p{quantile}",
-                            f"{q.runtime_quantile(quantile / 100, w)} >= 0"))
+        rules.append(
+            record(f"celery:task_runtime_seconds:p{quantile}", f"{q.runtime_quantile(quantile / 100, w)} >= 0")
+        )
     return rules
 
 
@@ -47,8 +49,10 @@ def recording_rules(cfg: Config, q=None):
     t = cfg.thresholds
     rules = task_records(cfg, q) if cfg.sources.exporter else []
     if cfg.sources.brokers or cfg.sources.exporter:
-        rules += [record("celery:queue_messages_ready:sum", q.queue_depth()),
-                  record("celery:queue_consumers:sum", q.queue_consumers())]
+        rules += [
+            record("celery:queue_messages_ready:sum", q.queue_depth()),
+            record("celery:queue_consumers:sum", q.queue_consumers()),
+        ]
     if cfg.sources.worker_metrics:
         rules += [
             # 1.0 = the worker uses all the cores it may use (celery_worker_cpu_limit_cores).
@@ -58,17 +62,20 @@ def recording_rules(cfg: Config, q=None):
         ]
         if q.monitors():
             rules.append(record("celery:monitor_events_lost:ratio", q.events_lost_ratio(t.events_lost_window)))
-        rules.append(record("celery:queue_wait_seconds:p95",
-                            f"{q.stage_quantile('queue_wait', 0.95, t.queue_wait_window)} >= 0"))
+        rules.append(
+            record("celery:queue_wait_seconds:p95", f"{q.stage_quantile('queue_wait', 0.95, t.queue_wait_window)} >= 0")
+        )
     return rules + slo.recording_rules(cfg, q)
 
 
 def build(cfg: Config):
     """The rule file as a dict. Recording rules come first, in their own group."""
     interval = cfg.evaluation_interval
-    groups = [{"name": RECORDING_GROUP, "interval": interval, "rules": recording_rules(cfg)},
-              {"name": SLO_GROUP, "interval": cfg.slos.evaluation_interval, "rules": slo.window_rules(cfg)},
-              {"name": ALERTING_GROUP, "interval": interval, "rules": [a.rule(cfg) for a in alerts.build(cfg)]}]
+    groups = [
+        {"name": RECORDING_GROUP, "interval": interval, "rules": recording_rules(cfg)},
+        {"name": SLO_GROUP, "interval": cfg.slos.evaluation_interval, "rules": slo.window_rules(cfg)},
+        {"name": ALERTING_GROUP, "interval": interval, "rules": [a.rule(cfg) for a in alerts.build(cfg)]},
+    ]
     return {"groups": [g for g in groups if g["rules"]]}
 
 

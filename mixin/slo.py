@@ -12,6 +12,7 @@ computed from the raw series; the longer ones average it over their window (as S
 series per SLI instead of every task's counters over days, in a group of their own evaluated every
 cfg.slos.evaluation_interval.
 """
+
 from mixin.config import Config, Objective
 from mixin.durations import seconds
 from mixin.queries import Queries
@@ -52,16 +53,26 @@ def shortest(cfg: Config):
 def recording_rules(cfg: Config, q: Queries):
     """The shortest window's error ratios, from the raw series (the fast group)."""
     name = shortest(cfg)
-    return [{"record": RECORD.format(window=name), "expr": error_ratio(q, objective, sli, cfg.slos.windows[name]),
-             "labels": {"slo": objective.name, "sli": sli}}
-            for objective, sli, _ in slis(cfg)]
+    return [
+        {
+            "record": RECORD.format(window=name),
+            "expr": error_ratio(q, objective, sli, cfg.slos.windows[name]),
+            "labels": {"slo": objective.name, "sli": sli},
+        }
+        for objective, sli, _ in slis(cfg)
+    ]
 
 
 def window_rules(cfg: Config):
     """Every longer window's error ratios, averaged from the shortest one's (their own group)."""
     base = shortest(cfg)
-    return [{"record": RECORD.format(window=name),
-             "expr": f'avg_over_time({RECORD.format(window=base)}{{slo="{objective.name}", sli="{sli}"}}[{window}])',
-             "labels": {"slo": objective.name, "sli": sli}}
-            for objective, sli, _ in slis(cfg)
-            for name, window in cfg.slos.windows.items() if name != base]
+    return [
+        {
+            "record": RECORD.format(window=name),
+            "expr": f'avg_over_time({RECORD.format(window=base)}{{slo="{objective.name}", sli="{sli}"}}[{window}])',
+            "labels": {"slo": objective.name, "sli": sli},
+        }
+        for objective, sli, _ in slis(cfg)
+        for name, window in cfg.slos.windows.items()
+        if name != base
+    ]

@@ -1,4 +1,5 @@
 """`python -m native up|down|status|logs` — what `make up/down/status/logs` run without Docker."""
+
 import argparse
 import concurrent.futures
 import enum
@@ -24,6 +25,7 @@ def say(message):
 
 class Start(enum.Enum):
     """What start_service did."""
+
     STARTED = "started"
     RUNNING = "already running"
     SKIPPED = "skipped"
@@ -37,10 +39,16 @@ def generate_configs(env, workers, alert_profile="standard"):
     """Write the derived configs; returns the names of the servers whose config changed."""
     paths.ensure()
     before = _snapshot(paths.GENERATED)
-    config = derive.prometheus_config(paths.REPO / "prometheus" / "prometheus.yml", workers,
-                                      env.get("NATIVE_CLUSTER", ""))
-    scrape_configs_for(config, env.get("BROKER", "rabbitmq"), Config(), exporter_host=derive.HOST,
-                       exporter_port=PORTS["redis_exporter"])
+    config = derive.prometheus_config(
+        paths.REPO / "prometheus" / "prometheus.yml", workers, env.get("NATIVE_CLUSTER", "")
+    )
+    scrape_configs_for(
+        config,
+        env.get("BROKER", "rabbitmq"),
+        Config(),
+        exporter_host=derive.HOST,
+        exporter_port=PORTS["redis_exporter"],
+    )
     rules_dir = paths.GENERATED / "rules"
     shutil.rmtree(rules_dir, ignore_errors=True)
     if alert_profile != "standard":
@@ -52,15 +60,23 @@ def generate_configs(env, workers, alert_profile="standard"):
         rules.write(rules_dir / rules.RULES_PATH.name, cfg, f"the bundle's configuration, profile {alert_profile}")
         config["rule_files"] = [str(rules_dir / "*.yml")]
     derive.write_yaml(config, paths.GENERATED / "prometheus.yml")
-    (paths.GENERATED / "alertmanager.yml").write_text(derive.alertmanager_config(
-        paths.REPO / "alertmanager" / "alertmanager.yml", env, paths.GENERATED / "secrets"))
+    (paths.GENERATED / "alertmanager.yml").write_text(
+        derive.alertmanager_config(paths.REPO / "alertmanager" / "alertmanager.yml", env, paths.GENERATED / "secrets")
+    )
     shutil.rmtree(paths.GENERATED / "grafana", ignore_errors=True)
     derive.grafana_provisioning(paths.REPO / "grafana" / "provisioning", paths.GENERATED / "grafana")
     after = _snapshot(paths.GENERATED)
     changed = {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
-    return {name for name, prefix in (("prometheus", "prometheus.yml"), ("prometheus", "rules"),
-                                      ("alertmanager", "alertmanager.yml"), ("alertmanager", "secrets"))
-            if any(p.relative_to(paths.GENERATED).parts[0] == prefix for p in changed)}
+    return {
+        name
+        for name, prefix in (
+            ("prometheus", "prometheus.yml"),
+            ("prometheus", "rules"),
+            ("alertmanager", "alertmanager.yml"),
+            ("alertmanager", "secrets"),
+        )
+        if any(p.relative_to(paths.GENERATED).parts[0] == prefix for p in changed)
+    }
 
 
 def running_workers():
@@ -89,10 +105,12 @@ def start_service(svc, env):
 
 def wait_healthy(svc, env, timeout=READY_TIMEOUT):
     """True once `svc` answers its health check; False if it exits or stays unhealthy."""
+
     def state():
         if svc.healthy(env):
             return "healthy"
         return None if process.running_pid(svc.name) else "exited"
+
     try:
         return poll.until(state, timeout, 0.25, f"{svc.name} to be healthy") == "healthy"
     except poll.TimedOut:
@@ -106,6 +124,7 @@ def reload(names):
     """Reload running servers whose config changed, and only those: a reload while an alert resolves
     can drop its resolved notification (Prometheus re-creates its notifier)."""
     import requests
+
     for name in sorted(names):
         if process.running_pid(name):
             try:
@@ -145,7 +164,9 @@ def up(workers):
             if outcome is Start.STARTED:
                 fresh.add(svc.name)
         with concurrent.futures.ThreadPoolExecutor(len(started) or 1) as pool:
-            results.update(zip([s.name for s in started], pool.map(lambda s: wait_healthy(s, env), started), strict=True))
+            results.update(
+                zip([s.name for s in started], pool.map(lambda s: wait_healthy(s, env), started), strict=True)
+            )
     reload(changed - fresh)  # e.g. a changed worker count, when Prometheus was already running
     failed = [name for name, ok in results.items() if not ok]
     elapsed = time.monotonic() - t0
@@ -189,12 +210,21 @@ def print_table(svcs, env):
         rows.append((svc.name, state, svc.url))
     if env.get("BROKER") == "redis":
         where = urlsplit(env["BROKER_URL"])
-        rows.append(("redis broker", "healthy" if broker.listening(where.hostname or "127.0.0.1",
-                                                                   where.port or PORTS["redis"])
-                     else "down", broker.redact(env["BROKER_URL"])))
+        rows.append(
+            (
+                "redis broker",
+                "healthy" if broker.listening(where.hostname or "127.0.0.1", where.port or PORTS["redis"]) else "down",
+                broker.redact(env["BROKER_URL"]),
+            )
+        )
     else:
-        rows.append(("rabbitmq", "healthy" if broker.listening("127.0.0.1", PORTS["rabbitmq"]) else "down",
-                     f"http://localhost:{PORTS['rabbitmq_management']} (management UI)"))
+        rows.append(
+            (
+                "rabbitmq",
+                "healthy" if broker.listening("127.0.0.1", PORTS["rabbitmq"]) else "down",
+                f"http://localhost:{PORTS['rabbitmq_management']} (management UI)",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         say("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

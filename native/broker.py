@@ -3,6 +3,7 @@
 A reused RabbitMQ gets the management and prometheus plugins enabled (bound to 127.0.0.1) if it
 lacks them; our own gets a config under .native/ and is stopped by `make down`.
 """
+
 import os
 import shutil
 import socket
@@ -36,6 +37,7 @@ def wait_listening(host, port, timeout):
 
 # --- RabbitMQ -------------------------------------------------------------------------------
 
+
 def _own_rabbitmq_env():
     base = paths.DATA / "rabbitmq"
     return {
@@ -54,8 +56,7 @@ def _own_rabbitmq_env():
 def rabbitmqctl(args, env=None, check=True, timeout=60):
     if env is None and (paths.RUN / "rabbitmq.owned").exists():
         env = _own_rabbitmq_env()  # our own node keeps its state under .native/
-    return subprocess.run(["rabbitmqctl", *args], env=env, check=check, timeout=timeout,
-                          capture_output=True, text=True)
+    return subprocess.run(["rabbitmqctl", *args], env=env, check=check, timeout=timeout, capture_output=True, text=True)
 
 
 def _start_own_rabbitmq(broker):
@@ -66,7 +67,8 @@ def _start_own_rabbitmq(broker):
         f"listeners.tcp.default = 127.0.0.1:{broker['port']}\n"
         f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {MANAGEMENT_PORT}\n"
         f"prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = {PROMETHEUS_PORT}\n"
-        "loopback_users.guest = true\n")
+        "loopback_users.guest = true\n"
+    )
     (base / "enabled_plugins").write_text("[%s].\n" % ",".join(RABBITMQ_PLUGINS))
     if _has_user("rabbitmq"):  # the server drops to this user when started as root
         subprocess.run(["chown", "-R", "rabbitmq:rabbitmq", str(base)], check=False)
@@ -81,6 +83,7 @@ def _start_own_rabbitmq(broker):
 def _has_user(name):
     try:
         import pwd
+
         pwd.getpwnam(name)
         return True
     except KeyError:
@@ -90,10 +93,12 @@ def _has_user(name):
 def _enable_plugins_on_running_node():
     """Bind the plugin listeners to loopback first (they default to all interfaces), then enable."""
     for app, port in (("rabbitmq_management", MANAGEMENT_PORT), ("rabbitmq_prometheus", PROMETHEUS_PORT)):
-        rabbitmqctl(["eval", f'application:set_env({app}, tcp_config, [{{ip, "127.0.0.1"}}, {{port, {port}}}]).'],
-                     check=False)
-    subprocess.run(["rabbitmq-plugins", "enable", *RABBITMQ_PLUGINS], check=True, timeout=120,
-                   capture_output=True, text=True)
+        rabbitmqctl(
+            ["eval", f'application:set_env({app}, tcp_config, [{{ip, "127.0.0.1"}}, {{port, {port}}}]).'], check=False
+        )
+    subprocess.run(
+        ["rabbitmq-plugins", "enable", *RABBITMQ_PLUGINS], check=True, timeout=120, capture_output=True, text=True
+    )
 
 
 def ensure_rabbitmq(broker, say):
@@ -118,8 +123,9 @@ def ensure_rabbitmq(broker, say):
 
 def _can_log_in(broker):
     try:
-        r = requests.get(f"http://127.0.0.1:{MANAGEMENT_PORT}/api/whoami",
-                         auth=(broker["user"], broker["password"]), timeout=5)
+        r = requests.get(
+            f"http://127.0.0.1:{MANAGEMENT_PORT}/api/whoami", auth=(broker["user"], broker["password"]), timeout=5
+        )
         return r.status_code == 200
     except requests.RequestException:
         return False
@@ -153,6 +159,7 @@ def stop_own_rabbitmq(say):
 
 
 # --- Redis ----------------------------------------------------------------------------------
+
 
 def redis_server_argv(port, data_dir=None):
     """redis-server on 127.0.0.1 with nothing kept on disk (no snapshots, no append-only file)."""
@@ -188,10 +195,25 @@ PUBSUB_BUFFER_LIMIT = "64mb 16mb 60"
 
 
 def redis_broker_argv(port, directory):
-    return ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory),
-            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-            "--maxmemory-policy", "noeviction",
-            "--client-output-buffer-limit", f"pubsub {PUBSUB_BUFFER_LIMIT}"]
+    return [
+        "redis-server",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(directory),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--maxmemory-policy",
+        "noeviction",
+        "--client-output-buffer-limit",
+        f"pubsub {PUBSUB_BUFFER_LIMIT}",
+    ]
 
 
 def redact(url):
@@ -224,8 +246,10 @@ def ensure_reachable(url, say, timeout=3.0):
     kind = "redis" if parts.scheme.startswith("redis") else "amqp"
     host, port = parts.hostname or "127.0.0.1", parts.port or PORTS["redis" if kind == "redis" else "rabbitmq"]
     if not answers(host, port, kind, timeout=timeout):
-        raise RuntimeError(f"cannot reach the broker at {redact(url)} ({host}:{port} no {kind} answer within "
-                           f"{timeout:g}s); check BROKER_URL, or unset it to use the local broker")
+        raise RuntimeError(
+            f"cannot reach the broker at {redact(url)} ({host}:{port} no {kind} answer within "
+            f"{timeout:g}s); check BROKER_URL, or unset it to use the local broker"
+        )
     say(f"broker: using the remote broker at {host}:{port}")
 
 
@@ -254,6 +278,10 @@ def redis_exporter_argv(broker_url):
     parts = urlsplit(broker_url)
     db = (parts.path or "/0").strip("/") or "0"
     address = f"redis://{parts.hostname or '127.0.0.1'}:{parts.port or PORTS['redis']}"
-    return ["prometheus-redis-exporter", f"--redis.addr={address}",
-            f"--web.listen-address=127.0.0.1:{REDIS_EXPORTER_PORT}",
-            f"--check-single-keys=db{db}=celery,db{db}=unacked", "--include-system-metrics=false"]
+    return [
+        "prometheus-redis-exporter",
+        f"--redis.addr={address}",
+        f"--web.listen-address=127.0.0.1:{REDIS_EXPORTER_PORT}",
+        f"--check-single-keys=db{db}=celery,db{db}=unacked",
+        "--include-system-metrics=false",
+    ]

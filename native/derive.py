@@ -4,6 +4,7 @@ In compose, targets are `service:port` on the compose network; natively every se
 127.0.0.1 on the same port (moved by NATIVE_PORT_OFFSET for a second stack, but for the servers the
 stacks share), and the worker replicas found by DNS become one target per worker.
 """
+
 import re
 from pathlib import Path
 
@@ -13,8 +14,17 @@ from mixin.config import Config
 from native.ports import BASE_PORTS, OFFSET, PORTS, SHARED
 
 # Compose service names that may appear as hosts in the config files.
-COMPOSE_SERVICES = ("rabbitmq", "redis", "app", "celery_worker", "flower", "celery_exporter",
-                    "prometheus", "alertmanager", "grafana")
+COMPOSE_SERVICES = (
+    "rabbitmq",
+    "redis",
+    "app",
+    "celery_worker",
+    "flower",
+    "celery_exporter",
+    "prometheus",
+    "alertmanager",
+    "grafana",
+)
 HOST = "127.0.0.1"
 WORKER_JOB = Config().jobs.worker
 WORKER_BASE_PORT = PORTS["worker_metrics"]
@@ -68,8 +78,10 @@ _URL = re.compile(r"//(%s):(\d+)" % "|".join(COMPOSE_SERVICES))
 
 
 # Optional integrations: (env var with the secret, global key naming its file, receiver key).
-AM_SECRETS = (("SLACK_API_URL", "slack_api_url_file", "slack_configs"),
-              ("SMTP_PASSWORD", "smtp_auth_password_file", "email_configs"))
+AM_SECRETS = (
+    ("SLACK_API_URL", "slack_api_url_file", "slack_configs"),
+    ("SMTP_PASSWORD", "smtp_auth_password_file", "email_configs"),
+)
 # The app's webhook token: Alertmanager sends it as `Authorization: Bearer` (http_config).
 WEBHOOK_TOKEN = "ALERT_WEBHOOK_TOKEN"
 

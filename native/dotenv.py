@@ -5,6 +5,7 @@ same on the Docker path, without Python.
 Which keys .env has is what native/env.py's reader (python-dotenv) finds in it, `export KEY=...`
 and `KEY = ...` included. .env.example itself is plain KEY=value lines, copied line by line (a test
 checks that python-dotenv reads the same keys from it)."""
+
 import re
 import secrets
 

@@ -1,4 +1,5 @@
 """The environment every native process gets: the shell's, then .env, then derived values."""
+
 import os
 from urllib.parse import quote, unquote, urlsplit
 
@@ -57,8 +58,11 @@ def broker_kind(url):
 def _redis_location(url):
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
-    return ("127.0.0.1" if host == "localhost" else host, parts.port or PORTS["redis"],
-            (parts.path or "/0").strip("/") or "0")
+    return (
+        "127.0.0.1" if host == "localhost" else host,
+        parts.port or PORTS["redis"],
+        (parts.path or "/0").strip("/") or "0",
+    )
 
 
 def select_broker(env):
@@ -70,8 +74,10 @@ def select_broker(env):
     if broker_kind(url) != kind:
         raise ValueError(f"BROKER={kind} but BROKER_URL is {url!r}")
     if kind == "redis" and _redis_location(url) == _redis_location(env["REDIS_URL"]):
-        raise ValueError(f"BROKER_URL {url!r} is the result backend's database (REDIS_URL): "
-                         f"give the broker another database, e.g. redis://127.0.0.1:{PORTS['redis']}/1")
+        raise ValueError(
+            f"BROKER_URL {url!r} is the result backend's database (REDIS_URL): "
+            f"give the broker another database, e.g. redis://127.0.0.1:{PORTS['redis']}/1"
+        )
     env["BROKER"], env["BROKER_URL"] = kind, url
     return kind
 

@@ -1,6 +1,7 @@
 """Where native mode keeps its state: everything under .native/ in the repo (git-ignored); a second
 stack on the same machine (NATIVE_INSTANCE=<name>, with its own ports: native/ports.py) under
 .native/instances/<name>/."""
+
 import os
 import re
 from pathlib import Path
@@ -18,9 +19,9 @@ def instance(environ=os.environ):
 
 INSTANCE = instance()
 STATE = REPO / ".native" / "instances" / INSTANCE if INSTANCE else REPO / ".native"
-RUN = STATE / "run"            # pid files
-LOGS = STATE / "logs"          # one log per service
-DATA = STATE / "data"          # Prometheus TSDB, Alertmanager, Flower db, own broker/redis
+RUN = STATE / "run"  # pid files
+LOGS = STATE / "logs"  # one log per service
+DATA = STATE / "data"  # Prometheus TSDB, Alertmanager, Flower db, own broker/redis
 GENERATED = STATE / "generated"  # configs derived from prometheus/, alertmanager/
 
 VENV_BIN = REPO / ".venv" / "bin"

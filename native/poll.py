@@ -1,4 +1,5 @@
 """Waiting for a condition: one polling loop for the CLI, the screenshots script and the tests."""
+
 import time
 
 

@@ -7,6 +7,7 @@ themselves; tests/config/test_ports.py checks that they agree (with BASE_PORTS).
 A second native stack on the same machine (NATIVE_INSTANCE: the Redis-broker tests beside the
 RabbitMQ ones, a second cluster) moves every port of its own by NATIVE_PORT_OFFSET; the servers it
 shares with the first (RabbitMQ, the system Redis) keep theirs."""
+
 import os
 
 BASE_PORTS = {

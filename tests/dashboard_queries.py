@@ -36,8 +36,7 @@ _REGEX_SPECIAL = re.compile(r"[\\^$.|?*+()\[\]{}]")
 
 def load_dashboards(directory=DASHBOARD_DIR):
     """Every dashboard JSON in directory, in file-name order."""
-    return [json.loads(path.read_text(encoding="utf-8"))
-            for path in sorted(Path(directory).glob("*.json"))]
+    return [json.loads(path.read_text(encoding="utf-8")) for path in sorted(Path(directory).glob("*.json"))]
 
 
 def panels(dashboard):
@@ -69,25 +68,31 @@ def dashboard_variables(dashboard, variables=None):
 
 def substitute(expr, values):
     """expr with every variable replaced; ValueError names any variable without a value."""
+
     def replace(match):
         name = next(group for group in match.groups() if group)
         if name not in values:
             raise ValueError(f"no value for variable ${name} in: {expr}")
         return values[name]
+
     return _VARIABLE.sub(replace, expr)
 
 
 def iter_panel_queries(dashboard_json, variables=None):
     """[(dashboard title, panel title, expr with variables substituted)] for every query."""
     values = dashboard_variables(dashboard_json, variables)
-    return [(dashboard_json["title"], panel["title"], substitute(target["expr"], values))
-            for panel in panels(dashboard_json)
-            for target in panel.get("targets", [])
-            if target.get("expr") and not target.get("hide")]
+    return [
+        (dashboard_json["title"], panel["title"], substitute(target["expr"], values))
+        for panel in panels(dashboard_json)
+        for target in panel.get("targets", [])
+        if target.get("expr") and not target.get("hide")
+    ]
 
 
 def empty_by_design(dashboard_json):
     """{panel title: reason} for panels that return no series in a healthy system."""
-    return {panel["title"]: panel["description"].split(EMPTY_BY_DESIGN, 1)[1].strip()
-            for panel in panels(dashboard_json)
-            if EMPTY_BY_DESIGN in panel.get("description", "")}
+    return {
+        panel["title"]: panel["description"].split(EMPTY_BY_DESIGN, 1)[1].strip()
+        for panel in panels(dashboard_json)
+        if EMPTY_BY_DESIGN in panel.get("description", "")
+    }

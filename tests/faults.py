@@ -1,4 +1,5 @@
 """Inject real faults into the native stack: stop and start the broker, Redis, or one service."""
+
 import os
 import signal
 import subprocess
@@ -8,6 +9,7 @@ from urllib.parse import urlsplit
 from native import broker, env as native_env, process
 from native.ports import PORTS
 from tests.live import STACK_WORKERS, native_cli, wait_for
+
 
 def stop_broker():
     """Stop RabbitMQ's application (the node stays up, queues and messages on disk survive)."""
@@ -33,8 +35,7 @@ def stop_redis():
 def start_redis():
     # Daemonized, as the machine's own Redis runs: `make down` leaves it running.
     port = redis_port()
-    subprocess.run(broker.redis_server_argv(port) + ["--daemonize", "yes"], check=True, timeout=30,
-                   capture_output=True)
+    subprocess.run(broker.redis_server_argv(port) + ["--daemonize", "yes"], check=True, timeout=30, capture_output=True)
     wait_for(lambda: broker.listening("127.0.0.1", port), 30, message="Redis to start")
 
 

@@ -2,6 +2,7 @@
 grafana-foundation-sdk (generated from Grafana's schemas, one model per panel plugin and query type)
 decode each dashboard and encode it back. A key the schema does not know is dropped on the way, a
 value of the wrong shape comes back changed; either is reported with its path."""
+
 import json
 
 from grafana_foundation_sdk.cog.plugins import register_default_plugins

@@ -1,4 +1,5 @@
 """Small helpers for tests against the live native stack."""
+
 import os
 import shutil
 import subprocess
@@ -42,8 +43,13 @@ def forget_earlier_stacks():
 
 def native_cli(*args, timeout=300):
     """`python -m native ...` as the test session runs it (make up/down/status)."""
-    return subprocess.run([sys.executable, "-m", "native", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **STACK_ENV})
+    return subprocess.run(
+        [sys.executable, "-m", "native", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **STACK_ENV},
+    )
 
 
 def wait_for(predicate, timeout, interval=0.5, message="condition"):

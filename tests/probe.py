@@ -5,6 +5,7 @@ With one slot and prefetch, a long task holds the slot while the tasks behind it
 received by the worker and wait there (Flower's prefetch time), which the broker's queue depth does
 not show.
 """
+
 import os
 import signal
 import socket
@@ -27,13 +28,33 @@ class ProbeWorker:
     def __enter__(self):
         env = {**native_env.build(), "WORKER_METRICS": "0"}
         self.process = subprocess.Popen(
-            [CELERY, "-A", "worker.celery_app", "worker", "-n", self.nodename, "-c", "1",
-             f"--prefetch-multiplier={self.prefetch_multiplier}", "-Q", QUEUE,
-             "-I", "tests.probe_tasks", "--loglevel=WARNING"],
-            env=env, cwd=paths.REPO, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: prom_query(f'flower_worker_online{{worker="{self.nodename}"}} == 1'), 60,
-                 message="the probe worker online in Flower")
+            [
+                CELERY,
+                "-A",
+                "worker.celery_app",
+                "worker",
+                "-n",
+                self.nodename,
+                "-c",
+                "1",
+                f"--prefetch-multiplier={self.prefetch_multiplier}",
+                "-Q",
+                QUEUE,
+                "-I",
+                "tests.probe_tasks",
+                "--loglevel=WARNING",
+            ],
+            env=env,
+            cwd=paths.REPO,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(
+            lambda: prom_query(f'flower_worker_online{{worker="{self.nodename}"}} == 1'),
+            60,
+            message="the probe worker online in Flower",
+        )
         return self
 
     def __exit__(self, *exc):

@@ -1,5 +1,6 @@
 """Tasks only the test probe worker runs (`-I tests.probe_tasks`): a task that retries, one that
 is rejected. They produce the task-retried and task-rejected events the stack's own tasks never do."""
+
 from celery.exceptions import Reject
 
 from worker.celery_app import app

@@ -20,6 +20,7 @@ Options: --only notifications (just step 5, without the stack), --out DIR (defau
 127.0.0.1). Exit code 1 with a one-line reason when the stack is not up or no alert fired in time
 (the other pictures are still saved).
 """
+
 import argparse
 import pathlib
 import re
@@ -51,15 +52,19 @@ class Failed(Exception):
 
 
 def check_stack(args, auth):
-    for name, url, kwargs in (("app", f"{args.app}/healthz", {}),
-                              ("Flower", f"{args.flower}/healthcheck", {}),
-                              ("Prometheus", f"{args.prometheus}/-/ready", {}),
-                              ("Flower's API", f"{args.flower}/api/workers?status=true", {"auth": auth})):
+    for name, url, kwargs in (
+        ("app", f"{args.app}/healthz", {}),
+        ("Flower", f"{args.flower}/healthcheck", {}),
+        ("Prometheus", f"{args.prometheus}/-/ready", {}),
+        ("Flower's API", f"{args.flower}/api/workers?status=true", {"auth": auth}),
+    ):
         try:
             r = requests.get(url, timeout=10, **kwargs)
         except requests.RequestException as exc:
-            raise Failed(f"{name} does not answer at {url} ({exc.__class__.__name__}): start the stack with "
-                         "`WORKERS=3 make up` first") from None
+            raise Failed(
+                f"{name} does not answer at {url} ({exc.__class__.__name__}): start the stack with "
+                "`WORKERS=3 make up` first"
+            ) from None
         if r.status_code != 200:
             raise Failed(f"{name} answered {r.status_code} at {url}")
     workers = requests.get(f"{args.flower}/api/workers?status=true", timeout=10, auth=auth).json()
@@ -79,6 +84,7 @@ def wait_finished(app, ids, timeout=180):
                 if body.get("state") in ("SUCCESS", "FAILURE", "REVOKED"):
                     states[task_id] = body["state"]
         return len(states) == len(ids)
+
     try:
         poll.until(all_finished, timeout)
     except poll.TimedOut:
@@ -90,6 +96,7 @@ def wait_flower_knows(flower, auth, task_id, state, timeout=60):
     def known():
         r = requests.get(f"{flower}/api/task/info/{task_id}", timeout=10, auth=auth)
         return r.status_code == 200 and r.json().get("state") == state
+
     try:
         poll.until(known, timeout)
     except poll.TimedOut:
@@ -126,8 +133,13 @@ def shoot_flower(page, args, auth, out, ids):
 
 def firing_alerts(prometheus):
     body = requests.get(f"{prometheus}/api/v1/alerts", timeout=10).json()
-    return sorted({a["labels"]["alertname"] for a in body["data"]["alerts"]
-                   if a["state"] == "firing" and a["labels"]["alertname"] != "Watchdog"})
+    return sorted(
+        {
+            a["labels"]["alertname"]
+            for a in body["data"]["alerts"]
+            if a["state"] == "firing" and a["labels"]["alertname"] != "Watchdog"
+        }
+    )
 
 
 def pick(firing):
@@ -142,8 +154,10 @@ def make_alert_fire(args):
     if name:
         say(f"{name} is already firing")
         return name
-    say(f"no alert but the Watchdog is firing: submitting failing tasks until {' or '.join(SUCCESS_RATE_ALERTS)} "
-        f"fires (up to {args.alert_timeout:.0f}s; with the standard rules it takes a little over 2 minutes)")
+    say(
+        f"no alert but the Watchdog is firing: submitting failing tasks until {' or '.join(SUCCESS_RATE_ALERTS)} "
+        f"fires (up to {args.alert_timeout:.0f}s; with the standard rules it takes a little over 2 minutes)"
+    )
     started = time.monotonic()
     last_batch = None
     while time.monotonic() - started < args.alert_timeout:
@@ -157,9 +171,11 @@ def make_alert_fire(args):
             say(f"{name} fired after {time.monotonic() - started:.0f}s")
             return name
         time.sleep(5)
-    raise Failed(f"no alert fired within {args.alert_timeout:.0f}s although half of the tasks failed; check that "
-                 f"Prometheus loads alerts/celery.rules.yml ({args.prometheus}/classic/rules) and that the exporter "
-                 "counts the tasks (celery_task_failed_total)")
+    raise Failed(
+        f"no alert fired within {args.alert_timeout:.0f}s although half of the tasks failed; check that "
+        f"Prometheus loads alerts/celery.rules.yml ({args.prometheus}/classic/rules) and that the exporter "
+        "counts the tasks (celery_task_failed_total)"
+    )
 
 
 def shoot_alerts(page, args, out, name):
@@ -171,12 +187,14 @@ def shoot_alerts(page, args, out, name):
         page.click("label:has(#inactiveAlerts)")  # hide the rules that are not active
         page.click("div.show-annotations")
         header = page.locator("tr.alert_header").filter(
-            has=page.locator("b", has_text=re.compile(rf"^\s*{re.escape(name)}\s*$")))
+            has=page.locator("b", has_text=re.compile(rf"^\s*{re.escape(name)}\s*$"))
+        )
         header.first.click()
         # Keep the page's heading in the picture unless the alert is further down; then scroll it up
         # to just below the fixed navbar.
-        header.first.evaluate("el => { if (el.getBoundingClientRect().top > 400) {"
-                              " el.scrollIntoView(); window.scrollBy(0, -70); } }")
+        header.first.evaluate(
+            "el => { if (el.getBoundingClientRect().top > 400) { el.scrollIntoView(); window.scrollBy(0, -70); } }"
+        )
     else:
         page.goto(f"{args.prometheus}/alerts")
         page.get_by_text(name, exact=True).first.click()
@@ -194,8 +212,12 @@ def shoot_notifications(browser, out):
     critical = alert("CeleryQueueNoConsumer", job=jobs.rabbitmq_queues, vhost="/", queue="reports")
     warning = alert("CeleryTaskSuccessRateLow", job=jobs.exporter, name="process_task", queue_name="celery")
     info = alert("CeleryThroughputBelowBaseline", job=jobs.exporter)
-    worker = alert("CeleryWorkerCpuHigh", job=jobs.worker, instance=f"celery_worker:{PORTS['worker_metrics']}",
-                   worker="celery_worker-1@vm")
+    worker = alert(
+        "CeleryWorkerCpuHigh",
+        job=jobs.worker,
+        instance=f"celery_worker:{PORTS['worker_metrics']}",
+        worker="celery_worker-1@vm",
+    )
     with tempfile.TemporaryDirectory() as tmp, Rig(pathlib.Path(tmp)) as rig:
         rig.post_alerts([info, worker])
         wait_for(lambda: len(rig.webhook_notifications()) >= 2, 30, "the first notifications")
@@ -237,8 +259,8 @@ def main(argv=None):
             browser = launch(pw)
             try:
                 context = browser.new_context(
-                    viewport=VIEWPORT,
-                    http_credentials={"username": auth[0], "password": auth[1]} if auth else None)
+                    viewport=VIEWPORT, http_credentials={"username": auth[0], "password": auth[1]} if auth else None
+                )
                 page = context.new_page()
                 ids = shoot_form(page, args, args.out)
                 shoot_flower(page, args, auth, args.out, ids)

@@ -1,4 +1,5 @@
 """The Celery application shared by workers, Flower and the web app (`celery -A worker.celery_app`)."""
+
 from celery import Celery
 
 from worker import result_backend, settings

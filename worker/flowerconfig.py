@@ -4,6 +4,7 @@ Flower applies FLOWER_* environment variables first and this file second, so eve
 its environment variable itself and only supplies the bundle's default. Options not named here
 (FLOWER_BASIC_AUTH, FLOWER_AUTH, ...) come straight from the environment, untouched.
 """
+
 import os
 
 

@@ -60,6 +60,7 @@ measurement off (the worker then uses Celery's own Request class; clients still 
 WORKER_METRICS=0, no /metrics at all, turns it off too). A bad value stops the worker with one line
 naming the variable and the value.
 """
+
 import functools
 import logging
 import math
@@ -84,6 +85,7 @@ METRICS = None
 
 # --- Publishing side ---------------------------------------------------------------------------------
 
+
 @signals.before_task_publish.connect(weak=False, dispatch_uid="worker.latency.stamp_publish_time")
 def stamp_publish_time(headers=None, properties=None, **_):
     """Record the publish time in the message (every publish, in every client of the app)."""
@@ -96,6 +98,7 @@ def stamp_publish_time(headers=None, properties=None, **_):
 
 
 # --- Pure logic (unit-tested) ------------------------------------------------------------------------
+
 
 def publish_time(headers):
     """The message's publish time (Unix seconds), or None if the header is missing or not a usable
@@ -157,6 +160,7 @@ class QueueLabels:
 
 # --- Metrics ----------------------------------------------------------------------------------------
 
+
 class Series:
     """The histogram children of one (worker, task, queue), looked up once."""
 
@@ -177,19 +181,31 @@ class LatencyMetrics:
         self.queue_wait = Histogram(
             "celery_worker_task_queue_wait_seconds",
             "Seconds from publish (or the ETA, if later) to the start of the task on this worker",
-            LABELS, buckets=buckets, registry=None)
+            LABELS,
+            buckets=buckets,
+            registry=None,
+        )
         self.prefetch_wait = Histogram(
             "celery_worker_task_prefetch_wait_seconds",
             "Seconds from the worker receiving the task (or its ETA, if later) to its start: waiting "
-            "for a pool slot inside the worker", LABELS, buckets=buckets, registry=None)
+            "for a pool slot inside the worker",
+            LABELS,
+            buckets=buckets,
+            registry=None,
+        )
         self.runtime = Histogram(
             "celery_worker_task_runtime_seconds",
             "Seconds from the start of the task to its end, whatever the outcome",
-            LABELS, buckets=buckets, registry=None)
+            LABELS,
+            buckets=buckets,
+            registry=None,
+        )
         self.queue_wait_unknown = Counter(
             "celery_worker_task_queue_wait_unknown",
             "Tasks started whose message had no publish time (no published_at header): queue wait not observed",
-            LABELS, registry=None)
+            LABELS,
+            registry=None,
+        )
         self._series = {}
 
     def collectors(self):
@@ -238,6 +254,7 @@ def _timed_on_success(on_success):
     def on_success_timed(self, failed__retval__runtime, **kwargs):
         self._latency_finished(failed__retval__runtime[2])
         return on_success(self, failed__retval__runtime, **kwargs)
+
     on_success_timed._latency_timed = True
     return on_success_timed
 
@@ -246,8 +263,8 @@ class TimedRequest(Request):
     """Celery's worker Request, measuring the stages of its task (module docstring). Installed by
     the worker at start (install()) as the Task.Request of the app."""
 
-    _latency_series = None     # set when the task started
-    _latency_started = None    # monotonic start
+    _latency_series = None  # set when the task started
+    _latency_started = None  # monotonic start
     _latency_done = False
 
     def __init_subclass__(cls, **kwargs):
@@ -272,8 +289,14 @@ class TimedRequest(Request):
             queue = _queue_labels(self._app.amqp.queues.consume_from, delivery_info.get("routing_key"))
             series = self._latency_series = metrics.series(self._hostname, self.name, queue)
             eta = self._eta
-            metrics.started(series, publish_time(self._request_dict), eta and eta.timestamp(),
-                            self.time_start, time_accepted, self._latency_received)
+            metrics.started(
+                series,
+                publish_time(self._request_dict),
+                eta and eta.timestamp(),
+                self.time_start,
+                time_accepted,
+                self._latency_received,
+            )
         except Exception:
             _measurement_failed()
 
@@ -290,6 +313,7 @@ class TimedRequest(Request):
     def on_success(self, failed__retval__runtime, **kwargs):
         self._latency_finished(failed__retval__runtime[2])
         return super().on_success(failed__retval__runtime, **kwargs)
+
     on_success._latency_timed = True
 
     def on_failure(self, exc_info, send_failed_event=True, return_ok=False):

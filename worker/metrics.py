@@ -5,6 +5,7 @@ hostnames, collapsing the workers of one host. This collector runs in the worker
 measures main + pool children on every scrape, so values are never stale. Task latency by stage
 (queue wait, prefetch wait, runtime: worker/latency.py) is served from the same registry.
 """
+
 import logging
 import os
 import threading
@@ -84,7 +85,7 @@ class PoolReplacements:
 
 class TreeUsage(NamedTuple):
     cpu_seconds: float  # user+system of every process, plus the children the root already reaped
-    rss_bytes: float    # sum of the resident memory of every process
+    rss_bytes: float  # sum of the resident memory of every process
     processes: int
     largest_child_rss_bytes: float  # the largest process below the root (a pool process)
 
@@ -123,16 +124,26 @@ class WorkerProcessTreeCollector:
         except psutil.NoSuchProcess:
             cpu, rss, processes, largest_child = 0.0, 0.0, 0, 0.0
         labels = [self.nodename]
-        c = CounterMetricFamily("celery_worker_cpu_seconds", "CPU seconds (user+system) of the worker's process tree", labels=["worker"])
+        c = CounterMetricFamily(
+            "celery_worker_cpu_seconds", "CPU seconds (user+system) of the worker's process tree", labels=["worker"]
+        )
         c.add_metric(labels, cpu)
         yield c
-        g = GaugeMetricFamily("celery_worker_memory_rss_bytes", "Resident memory of the worker's process tree (sum of RSS)", labels=["worker"])
+        g = GaugeMetricFamily(
+            "celery_worker_memory_rss_bytes",
+            "Resident memory of the worker's process tree (sum of RSS)",
+            labels=["worker"],
+        )
         g.add_metric(labels, rss)
         yield g
-        g = GaugeMetricFamily("celery_worker_cpu_limit_cores", "Cores the worker may use: 100% CPU utilisation", labels=["worker"])
+        g = GaugeMetricFamily(
+            "celery_worker_cpu_limit_cores", "Cores the worker may use: 100% CPU utilisation", labels=["worker"]
+        )
         g.add_metric(labels, self.limit)
         yield g
-        g = GaugeMetricFamily("celery_worker_processes", "Processes in the worker's tree (main + pool)", labels=["worker"])
+        g = GaugeMetricFamily(
+            "celery_worker_processes", "Processes in the worker's tree (main + pool)", labels=["worker"]
+        )
         g.add_metric(labels, processes)
         yield g
         size = getattr(self.pool, "num_processes", None) if self.pool is not None else None
@@ -140,26 +151,34 @@ class WorkerProcessTreeCollector:
             g = GaugeMetricFamily("celery_worker_pool_processes", "Pool size (processes or threads)", labels=["worker"])
             g.add_metric(labels, size)
             yield g
-        g = GaugeMetricFamily("celery_worker_pool_process_max_rss_bytes",
-                              "Resident memory of the largest process below the worker's main process", labels=["worker"])
+        g = GaugeMetricFamily(
+            "celery_worker_pool_process_max_rss_bytes",
+            "Resident memory of the largest process below the worker's main process",
+            labels=["worker"],
+        )
         g.add_metric(labels, largest_child)
         yield g
-        g = GaugeMetricFamily("celery_worker_max_memory_per_child_bytes",
-                              "worker_max_memory_per_child: a pool process above it is replaced after its task (0 = no limit)",
-                              labels=["worker"])
+        g = GaugeMetricFamily(
+            "celery_worker_max_memory_per_child_bytes",
+            "worker_max_memory_per_child: a pool process above it is replaced after its task (0 = no limit)",
+            labels=["worker"],
+        )
         g.add_metric(labels, settings.WORKER_MAX_MEMORY_PER_CHILD_MB * 1024 * 1024)
         yield g
         # Counted where the worker sends each task-started event (Request.on_accepted), so the events
         # Flower and the exporter counted can be checked against it: a shortfall is lost events.
-        c = CounterMetricFamily("celery_worker_tasks_started",
-                                "Tasks this worker started (one task-started event each)", labels=["worker"])
+        c = CounterMetricFamily(
+            "celery_worker_tasks_started", "Tasks this worker started (one task-started event each)", labels=["worker"]
+        )
         c.add_metric(labels, worker_state.all_total_count[0])
         yield c
         if self.replacements is not None:
-            c = CounterMetricFamily("celery_worker_pool_process_replacements",
-                                    "Pool processes replaced while the worker ran, by reason: recycled (over "
-                                    "worker_max_memory_per_child or at worker_max_tasks_per_child) or died (killed, crashed)",
-                                    labels=["worker", "reason"])
+            c = CounterMetricFamily(
+                "celery_worker_pool_process_replacements",
+                "Pool processes replaced while the worker ran, by reason: recycled (over "
+                "worker_max_memory_per_child or at worker_max_tasks_per_child) or died (killed, crashed)",
+                labels=["worker", "reason"],
+            )
             for reason, count in self.replacements.snapshot().items():
                 c.add_metric([self.nodename, reason], count)
             yield c

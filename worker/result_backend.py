@@ -8,6 +8,7 @@
   polls the stored state), so subscriptions would only pile up in a long-running producer and make
   sending a task fail while Redis is down, although running it needs only the broker.
 """
+
 import logging
 
 from celery import states

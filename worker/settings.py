@@ -1,4 +1,5 @@
 """Every setting the worker side reads, with its environment name and default."""
+
 import os
 
 # The guide's name for the broker URL.
@@ -31,17 +32,25 @@ MAX_MEMORY_MB_PER_TASK = int(os.environ.get("MAX_MEMORY_MB_PER_TASK", "256"))
 # (MAX_TIMEOUT_SECONDS), or a task still running is delivered a second time to another worker.
 VISIBILITY_TIMEOUT = float(os.environ.get("VISIBILITY_TIMEOUT", MAX_TIMEOUT_SECONDS + 60))
 if VISIBILITY_TIMEOUT <= MAX_TIMEOUT_SECONDS:
-    raise ValueError(f"VISIBILITY_TIMEOUT ({VISIBILITY_TIMEOUT:g}) must exceed MAX_TIMEOUT_SECONDS "
-                     f"({MAX_TIMEOUT_SECONDS:g}): a running task would be delivered twice")
+    raise ValueError(
+        f"VISIBILITY_TIMEOUT ({VISIBILITY_TIMEOUT:g}) must exceed MAX_TIMEOUT_SECONDS "
+        f"({MAX_TIMEOUT_SECONDS:g}): a running task would be delivered twice"
+    )
 
 # Don't let a lost broker hang a web request forever (the app answers 503 instead).
 BROKER_TRANSPORT_OPTIONS = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 if BROKER_URL.startswith(("redis://", "rediss://")):
     # Workers look for such expired messages every 5 s (kombu's default scans about every 100 s:
     # every 10th sweep of 10 s), so redelivery comes at most ~5 s after the visibility timeout.
-    BROKER_TRANSPORT_OPTIONS.update(visibility_timeout=VISIBILITY_TIMEOUT, unacked_restore_interval=5,
-                                    unacked_restore_throttle=1, socket_timeout=10,
-                                    socket_connect_timeout=5, health_check_interval=25)
+    BROKER_TRANSPORT_OPTIONS.update(
+        visibility_timeout=VISIBILITY_TIMEOUT,
+        unacked_restore_interval=5,
+        unacked_restore_throttle=1,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        health_check_interval=25,
+    )
+
 
 # --- Memory containment and the fault-mode budget -------------------------------------------------
 def _env(name, default):
@@ -90,13 +99,35 @@ MAX_MEMORY_MB_PER_REQUEST = int(_env("MAX_MEMORY_MB_PER_REQUEST", "512"))
 # FAULT_INJECTION=on says otherwise. Off, the app refuses those fields with 422.
 PROFILE = _env("PROFILE", "dev")
 FAULT_INJECTION = _env("FAULT_INJECTION", "off" if PROFILE == "production" else "on").strip().lower() in (
-    "1", "on", "true", "yes")
+    "1",
+    "on",
+    "true",
+    "yes",
+)
 
 # --- Task latency by stage (worker/latency.py) ------------------------------------------------------
 # Histogram bucket bounds in seconds, 5 ms to 1 h, for queue wait, prefetch wait and runtime. Anything
 # that plots or alerts on these histograms can import this list instead of repeating it.
-DEFAULT_TASK_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                                60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+DEFAULT_TASK_LATENCY_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+)
 _SWITCH = {"1": True, "on": True, "true": True, "yes": True, "0": False, "off": False, "false": False, "no": False}
 
 
@@ -115,11 +146,14 @@ def task_latency_buckets():
         try:
             bound = float(part)
         except ValueError:
-            raise ValueError(f"{where}: {part.strip()!r} is not a number of seconds "
-                             "(expected increasing numbers separated by commas, e.g. 0.005,0.01,0.025)") from None
+            raise ValueError(
+                f"{where}: {part.strip()!r} is not a number of seconds "
+                "(expected increasing numbers separated by commas, e.g. 0.005,0.01,0.025)"
+            ) from None
         if not 0 < bound < float("inf"):
-            raise ValueError(f"{where}: {part.strip()!r} must be a positive, finite number of seconds "
-                             "(+Inf is always added)")
+            raise ValueError(
+                f"{where}: {part.strip()!r} must be a positive, finite number of seconds (+Inf is always added)"
+            )
         if bounds and bound <= bounds[-1]:
             raise ValueError(f"{where}: the bounds must increase ({bounds[-1]:g} then {bound:g})")
         bounds.append(bound)

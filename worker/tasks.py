@@ -8,6 +8,7 @@ Fault modes (the app sets them per task):
   to WORKER_MAX_RETAINED_MB in total per pool process; worker_max_memory_per_child then replaces the
   process after its task (worker/celery_app.py), so the memory goes back to the host.
 """
+
 import hashlib
 import logging
 import time
@@ -35,8 +36,13 @@ def _retain_memory(memory_mb):
     wanted = max(0, int(memory_mb)) * MB
     room = max(0, settings.WORKER_MAX_RETAINED_MB * MB - retained_bytes())
     if wanted > room:
-        log.warning("memory_mb=%s: this pool process already keeps %d MB of the %d MB it may keep; keeping %d MB",
-                    memory_mb, retained_bytes() // MB, settings.WORKER_MAX_RETAINED_MB, room // MB)
+        log.warning(
+            "memory_mb=%s: this pool process already keeps %d MB of the %d MB it may keep; keeping %d MB",
+            memory_mb,
+            retained_bytes() // MB,
+            settings.WORKER_MAX_RETAINED_MB,
+            room // MB,
+        )
     size = min(wanted, room)
     if size:
         # Multiplying a one-byte array writes every page, so RSS really grows.

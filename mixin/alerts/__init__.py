@@ -6,6 +6,7 @@ not in the Config (a source the user does not run
 never pages). `build(cfg)` collects them, drops the alerts the Config disables and applies its
 severity overrides; `Alert.rule(cfg)` writes the Prometheus rule with the Config's links and labels.
 """
+
 from dataclasses import replace
 
 from mixin.alerts import pipeline, queues, slo, tasks, workers

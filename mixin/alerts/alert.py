@@ -1,4 +1,5 @@
 """One alerting rule as the mixin builds it, and how it becomes a Prometheus rule for a Config."""
+
 from dataclasses import dataclass, field
 
 from mixin.config import Config

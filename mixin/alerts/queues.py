@@ -7,6 +7,7 @@ With workers autoscaled by KEDA (cfg.autoscaling.keda) a backlog is how more wor
 the backlog alerts stay silent while the deployment's HorizontalPodAutoscaler is below its maximum
 replicas, and fire once the workers are at their maximum (their `for` counts from then).
 """
+
 from mixin.alerts.alert import Alert
 from mixin.queries import num
 
@@ -45,8 +46,10 @@ def scaling_up(cfg):
 def unless_scaling(cfg, q, expr, when):
     if not cfg.autoscaling.keda:
         return expr, when
-    return (f"({expr})\nunless on ({q.join})\n({scaling_up(cfg)})",
-            f"{when}, and the autoscaled workers are at their maximum replicas")
+    return (
+        f"({expr})\nunless on ({q.join})\n({scaling_up(cfg)})",
+        f"{when}, and the autoscaled workers are at their maximum replicas",
+    )
 
 
 def backlog(cfg, q):
@@ -54,14 +57,25 @@ def backlog(cfg, q):
         return None
     t = cfg.thresholds
     limit = num(t.queue_backlog_max)
-    expr, when = unless_scaling(cfg, q, f"celery:queue_messages_ready:sum > {limit}",
-                                f"more than {limit} messages are ready in a task queue for {t.queue_backlog_for}")
+    expr, when = unless_scaling(
+        cfg,
+        q,
+        f"celery:queue_messages_ready:sum > {limit}",
+        f"more than {limit} messages are ready in a task queue for {t.queue_backlog_for}",
+    )
     return Alert(
-        name="CeleryQueueBacklog", expr=expr, when=when,
-        for_=t.queue_backlog_for, severity="warning", dashboard=dashboard(cfg),
+        name="CeleryQueueBacklog",
+        expr=expr,
+        when=when,
+        for_=t.queue_backlog_for,
+        severity="warning",
+        dashboard=dashboard(cfg),
         summary="Queue {{ $labels.queue }} has a backlog",
-        description=(f"{{{{ $value | humanize }}}} messages are waiting in queue {{{{ $labels.queue }}}}{VHOST}, "
-                     f"more than {limit} for {t.queue_backlog_for}: the workers do not keep up."))
+        description=(
+            f"{{{{ $value | humanize }}}} messages are waiting in queue {{{{ $labels.queue }}}}{VHOST}, "
+            f"more than {limit} for {t.queue_backlog_for}: the workers do not keep up."
+        ),
+    )
 
 
 def growing(cfg, q):
@@ -70,17 +84,26 @@ def growing(cfg, q):
     t = cfg.thresholds
     limit, rate = num(t.queue_backlog_max), num(t.queue_growth_min_per_minute)
     expr, when = unless_scaling(
-        cfg, q,
+        cfg,
+        q,
         f"deriv(celery:queue_messages_ready:sum[{t.queue_growth_window}]) * 60 > {rate}\nand\n"
         f"celery:queue_messages_ready:sum > {limit}",
         f"a task queue holds more than {limit} ready messages and grows by more than {rate} per minute "
-        f"(trend over {t.queue_growth_window}), for {t.queue_growth_for}")
+        f"(trend over {t.queue_growth_window}), for {t.queue_growth_for}",
+    )
     return Alert(
-        name="CeleryQueueGrowing", expr=expr, when=when,
-        for_=t.queue_growth_for, severity="warning", dashboard=dashboard(cfg),
+        name="CeleryQueueGrowing",
+        expr=expr,
+        when=when,
+        for_=t.queue_growth_for,
+        severity="warning",
+        dashboard=dashboard(cfg),
         summary="Queue {{ $labels.queue }} keeps growing",
-        description=(f"Queue {{{{ $labels.queue }}}}{VHOST} grows by {{{{ $value | humanize }}}} messages per "
-                     f"minute (trend over {t.queue_growth_window}, threshold {rate}/min)."))
+        description=(
+            f"Queue {{{{ $labels.queue }}}}{VHOST} grows by {{{{ $value | humanize }}}} messages per "
+            f"minute (trend over {t.queue_growth_window}, threshold {rate}/min)."
+        ),
+    )
 
 
 def no_consumer(cfg, q):
@@ -90,11 +113,16 @@ def no_consumer(cfg, q):
     return Alert(
         name="CeleryQueueNoConsumer",
         expr="celery:queue_messages_ready:sum > 0\nand\ncelery:queue_consumers:sum == 0",
-        for_=t.queue_no_consumer_for, severity="critical", dashboard=dashboard(cfg),
+        for_=t.queue_no_consumer_for,
+        severity="critical",
+        dashboard=dashboard(cfg),
         summary="Queue {{ $labels.queue }} has messages but no consumer",
-        description=(f"{{{{ $value | humanize }}}} messages wait in queue {{{{ $labels.queue }}}}{VHOST} and no "
-                     f"worker consumes it: nothing will process them."),
-        when=f"a task queue has ready messages and no consumer for {t.queue_no_consumer_for}")
+        description=(
+            f"{{{{ $value | humanize }}}} messages wait in queue {{{{ $labels.queue }}}}{VHOST} and no "
+            f"worker consumes it: nothing will process them."
+        ),
+        when=f"a task queue has ready messages and no consumer for {t.queue_no_consumer_for}",
+    )
 
 
 ALERTS = (backlog, growing, no_consumer)

@@ -5,6 +5,7 @@ With workers autoscaled by KEDA (cfg.autoscaling.keda) a scale-down stops worker
 a worker that vanished while online (killed) is down, and a host whose worker Flower saw shut down
 cleanly is not.
 """
+
 from mixin.alerts.alert import Alert, pct
 from mixin.queries import num
 
@@ -17,12 +18,19 @@ def cpu_high(cfg, q):
     return Alert(
         name="CeleryWorkerCpuHigh",
         expr=f"celery:worker_cpu_utilisation:ratio > {num(t.worker_cpu_ratio_max)}",
-        for_=t.worker_cpu_for, severity="warning", dashboard="workers",
+        for_=t.worker_cpu_for,
+        severity="warning",
+        dashboard="workers",
         summary=f"Worker {{{{ $labels.worker }}}} uses more than {limit} of its CPU limit",
-        description=(f"{{{{ $labels.worker }}}} uses {{{{ $value | humanizePercentage }}}} of the cores it may use "
-                     f"(averaged over {t.worker_cpu_window}, threshold {limit})."),
-        when=(f"a worker's process tree uses more than {limit} of the cores it may use (averaged over "
-              f"{t.worker_cpu_window}) for {t.worker_cpu_for}"))
+        description=(
+            f"{{{{ $labels.worker }}}} uses {{{{ $value | humanizePercentage }}}} of the cores it may use "
+            f"(averaged over {t.worker_cpu_window}, threshold {limit})."
+        ),
+        when=(
+            f"a worker's process tree uses more than {limit} of the cores it may use (averaged over "
+            f"{t.worker_cpu_window}) for {t.worker_cpu_for}"
+        ),
+    )
 
 
 def memory_growing(cfg, q):
@@ -34,12 +42,19 @@ def memory_growing(cfg, q):
     return Alert(
         name="CeleryWorkerMemoryGrowing",
         expr=f"celery:worker_memory_rss_bytes:deriv > {num(growth)}",
-        for_=t.worker_memory_for, severity="warning", dashboard="workers",
+        for_=t.worker_memory_for,
+        severity="warning",
+        dashboard="workers",
         summary="Worker {{ $labels.worker }} memory keeps growing",
-        description=(f"Resident memory of {{{{ $labels.worker }}}} grows by {{{{ $value | humanize1024 }}}}B/s "
-                     f"(threshold {text}) for {t.worker_memory_for}: a leak or an unbounded cache."),
-        when=(f"a worker's resident memory grows faster than {text} (trend over {t.worker_memory_window}) "
-              f"for {t.worker_memory_for}"))
+        description=(
+            f"Resident memory of {{{{ $labels.worker }}}} grows by {{{{ $value | humanize1024 }}}}B/s "
+            f"(threshold {text}) for {t.worker_memory_for}: a leak or an unbounded cache."
+        ),
+        when=(
+            f"a worker's resident memory grows faster than {text} (trend over {t.worker_memory_window}) "
+            f"for {t.worker_memory_for}"
+        ),
+    )
 
 
 def pool_recycling(cfg, q):
@@ -49,16 +64,22 @@ def pool_recycling(cfg, q):
     limit = num(t.pool_recycling_per_process_max)
     return Alert(
         name="CeleryWorkerPoolRecycling",
-        expr=(f"{q.pool_replacements(t.pool_recycling_window)}\n"
-              f"> on ({q.worker}) {q.pool_processes()} * {limit}"),
-        for_=t.pool_recycling_for, severity="warning", dashboard="workers",
+        expr=(f"{q.pool_replacements(t.pool_recycling_window)}\n> on ({q.worker}) {q.pool_processes()} * {limit}"),
+        for_=t.pool_recycling_for,
+        severity="warning",
+        dashboard="workers",
         summary="Worker {{ $labels.worker }} keeps recycling its pool processes",
-        description=(f"{{{{ $value | humanize }}}} pool processes of {{{{ $labels.worker }}}} were replaced at "
-                     f"their memory or task limit in the last {t.pool_recycling_window}, more than {limit} per "
-                     f"process: tasks leak memory faster than containment can hide for long."),
-        when=(f"a worker's pool processes were each recycled more than {limit} time(s) at "
-              f"worker_max_memory_per_child or _tasks_per_child within {t.pool_recycling_window}, "
-              f"for {t.pool_recycling_for}"))
+        description=(
+            f"{{{{ $value | humanize }}}} pool processes of {{{{ $labels.worker }}}} were replaced at "
+            f"their memory or task limit in the last {t.pool_recycling_window}, more than {limit} per "
+            f"process: tasks leak memory faster than containment can hide for long."
+        ),
+        when=(
+            f"a worker's pool processes were each recycled more than {limit} time(s) at "
+            f"worker_max_memory_per_child or _tasks_per_child within {t.pool_recycling_window}, "
+            f"for {t.pool_recycling_for}"
+        ),
+    )
 
 
 def worker_down(cfg, q):
@@ -74,21 +95,33 @@ def worker_down(cfg, q):
         return Alert(
             name="CeleryWorkerDown",
             expr=f"{gone} == 1\nunless on ({by_worker}) {online}",
-            for_=down_for, severity="warning", dashboard="workers",
+            for_=down_for,
+            severity="warning",
+            dashboard="workers",
             summary="Celery worker {{ $labels.worker }} is offline",
-            description=(f"Flower dropped {{{{ $labels.worker }}}} while it was online (killed, no clean "
-                         f"shutdown), for {down_for}."),
-            when=(f"a worker's series vanished while online (killed, not a clean shutdown) within {vanished}, "
-                  f"for {down_for}"))
+            description=(
+                f"Flower dropped {{{{ $labels.worker }}}} while it was online (killed, no clean "
+                f"shutdown), for {down_for}."
+            ),
+            when=(
+                f"a worker's series vanished while online (killed, not a clean shutdown) within {vanished}, "
+                f"for {down_for}"
+            ),
+        )
     return Alert(
         name="CeleryWorkerDown",
         expr=f"{online} == 0\nor\n({gone}\nunless on ({by_worker}) {online})",
-        for_=down_for, severity="warning", dashboard="workers",
+        for_=down_for,
+        severity="warning",
+        dashboard="workers",
         summary="Celery worker {{ $labels.worker }} is offline",
-        description=(f"Flower reports {{{{ $labels.worker }}}} offline, or dropped it after it stopped reporting, "
-                     f"for {down_for} (last value {{{{ $value }}}}: 0 = reported offline, 1 = vanished while "
-                     f"online, e.g. killed)."),
-        when=f"Flower reports a worker offline, or its series vanished within {vanished}, for {down_for}")
+        description=(
+            f"Flower reports {{{{ $labels.worker }}}} offline, or dropped it after it stopped reporting, "
+            f"for {down_for} (last value {{{{ $value }}}}: 0 = reported offline, 1 = vanished while "
+            f"online, e.g. killed)."
+        ),
+        when=f"Flower reports a worker offline, or its series vanished within {vanished}, for {down_for}",
+    )
 
 
 def host_down(cfg, q):
@@ -99,16 +132,25 @@ def host_down(cfg, q):
     when = f"the celery-exporter sees no live worker on a host for {t.worker_down_for}"
     if cfg.autoscaling.keda and cfg.sources.flower:
         # The exporter reports 0 for a host until it purges it, however its worker stopped.
-        clean = (f'label_replace(last_over_time({q.flower_worker_online()}[{t.worker_vanished_window}]) == 0, '
-                 f'"hostname", "$1", "worker", ".+@(.+)")')
+        clean = (
+            f"label_replace(last_over_time({q.flower_worker_online()}[{t.worker_vanished_window}]) == 0, "
+            f'"hostname", "$1", "worker", ".+@(.+)")'
+        )
         expr = f"{expr}\nunless on ({q.join}, hostname)\n{clean}"
         when = f"{when}, unless Flower saw that host's worker shut down cleanly"
     return Alert(
-        name="CeleryWorkerHostDown", expr=expr, when=when,
-        for_=t.worker_down_for, severity="warning", dashboard="workers",
+        name="CeleryWorkerHostDown",
+        expr=expr,
+        when=when,
+        for_=t.worker_down_for,
+        severity="warning",
+        dashboard="workers",
         summary="No Celery worker alive on host {{ $labels.hostname }}",
-        description=(f"celery-exporter has had no heartbeat from any worker on {{{{ $labels.hostname }}}} "
-                     f"(celery_worker_up = {{{{ $value }}}}) for {t.worker_down_for}."))
+        description=(
+            f"celery-exporter has had no heartbeat from any worker on {{{{ $labels.hostname }}}} "
+            f"(celery_worker_up = {{{{ $value }}}}) for {t.worker_down_for}."
+        ),
+    )
 
 
 def no_worker_terms(cfg, q):
@@ -119,20 +161,24 @@ def no_worker_terms(cfg, q):
     up = "up{%s} == 1"
     if cfg.sources.flower:
         online = q.flower_worker_online()
-        terms += [f"sum by ({q.deployment}) ({online}) == 0",
-                  f"count by ({q.deployment}) ({up % q.selectors['flower']}) * 0\n"
-                  f"unless on ({q.deployment}) {online}"]
+        terms += [
+            f"sum by ({q.deployment}) ({online}) == 0",
+            f"count by ({q.deployment}) ({up % q.selectors['flower']}) * 0\nunless on ({q.deployment}) {online}",
+        ]
     if cfg.sources.exporter:
         alive = f"{q.exporter_worker_up()} == 1"
-        terms.append(f"count by ({q.deployment}) ({up % q.selectors['exporter']}) * 0\n"
-                     f"unless on ({q.deployment}) ({alive})")
+        terms.append(
+            f"count by ({q.deployment}) ({up % q.selectors['exporter']}) * 0\nunless on ({q.deployment}) ({alive})"
+        )
     if cfg.sources.worker_metrics:
         terms.append(f"sum by ({q.deployment}) ({q.worker_target_up()}) == 0")
         monitors = " or ".join(f"up{q.sel(m)}" for m in q.monitors())
         if monitors:
             # Worker targets gone altogether (pods deleted) while the deployment's monitors run.
-            terms.append(f'label_replace(count by ({q.scope_join}) (({monitors}) == 1) * 0, '
-                         f'"job", "{cfg.jobs.worker}", "", "")\nunless on ({q.join}) {q.worker_target_up()}')
+            terms.append(
+                f"label_replace(count by ({q.scope_join}) (({monitors}) == 1) * 0, "
+                f'"job", "{cfg.jobs.worker}", "", "")\nunless on ({q.join}) {q.worker_target_up()}'
+            )
     return terms
 
 
@@ -144,11 +190,16 @@ def no_worker_online(cfg, q):
     return Alert(
         name="CeleryNoWorkerOnline",
         expr="\nor\n".join(f"({term})" if "\n" in term else term for term in terms),
-        for_=down_for, severity="critical", dashboard="workers",
+        for_=down_for,
+        severity="critical",
+        dashboard="workers",
         summary="No Celery worker is online",
-        description=(f"According to {{{{ $labels.job }}}}, {{{{ $value }}}} workers have been online for "
-                     f"{down_for}: no task is processed."),
-        when=f"Flower, the celery-exporter or the workers' own targets show no worker online for {down_for}")
+        description=(
+            f"According to {{{{ $labels.job }}}}, {{{{ $value }}}} workers have been online for "
+            f"{down_for}: no task is processed."
+        ),
+        when=f"Flower, the celery-exporter or the workers' own targets show no worker online for {down_for}",
+    )
 
 
 ALERTS = (cpu_high, memory_growing, pool_recycling, worker_down, host_down, no_worker_online)

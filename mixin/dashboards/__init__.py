@@ -19,8 +19,15 @@ from mixin.config import Config
 from mixin.dashboards import broker, latency, overview, slo, tasks, workers
 
 OUTPUT_DIR = Path(__file__).resolve().parents[2] / "grafana" / "provisioning" / "dashboards"
-BUILDERS = {"overview": overview.build, "tasks": tasks.build, "workers": workers.build,
-            "latency": latency.build, "slo": slo.build, "broker": broker.build, "redis_broker": broker.build_redis}
+BUILDERS = {
+    "overview": overview.build,
+    "tasks": tasks.build,
+    "workers": workers.build,
+    "latency": latency.build,
+    "slo": slo.build,
+    "broker": broker.build,
+    "redis_broker": broker.build_redis,
+}
 # Dashboards of one broker: rendered only when the Config scrapes that broker.
 BROKER_OF = {"broker": "rabbitmq", "redis_broker": "redis"}
 
@@ -32,8 +39,9 @@ def render(dashboard):
 def build_all(cfg: Config):
     """{file name: JSON text}; files are named by dashboard uid. A dashboard none of whose panels
     the Config's sources feed is left out."""
-    boards = {key: build(cfg) for key, build in BUILDERS.items()
-              if BROKER_OF.get(key, "") in ("", *cfg.sources.brokers)}
+    boards = {
+        key: build(cfg) for key, build in BUILDERS.items() if BROKER_OF.get(key, "") in ("", *cfg.sources.brokers)
+    }
     return {f"{cfg.dashboards.uids[key]}.json": render(board) for key, board in boards.items() if board["panels"]}
 
 

@@ -42,10 +42,15 @@ def job_variable(key):
 def has_source(cfg: Config, key):
     """Whether the Config has the source behind job variable `key`."""
     sources = cfg.sources
-    return {"exporter": sources.exporter, "flower": sources.flower, "worker": sources.worker_metrics,
-            "app": sources.app, "rabbitmq": "rabbitmq" in sources.brokers,
-            "rabbitmq_queues": "rabbitmq" in sources.brokers,
-            "redis_broker": "redis" in sources.brokers}.get(key, True)
+    return {
+        "exporter": sources.exporter,
+        "flower": sources.flower,
+        "worker": sources.worker_metrics,
+        "app": sources.app,
+        "rabbitmq": "rabbitmq" in sources.brokers,
+        "rabbitmq_queues": "rabbitmq" in sources.brokers,
+        "redis_broker": "redis" in sources.brokers,
+    }.get(key, True)
 
 
 # Panels whose query returns no series in a healthy system say so in their description, after
@@ -60,10 +65,12 @@ def scope_aggregations(expr, scope_labels):
     """Every sum/max/min/avg/count keeps the scope labels (cluster, namespace): `sum(x)` -> `sum by
     (cluster, namespace) (x)`, `sum by (le) (x)` -> `sum by (cluster, namespace, le) (x)`. Counting
     firing ALERTS stays one number for the selected scope."""
+
     def rewrite(match):
         labels = [label.strip() for label in (match.group(2) or "").split(",") if label.strip()]
         labels = [label for label in scope_labels if label not in labels] + labels
         return f"{match.group(1)} by ({', '.join(labels)}) ("
+
     return _AGGREGATION.sub(rewrite, expr)
 
 
@@ -83,8 +90,7 @@ def thresholds(base, *steps):
     """Absolute colour steps: thresholds("green", (0.8, "red"))."""
     return {
         "mode": "absolute",
-        "steps": [{"color": base, "value": None}]
-        + [{"color": color, "value": value} for value, color in steps],
+        "steps": [{"color": base, "value": None}] + [{"color": color, "value": value} for value, color in steps],
     }
 
 
@@ -96,23 +102,43 @@ def override(field_name, **properties):
     return {
         "matcher": {"id": "byName", "options": field_name},
         # custom__cellOptions=... sets "custom.cellOptions"
-        "properties": [{"id": key.replace("__", "."), "value": value}
-                       for key, value in properties.items()],
+        "properties": [{"id": key.replace("__", "."), "value": value} for key, value in properties.items()],
     }
 
 
 def value_mapping(mapping):
     """{value: (text, colour)} as a Grafana value mapping."""
-    return [{
-        "type": "value",
-        "options": {str(value): {"color": color, "index": index, "text": text}
-                    for index, (value, (text, color)) in enumerate(sorted(mapping.items()))},
-    }]
+    return [
+        {
+            "type": "value",
+            "options": {
+                str(value): {"color": color, "index": index, "text": text}
+                for index, (value, (text, color)) in enumerate(sorted(mapping.items()))
+            },
+        }
+    ]
 
 
-def panel(kind, title, targets, *, w, h, description, unit="short", steps=None, links=(),
-          options=None, custom=None, overrides=(), mappings=(), transformations=(),
-          minimum=None, maximum=None, empty_by_design=None):
+def panel(
+    kind,
+    title,
+    targets,
+    *,
+    w,
+    h,
+    description,
+    unit="short",
+    steps=None,
+    links=(),
+    options=None,
+    custom=None,
+    overrides=(),
+    mappings=(),
+    transformations=(),
+    minimum=None,
+    maximum=None,
+    empty_by_design=None,
+):
     if empty_by_design:
         description = f"{description} {EMPTY_BY_DESIGN} {empty_by_design}"
     defaults = {
@@ -144,8 +170,7 @@ def panel(kind, title, targets, *, w, h, description, unit="short", steps=None, 
 REDUCE_LAST = {"calcs": ["lastNotNull"], "fields": "", "values": False}
 
 
-def timeseries(title, targets, *, threshold_line=False, w=12, h=8, legend_calcs=(), stack=False,
-               **kw):
+def timeseries(title, targets, *, threshold_line=False, w=12, h=8, legend_calcs=(), stack=False, **kw):
     """A line chart; threshold_line draws the colour steps as dashed lines; stack stacks series."""
     custom = {
         "stacking": {"group": "A", "mode": "normal" if stack else "none"},
@@ -157,8 +182,12 @@ def timeseries(title, targets, *, threshold_line=False, w=12, h=8, legend_calcs=
         "thresholdsStyle": {"mode": "dashed" if threshold_line else "off"},
     }
     options = {
-        "legend": {"calcs": list(legend_calcs), "displayMode": "table" if legend_calcs else "list",
-                   "placement": "bottom", "showLegend": True},
+        "legend": {
+            "calcs": list(legend_calcs),
+            "displayMode": "table" if legend_calcs else "list",
+            "placement": "bottom",
+            "showLegend": True,
+        },
         "tooltip": {"mode": "multi", "sort": "desc"},
     }
     return panel("timeseries", title, targets, w=w, h=h, custom=custom, options=options, **kw)
@@ -177,25 +206,44 @@ def stat(title, targets, *, w=4, h=4, graph=True, **kw):
 
 
 def gauge(title, targets, *, w=4, h=4, **kw):
-    options = {"orientation": "auto", "reduceOptions": REDUCE_LAST,
-               "showThresholdLabels": False, "showThresholdMarkers": True}
+    options = {
+        "orientation": "auto",
+        "reduceOptions": REDUCE_LAST,
+        "showThresholdLabels": False,
+        "showThresholdMarkers": True,
+    }
     return panel("gauge", title, targets, w=w, h=h, options=options, **kw)
 
 
 def bargauge(title, targets, *, w=12, h=8, **kw):
-    options = {"displayMode": "gradient", "orientation": "horizontal",
-               "reduceOptions": REDUCE_LAST, "showUnfilled": True}
+    options = {
+        "displayMode": "gradient",
+        "orientation": "horizontal",
+        "reduceOptions": REDUCE_LAST,
+        "showUnfilled": True,
+    }
     return panel("bargauge", title, targets, w=w, h=h, options=options, **kw)
 
 
 def heatmap(title, targets, *, w=12, h=8, unit="s", **kw):
     """Buckets of a histogram over time (targets in heatmap format: `sum by (le) (rate(..._bucket))`)."""
-    options = {"calculate": False, "cellGap": 1,
-               "color": {"exponent": 0.5, "fill": "dark-orange", "mode": "scheme", "reverse": False,
-                         "scale": "exponential", "scheme": "Oranges", "steps": 64},
-               "legend": {"show": True}, "rowsFrame": {"layout": "auto"},
-               "tooltip": {"mode": "single", "showColorScale": False, "yHistogram": True},
-               "yAxis": {"axisPlacement": "left", "unit": unit}}
+    options = {
+        "calculate": False,
+        "cellGap": 1,
+        "color": {
+            "exponent": 0.5,
+            "fill": "dark-orange",
+            "mode": "scheme",
+            "reverse": False,
+            "scale": "exponential",
+            "scheme": "Oranges",
+            "steps": 64,
+        },
+        "legend": {"show": True},
+        "rowsFrame": {"layout": "auto"},
+        "tooltip": {"mode": "single", "showColorScale": False, "yHistogram": True},
+        "yAxis": {"axisPlacement": "left", "unit": unit},
+    }
     for t in targets:
         t["format"] = "heatmap"
     return panel("heatmap", title, targets, w=w, h=h, options=options, **kw)
@@ -209,8 +257,7 @@ def table(title, targets, *, w=24, h=8, columns=None, hide=("Time",), sort_by=No
     options = {"cellHeight": "sm", "showHeader": True}
     if sort_by:
         options["sortBy"] = [{"desc": sort_by[1], "displayName": sort_by[0]}]
-    return panel("table", title, targets, w=w, h=h, options=options,
-                 transformations=transformations, **kw)
+    return panel("table", title, targets, w=w, h=h, options=options, transformations=transformations, **kw)
 
 
 def query_variable(name, label, query, *, multi=True, include_all=True):
@@ -348,8 +395,10 @@ class Board:
     def scope_variables(self):
         """cluster, then namespace within it; "All" (.*) also matches series without the label."""
         cluster, namespace = self.scope_labels
-        return [query_variable("cluster", "Cluster", f"label_values(up, {cluster})"),
-                query_variable("namespace", "Namespace", f'label_values(up{{{cluster}=~"$cluster"}}, {namespace})')]
+        return [
+            query_variable("cluster", "Cluster", f"label_values(up, {cluster})"),
+            query_variable("namespace", "Namespace", f'label_values(up{{{cluster}=~"$cluster"}}, {namespace})'),
+        ]
 
     def job_variables(self, panels, variables):
         """One variable per source whose job the queries use, defaulting to the Config's job."""
@@ -360,8 +409,9 @@ class Board:
             if not re.search(rf"\${name}\b", text):
                 continue
             metric = JOB_METRICS.get(key, "up")
-            variable = query_variable(name, f"Job ({key})", f"label_values({metric}{{{self.scope}}}, job)",
-                                      multi=False, include_all=False)
+            variable = query_variable(
+                name, f"Job ({key})", f"label_values({metric}{{{self.scope}}}, job)", multi=False, include_all=False
+            )
             variable["current"] = {"selected": True, "text": job, "value": job}
             result.append(variable)
         return result
@@ -381,16 +431,31 @@ class Board:
             "description": f"{description} Generated by `python -m mixin` (mixin/dashboards/); do not edit.",
             "editable": False,
             "graphTooltip": 1,  # shared crosshair
-            "links": [{"asDropdown": False, "icon": "external link", "includeVars": False,
-                       "keepTime": True, "tags": list(self.cfg.dashboards.tags), "targetBlank": False,
-                       "title": "Dashboards", "type": "dashboards"}]
+            "links": [
+                {
+                    "asDropdown": False,
+                    "icon": "external link",
+                    "includeVars": False,
+                    "keepTime": True,
+                    "tags": list(self.cfg.dashboards.tags),
+                    "targetBlank": False,
+                    "title": "Dashboards",
+                    "type": "dashboards",
+                }
+            ]
             + [dict(item, icon="external link", type="link", tags=[]) for item in links],
             "panels": flow(panels),
             "refresh": self.cfg.dashboards.refresh,
             "schemaVersion": SCHEMA_VERSION,
             "tags": [*self.cfg.dashboards.tags, "generated", *(tags or ())],
-            "templating": {"list": [self.datasource_variable(), *self.scope_variables(),
-                                    *self.job_variables(panels, variables), *variables]},
+            "templating": {
+                "list": [
+                    self.datasource_variable(),
+                    *self.scope_variables(),
+                    *self.job_variables(panels, variables),
+                    *variables,
+                ]
+            },
             "time": {"from": "now-1h", "to": "now"},
             "timepicker": {},
             "timezone": "browser",

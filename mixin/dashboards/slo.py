@@ -15,27 +15,52 @@ def rows(b, objective, sli, ratio):
     period = b.cfg.slos.period
     title = f"{objective.name}: {slo.SLI_TEXT[sli]}"
     return [
-        stat(f"{title}: objective", [target(f"vector({num(ratio)})", instant=True)],
-             description=f"{ratio:.2%} of the tasks meet the {slo.SLI_TEXT[sli]} objective over {period}.",
-             unit="percentunit", graph=False, w=4),
-        stat(f"{title}: SLI", [target(f"1 - {errors}")],
-             description=f"The share of tasks that met the objective, over the last {b.cfg.slos.windows[shortest]}.",
-             unit="percentunit", steps=thresholds("red", (ratio, "green")), w=4),
-        gauge(f"{title}: error budget left", [target(f"1 - avg_over_time({errors}[{period}]) / {budget}")],
-              description=f"The error budget ({1 - ratio:.2%} of the tasks) not spent over the last {period}: "
-                          "100% = untouched, 0% = spent.",
-              unit="percentunit", steps=thresholds("red", (0.25, "yellow"), (0.5, "green")), minimum=0, maximum=1, w=4),
-        timeseries(f"{title}: burn rate", [target(f"{slo.RECORD.format(window=name)}{selector} / {budget}", name)
-                                          for name in b.cfg.slos.windows],
-                   description="Error ratio over each window divided by the error budget: 1 spends the budget exactly "
-                               "over the period; the alerts page at 14.4 (1h and 5m) and 6 (6h and 30m), and open a "
-                               "ticket at 3 (1d and 2h) and 1 (3d and 6h).",
-                   steps=thresholds("green", (1, "yellow"), (6, "red")), threshold_line=True, w=12),
+        stat(
+            f"{title}: objective",
+            [target(f"vector({num(ratio)})", instant=True)],
+            description=f"{ratio:.2%} of the tasks meet the {slo.SLI_TEXT[sli]} objective over {period}.",
+            unit="percentunit",
+            graph=False,
+            w=4,
+        ),
+        stat(
+            f"{title}: SLI",
+            [target(f"1 - {errors}")],
+            description=f"The share of tasks that met the objective, over the last {b.cfg.slos.windows[shortest]}.",
+            unit="percentunit",
+            steps=thresholds("red", (ratio, "green")),
+            w=4,
+        ),
+        gauge(
+            f"{title}: error budget left",
+            [target(f"1 - avg_over_time({errors}[{period}]) / {budget}")],
+            description=f"The error budget ({1 - ratio:.2%} of the tasks) not spent over the last {period}: "
+            "100% = untouched, 0% = spent.",
+            unit="percentunit",
+            steps=thresholds("red", (0.25, "yellow"), (0.5, "green")),
+            minimum=0,
+            maximum=1,
+            w=4,
+        ),
+        timeseries(
+            f"{title}: burn rate",
+            [target(f"{slo.RECORD.format(window=name)}{selector} / {budget}", name) for name in b.cfg.slos.windows],
+            description="Error ratio over each window divided by the error budget: 1 spends the budget exactly "
+            "over the period; the alerts page at 14.4 (1h and 5m) and 6 (6h and 30m), and open a "
+            "ticket at 3 (1d and 2h) and 1 (3d and 6h).",
+            steps=thresholds("green", (1, "yellow"), (6, "red")),
+            threshold_line=True,
+            w=12,
+        ),
     ]
 
 
 def build(cfg):
     b = Board(cfg)
     panels = [p for objective, sli, ratio in slo.slis(cfg) for p in rows(b, objective, sli, ratio)]
-    return b.dashboard("slo", "Celery / SLOs",
-                       "Service-level objectives of the tasks: SLI, error budget left, burn rate per window.", panels)
+    return b.dashboard(
+        "slo",
+        "Celery / SLOs",
+        "Service-level objectives of the tasks: SLI, error budget left, burn rate per window.",
+        panels,
+    )

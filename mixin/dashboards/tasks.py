@@ -29,70 +29,118 @@ def rate_by_state(b):
     return " or ".join(parts)
 
 
-def build(cfg):
-    b = Board(cfg)
+def stats(b):
+    """The selected tasks now: success rate, rate, failures, runtime."""
     window = b.t.success_window
     failed = b.q.failed_with_exception(TASK, QUEUE)
-    prefetch = b.q.prefetch_time(FLOWER_TASK)
-    failed_links = b.flower_links(("Flower: failed ${__field.labels.name} tasks",
-                                   "/tasks?name=${__field.labels.name}&state=FAILURE"))
-    panels = [
-        stat("Success rate", [target(b.success_ratio(TASK, QUEUE, window=window))],
-             description=f"Succeeded / (succeeded + failed) over {window} for the selected tasks. "
-                         f"Red below {b.t.success_ratio_min:.0%}.",
-             unit="percentunit", steps=b.success_steps(), minimum=0, maximum=1, w=6),
-        stat("Tasks/s", [target(b.finished_rate(TASK, QUEUE))],
-             description="Selected tasks finished (succeeded or failed) per second.", w=6),
-        stat("Failed in range", [target(f"sum(increase({failed}[$__range]))", instant=True)],
-             description="Failed tasks in the selected time range.",
-             steps=thresholds("green", (1, "red")), graph=False, w=6,
-             links=b.flower_links(("Failed tasks in Flower", "/tasks?state=FAILURE"))),
-        stat("Runtime p95", [target(b.runtime_quantile(0.95, TASK, QUEUE))],
-             description="95th percentile runtime of successful runs of the selected tasks.",
-             unit="s", w=6),
-
-        timeseries("Rate by state", [target(rate_by_state(b), "{{name}} {{state}}")],
-                   description="Events per second by task and state (Flower's state names). "
-                               "Click a series to open Flower's task list for that task and state.",
-                   unit="reqps", w=24, h=9,
-                   links=b.flower_links(("Flower: ${__field.labels.name} tasks in ${__field.labels.state}", FLOWER_TASK_LIST))),
-
-        timeseries("Success rate by task",
-                   [target(b.success_ratio(TASK, QUEUE, by="name"), "{{name}}")],
-                   description="Succeeded / finished per task. The dashed line is the alert "
-                               f"threshold ({b.t.success_ratio_min:.0%}).",
-                   unit="percentunit", steps=b.success_steps(), threshold_line=True, minimum=0, maximum=1,
-                   links=failed_links),
-        timeseries("Failures by exception",
-                   [target(f"sum by (name, exception) (rate({failed}[{RATE}]))",
-                           "{{name}}: {{exception}}")],
-                   description="Failed tasks per second by task and exception class.",
-                   unit="reqps",
-                   links=failed_links),
-
-        timeseries("Runtime quantiles",
-                   [target(b.runtime_quantile(q, TASK, QUEUE, by="name"),
-                           f"{{{{name}}}} p{round(q * 100)}")
-                    for q in (0.5, 0.95, 0.99)],
-                   description="Runtime quantiles of successful runs per task (celery-exporter "
-                               "histogram).",
-                   unit="s"),
-        timeseries("Queue wait at the worker",
-                   [target(f"max by (task) (max_over_time({prefetch}[{RATE}]))", "{{task}}")],
-                   description="Longest time a task waited at a worker between being received "
-                               "(prefetched) and started, from Flower; 0 once it finished. Time "
-                               "spent in the broker queue before that is not measured: see Queue "
-                               "depth on the Overview.",
-                   unit="s"),
+    return [
+        stat(
+            "Success rate",
+            [target(b.success_ratio(TASK, QUEUE, window=window))],
+            description=f"Succeeded / (succeeded + failed) over {window} for the selected tasks. "
+            f"Red below {b.t.success_ratio_min:.0%}.",
+            unit="percentunit",
+            steps=b.success_steps(),
+            minimum=0,
+            maximum=1,
+            w=6,
+        ),
+        stat(
+            "Tasks/s",
+            [target(b.finished_rate(TASK, QUEUE))],
+            description="Selected tasks finished (succeeded or failed) per second.",
+            w=6,
+        ),
+        stat(
+            "Failed in range",
+            [target(f"sum(increase({failed}[$__range]))", instant=True)],
+            description="Failed tasks in the selected time range.",
+            steps=thresholds("green", (1, "red")),
+            graph=False,
+            w=6,
+            links=b.flower_links(("Failed tasks in Flower", "/tasks?state=FAILURE")),
+        ),
+        stat(
+            "Runtime p95",
+            [target(b.runtime_quantile(0.95, TASK, QUEUE))],
+            description="95th percentile runtime of successful runs of the selected tasks.",
+            unit="s",
+            w=6,
+        ),
     ]
-    panels += views.task_panels(b, TASK, QUEUE)
+
+
+def trends(b):
+    """Per task over time: events by state, success rate, failures, runtime, wait at the worker."""
+    failed = b.q.failed_with_exception(TASK, QUEUE)
+    prefetch = b.q.prefetch_time(FLOWER_TASK)
+    failed_links = b.flower_links(
+        ("Flower: failed ${__field.labels.name} tasks", "/tasks?name=${__field.labels.name}&state=FAILURE")
+    )
+    return [
+        timeseries(
+            "Rate by state",
+            [target(rate_by_state(b), "{{name}} {{state}}")],
+            description="Events per second by task and state (Flower's state names). "
+            "Click a series to open Flower's task list for that task and state.",
+            unit="reqps",
+            w=24,
+            h=9,
+            links=b.flower_links(("Flower: ${__field.labels.name} tasks in ${__field.labels.state}", FLOWER_TASK_LIST)),
+        ),
+        timeseries(
+            "Success rate by task",
+            [target(b.success_ratio(TASK, QUEUE, by="name"), "{{name}}")],
+            description="Succeeded / finished per task. The dashed line is the alert "
+            f"threshold ({b.t.success_ratio_min:.0%}).",
+            unit="percentunit",
+            steps=b.success_steps(),
+            threshold_line=True,
+            minimum=0,
+            maximum=1,
+            links=failed_links,
+        ),
+        timeseries(
+            "Failures by exception",
+            [target(f"sum by (name, exception) (rate({failed}[{RATE}]))", "{{name}}: {{exception}}")],
+            description="Failed tasks per second by task and exception class.",
+            unit="reqps",
+            links=failed_links,
+        ),
+        timeseries(
+            "Runtime quantiles",
+            [
+                target(b.runtime_quantile(q, TASK, QUEUE, by="name"), f"{{{{name}}}} p{round(q * 100)}")
+                for q in (0.5, 0.95, 0.99)
+            ],
+            description="Runtime quantiles of successful runs per task (celery-exporter histogram).",
+            unit="s",
+        ),
+        timeseries(
+            "Queue wait at the worker",
+            [target(f"max by (task) (max_over_time({prefetch}[{RATE}]))", "{{task}}")],
+            description="Longest time a task waited at a worker between being received "
+            "(prefetched) and started, from Flower; 0 once it finished. The whole wait from "
+            "publish to start, by the workers' own measure, is on Celery / Latency.",
+            unit="s",
+        ),
+    ]
+
+
+def build(cfg):
+    b = Board(cfg)
+    panels = stats(b) + trends(b) + views.task_panels(b, TASK, QUEUE)
     received = b.q.task_counter("received")
     variables = [
         query_variable("queue", "Queue", f"label_values({received}, queue_name)"),
         query_variable("task", "Task", f"label_values({b.q.task_counter('received', QUEUE)}, name)"),
     ]
     links = b.flower_links(("Flower: tasks", "/tasks"), ("Flower: failed tasks", "/tasks?state=FAILURE"))
-    return b.dashboard("tasks", "Celery / Tasks",
-                     "Per task: rate by state, success rate, failures, runtime, wait; "
-                     "links lead to Flower's task list.",
-                     panels, variables=variables, links=links)
+    return b.dashboard(
+        "tasks",
+        "Celery / Tasks",
+        "Per task: rate by state, success rate, failures, runtime, wait; links lead to Flower's task list.",
+        panels,
+        variables=variables,
+        links=links,
+    )

@@ -1,6 +1,7 @@
 """alerts/: rules rendered from the bundle's configuration, valid for promtool 2.42, every alert
 unit-tested both ways by the hand-written promtool tests (a firing case with its labels and
 annotations, and a silent one), each with severity, annotations and a runbook in the repo."""
+
 import re
 import shutil
 import subprocess

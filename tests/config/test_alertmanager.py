@@ -1,6 +1,7 @@
 """alertmanager/alertmanager.yml: valid for amtool 0.25, each severity reaches its receiver, every
 receiver delivers to the app's webhook, no secret in the file, and the inhibitions do what
 alertmanager/tests/inhibit.yml says."""
+
 import re
 import shutil
 import subprocess
@@ -41,8 +42,9 @@ def test_amtool_check_config():
 @pytest.mark.parametrize("case", ROUTES, ids=lambda c: "-".join(str(v) for v in c["labels"].values()))
 def test_route(case):
     labels = [f"{k}={v}" for k, v in case["labels"].items()]
-    result = amtool("config", "routes", "test", f"--config.file={AM}",
-                    "--verify.receivers=" + ",".join(case["receivers"]), *labels)
+    result = amtool(
+        "config", "routes", "test", f"--config.file={AM}", "--verify.receivers=" + ",".join(case["receivers"]), *labels
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -52,12 +54,19 @@ def test_every_severity_of_the_rules_has_a_routing_case():
 
 
 def webhook_receivers():
-    return {r["name"] for r in CONFIG["receivers"]
-            if any(h["url"] == WEBHOOK and h.get("send_resolved") for h in r.get("webhook_configs", []))}
+    return {
+        r["name"]
+        for r in CONFIG["receivers"]
+        if any(h["url"] == WEBHOOK and h.get("send_resolved") for h in r.get("webhook_configs", []))
+    }
 
 
-@pytest.mark.parametrize("labels", [{"alertname": r["alert"], **r["labels"]} for r in RULE_ALERTS]
-                         + [{"alertname": "SomethingElse", "severity": "unknown"}], ids=lambda labels: labels["alertname"])
+@pytest.mark.parametrize(
+    "labels",
+    [{"alertname": r["alert"], **r["labels"]} for r in RULE_ALERTS]
+    + [{"alertname": "SomethingElse", "severity": "unknown"}],
+    ids=lambda labels: labels["alertname"],
+)
 def test_every_alert_reaches_the_webhook_soon_and_separately_per_object(labels):
     # The demo and the live tests read what the app's webhook received, firing and resolved.
     route = routes.route(CONFIG["route"], labels)
@@ -93,6 +102,7 @@ def test_no_secret_is_committed():
 # --- Inhibitions and routes as bench/routes.py evaluates them (the bench's latency bound and the
 # live tests read group_wait through it): the same cases amtool checks above.
 
+
 @pytest.mark.parametrize("case", INHIBITS, ids=lambda c: c["why"])
 def test_inhibition(case):
     assert routes.inhibited(CONFIG["inhibit_rules"], case["source"], case["target"]) is case["inhibited"]
@@ -125,11 +135,15 @@ def test_every_inhibition_can_apply_to_some_pair_of_real_alerts():
     # severity) is dead configuration.
     labelled = [{"alertname": r["alert"], **r.get("labels", {})} for r in RULE_ALERTS]
     for rule in CONFIG["inhibit_rules"]:
-        pairs = [(s["alertname"], t["alertname"]) for s in labelled for t in labelled
-                 if routes.matches(rule.get("source_matchers", []), s)
-                 and routes.matches(rule.get("target_matchers", []), t)
-                 and s is not t and all(s[label] == t[label] for label in rule.get("equal", [])
-                                        if label in ("alertname", "severity"))]
+        pairs = [
+            (s["alertname"], t["alertname"])
+            for s in labelled
+            for t in labelled
+            if routes.matches(rule.get("source_matchers", []), s)
+            and routes.matches(rule.get("target_matchers", []), t)
+            and s is not t
+            and all(s[label] == t[label] for label in rule.get("equal", []) if label in ("alertname", "severity"))
+        ]
         assert pairs, f"inhibition matches no pair of alerts: {rule}"
 
 
@@ -154,18 +168,36 @@ def test_email_and_slack_use_the_bundle_templates():
     critical = next(r for r in CONFIG["receivers"] if r["name"] == "critical")
     (mail,) = critical["email_configs"]
     assert mail["headers"]["Subject"] == '{{ template "celery.email.subject" . }}'
-    assert mail["html"] == '{{ template "celery.email.html" . }}' and mail["text"] == '{{ template "celery.email.text" . }}'
+    assert (
+        mail["html"] == '{{ template "celery.email.html" . }}'
+        and mail["text"] == '{{ template "celery.email.text" . }}'
+    )
     (slack,) = critical["slack_configs"]
-    assert slack["title"] == '{{ template "celery.title" . }}' and slack["text"] == '{{ template "celery.slack.text" . }}'
+    assert (
+        slack["title"] == '{{ template "celery.title" . }}' and slack["text"] == '{{ template "celery.slack.text" . }}'
+    )
 
 
 @needs_amtool
-@pytest.mark.parametrize("name", ["celery.title", "celery.email.subject", "celery.email.text", "celery.email.html",
-                                  "celery.slack.text", "celery.slack.color"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "celery.title",
+        "celery.email.subject",
+        "celery.email.text",
+        "celery.email.html",
+        "celery.slack.text",
+        "celery.slack.color",
+    ],
+)
 def test_template_renders_with_amtool(name):
     # amtool's example data: two firing alerts; the title counts them.
-    result = amtool("template", "render", f"--template.glob={REPO / 'alertmanager' / 'templates' / '*.tmpl'}",
-                    f"--template.text={{{{ template \"{name}\" . }}}}")
+    result = amtool(
+        "template",
+        "render",
+        f"--template.glob={REPO / 'alertmanager' / 'templates' / '*.tmpl'}",
+        f'--template.text={{{{ template "{name}" . }}}}',
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
     if name == "celery.title":

@@ -7,6 +7,7 @@ architectures), healthchecks and start order, published ports on BIND_ADDRESS an
 secrets and their modes, volumes, scaling of celery_worker, and the production and Redis-broker
 overrides (the latter when compose.redis.yaml exists).
 """
+
 import re
 import shutil
 import subprocess
@@ -40,16 +41,19 @@ CONTRACT_PORTS = {
 # What a user opens in a browser or scrapes from outside, the .env key of its host port, and that
 # port's default (the same number). Nothing else is published (AMQP and Redis stay on the compose
 # network).
-PUBLISHED = {(service, PORTS[key]): (env, str(PORTS[key])) for service, key, env in (
-    ("app", "app", "HOST_PORT_APP"),
-    ("flower", "flower", "HOST_PORT_FLOWER"),
-    ("prometheus", "prometheus", "HOST_PORT_PROMETHEUS"),
-    ("alertmanager", "alertmanager", "HOST_PORT_ALERTMANAGER"),
-    ("grafana", "grafana", "HOST_PORT_GRAFANA"),
-    ("rabbitmq", "rabbitmq_management", "HOST_PORT_RABBITMQ_UI"),
-    ("rabbitmq", "rabbitmq_prometheus", "HOST_PORT_RABBITMQ_METRICS"),
-    ("celery_exporter", "celery_exporter", "HOST_PORT_EXPORTER"),
-)}
+PUBLISHED = {
+    (service, PORTS[key]): (env, str(PORTS[key]))
+    for service, key, env in (
+        ("app", "app", "HOST_PORT_APP"),
+        ("flower", "flower", "HOST_PORT_FLOWER"),
+        ("prometheus", "prometheus", "HOST_PORT_PROMETHEUS"),
+        ("alertmanager", "alertmanager", "HOST_PORT_ALERTMANAGER"),
+        ("grafana", "grafana", "HOST_PORT_GRAFANA"),
+        ("rabbitmq", "rabbitmq_management", "HOST_PORT_RABBITMQ_UI"),
+        ("rabbitmq", "rabbitmq_prometheus", "HOST_PORT_RABBITMQ_METRICS"),
+        ("celery_exporter", "celery_exporter", "HOST_PORT_EXPORTER"),
+    )
+}
 # A range: each worker replica gets its own free host port (native mode allows 16 workers).
 WORKER_PORTS = f"{PORTS['worker_metrics']}-{PORTS['worker_metrics'] + 15}"
 PUBLISHED[("celery_worker", PORTS["worker_metrics"])] = ("HOST_PORT_WORKER_METRICS", WORKER_PORTS)
@@ -143,6 +147,7 @@ def test_stacks_include_every_override_file():
 
 # --- services and images -------------------------------------------------------------------
 
+
 def test_all_services_present(models):
     for name, svcs in each_stack(models):
         missing = sorted(set(CONTRACT_PORTS) - set(svcs) - ({"rabbitmq"} if name in REDIS_STACKS else set()))
@@ -187,10 +192,12 @@ def test_images_run_on_amd64_and_arm64(models):
 
 
 def test_image_series_match_the_contract(services):
-    assert re.fullmatch(r"rabbitmq:3\.13\.\d+-management(-alpine)?", services["rabbitmq"]["image"]), \
+    assert re.fullmatch(r"rabbitmq:3\.13\.\d+-management(-alpine)?", services["rabbitmq"]["image"]), (
         "RabbitMQ must stay on 3.13.x-management (4.3+ breaks Celery's transient queues)"
-    assert re.fullmatch(r"prom/prometheus:v2\.\d+\.\d+", services["prometheus"]["image"]), \
+    )
+    assert re.fullmatch(r"prom/prometheus:v2\.\d+\.\d+", services["prometheus"]["image"]), (
         "Prometheus must be a 2.x release (config written for promtool 2.42)"
+    )
     assert re.fullmatch(r"grafana/grafana(-oss)?:11\.\d+\.\d+", services["grafana"]["image"])
     assert re.fullmatch(r"redis:7\.\d+\.\d+-alpine", services["redis"]["image"])
 
@@ -219,12 +226,25 @@ def test_dockerignore_keeps_secrets_out():
 
 # --- commands and environment ------------------------------------------------------------
 
+
 def test_python_service_commands(services):
     assert services["app"]["command"] == ["gunicorn", "--config", "app/gunicorn_conf.py", "app.wsgi:app"]
     assert services["celery_worker"]["command"] == [
-        "celery", "-A", "worker.celery_app", "worker", "--loglevel=INFO", "-n", "celery_worker@%h"]
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "--loglevel=INFO",
+        "-n",
+        "celery_worker@%h",
+    ]
     assert services["flower"]["command"] == [
-        "celery", "-A", "worker.celery_app", "flower", "--conf=worker/flowerconfig.py"]
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "flower",
+        "--conf=worker/flowerconfig.py",
+    ]
 
 
 def test_exporter_runs_through_our_launcher(services):
@@ -242,8 +262,12 @@ def test_exporter_runs_through_our_launcher(services):
 
 def test_prometheus_and_alertmanager_flags(services):
     prom = services["prometheus"]["command"]
-    for flag in ("--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus",
-                 "--web.enable-lifecycle", "--web.external-url=http://localhost:9090"):
+    for flag in (
+        "--config.file=/etc/prometheus/prometheus.yml",
+        "--storage.tsdb.path=/prometheus",
+        "--web.enable-lifecycle",
+        "--web.external-url=http://localhost:9090",
+    ):
         assert flag in prom, f"prometheus flag {flag} missing"
     targets = {v["target"] for v in services["prometheus"]["volumes"]}
     # rule_files: ../alerts/*.rules.yml relative to /etc/prometheus/prometheus.yml
@@ -268,15 +292,21 @@ def test_celery_clients_get_guide_environment(services):
     assert flower["FLOWER_BROKER_API"] == "http://rmq-user-s1:rmq-pass-s2@rabbitmq:15672/api/"
     assert flower["FLOWER_BASIC_AUTH"] == "", "dev: Flower without a password unless .env sets one"
     assert services["rabbitmq"]["environment"] == {
-        "RABBITMQ_DEFAULT_USER": "rmq-user-s1", "RABBITMQ_DEFAULT_PASS": "rmq-pass-s2"}
+        "RABBITMQ_DEFAULT_USER": "rmq-user-s1",
+        "RABBITMQ_DEFAULT_PASS": "rmq-pass-s2",
+    }
     assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "graf-pass-s4"
     assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_USER"] == "graf-user-s3"
 
 
 def test_public_urls_follow_the_host_ports(tmp_path):
     values = example_env()
-    values.update(HOST_PORT_FLOWER="15555", HOST_PORT_GRAFANA="13000", HOST_PORT_PROMETHEUS="19090",
-                  HOST_PORT_ALERTMANAGER="19093")
+    values.update(
+        HOST_PORT_FLOWER="15555",
+        HOST_PORT_GRAFANA="13000",
+        HOST_PORT_PROMETHEUS="19090",
+        HOST_PORT_ALERTMANAGER="19093",
+    )
     svcs = compose_cli.config(["compose.yaml"], compose_cli.write_env_file(tmp_path / "env", values)).model["services"]
     assert svcs["app"]["environment"]["FLOWER_PUBLIC_URL"] == "http://localhost:15555"
     assert svcs["grafana"]["environment"]["GF_SERVER_ROOT_URL"] == "http://localhost:13000"
@@ -297,6 +327,7 @@ def test_rabbitmq_enables_management_and_prometheus_plugins(base):
 
 # --- health and start order -----------------------------------------------------------------
 
+
 def test_every_service_has_a_healthcheck(models):
     for name, svcs in each_stack(models):
         for s, svc in svcs.items():
@@ -315,6 +346,7 @@ def test_depends_on_waits_for_healthy(models):
 def test_required_start_order(services):
     def deps(name):
         return set(services[name].get("depends_on") or {})
+
     for name in ("app", "celery_worker", "flower", "celery_exporter"):
         assert "rabbitmq" in deps(name), f"{name} must wait for a healthy rabbitmq"
     for name in ("app", "celery_worker"):
@@ -323,6 +355,7 @@ def test_required_start_order(services):
 
 
 # --- scaling, ports, mounts, volumes --------------------------------------------------------
+
 
 @pytest.mark.parametrize("stack", sorted(STACKS))
 def test_workers_scale_to_three(stack, env_file, tmp_path):
@@ -355,7 +388,9 @@ def published(svcs):
 
 
 # Scrape ports an override may add (the redis_exporter when Redis is the broker).
-OPTIONAL_PUBLISHED = {("redis_exporter", PORTS["redis_exporter"]): ("HOST_PORT_REDIS_EXPORTER", str(PORTS["redis_exporter"]))}
+OPTIONAL_PUBLISHED = {
+    ("redis_exporter", PORTS["redis_exporter"]): ("HOST_PORT_REDIS_EXPORTER", str(PORTS["redis_exporter"]))
+}
 
 
 def test_only_browser_and_scrape_ports_are_published_on_loopback(models):
@@ -364,8 +399,9 @@ def test_only_browser_and_scrape_ports_are_published_on_loopback(models):
     for name, svcs in each_stack(models):
         ports = published(svcs)
         expected = {key for key in PUBLISHED if key[0] in svcs}
-        assert expected <= set(ports) <= set(allowed), \
+        assert expected <= set(ports) <= set(allowed), (
             f"{name}: published {sorted(ports)}, expected {sorted(expected)} (AMQP and Redis stay inside)"
+        )
         for key, port in ports.items():
             assert port["host_ip"] in LOOPBACK, f"{name}: {key} published on {port['host_ip']!r}"
             assert port["published"] == allowed[key][1], f"{name}: {key} on host port {port['published']}"
@@ -418,6 +454,7 @@ def test_named_volumes_declared_and_used(base):
 
 
 # --- secrets -------------------------------------------------------------------------------
+
 
 def test_alertmanager_secrets_readable_by_its_user(models):
     """Alertmanager runs as nobody: an explicit world-readable mode on every Compose version."""
@@ -474,6 +511,7 @@ def test_env_file_is_git_ignored():
 
 # --- Prometheus targets agree with compose --------------------------------------------------
 
+
 def _prometheus_targets(path=PROMETHEUS_FILE):
     """[(job, host, port)] from static_configs, dns_sd_configs and the alertmanagers list."""
     cfg = yaml.safe_load(path.read_text())
@@ -498,8 +536,11 @@ def test_prometheus_targets_match_compose_ports(models):
     cfg, targets = _prometheus_targets()
     assert targets, "prometheus.yml has no targets"
     for name, svcs in each_stack(models):
-        stack_targets = (_prometheus_targets(PROMETHEUS_FILE.with_name("prometheus.redis.yml"))[1]
-                         if name in REDIS_STACKS else targets)
+        stack_targets = (
+            _prometheus_targets(PROMETHEUS_FILE.with_name("prometheus.redis.yml"))[1]
+            if name in REDIS_STACKS
+            else targets
+        )
         for job, host, port in stack_targets:
             service = "prometheus" if host in ("localhost", "127.0.0.1") and job == "prometheus" else host
             assert service in svcs, f"{name}: job {job}: target host {host!r} is not a compose service"
@@ -509,13 +550,17 @@ def test_prometheus_targets_match_compose_ports(models):
     scraped = {("prometheus" if h in ("localhost", "127.0.0.1") else h) for j, h, _ in targets if j != "<alerting>"}
     missing = sorted(set(SCRAPED) - scraped)
     assert not missing, f"prometheus.yml scrapes none of: {missing}"
-    worker_jobs = [j for j in cfg["scrape_configs"]
-                   if any("celery_worker" in (d.get("names") or []) for d in j.get("dns_sd_configs") or [])]
+    worker_jobs = [
+        j
+        for j in cfg["scrape_configs"]
+        if any("celery_worker" in (d.get("names") or []) for d in j.get("dns_sd_configs") or [])
+    ]
     assert worker_jobs, "celery_worker replicas must be discovered by dns_sd_configs (they scale)"
     assert any(h == "alertmanager" for j, h, _ in targets if j == "<alerting>")
 
 
 # --- production profile ---------------------------------------------------------------------
+
 
 def test_production_override_requires_auth(models):
     prod = models["production"]["services"]

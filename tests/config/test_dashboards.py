@@ -16,7 +16,11 @@ from mixin.queries import selectors
 from native.ports import PORTS
 from tests.grafana_schema import problems
 from tests.dashboard_queries import (
-    DASHBOARD_DIR, empty_by_design, iter_panel_queries, load_dashboards, panels,
+    DASHBOARD_DIR,
+    empty_by_design,
+    iter_panel_queries,
+    load_dashboards,
+    panels,
 )
 
 CFG = Config()
@@ -42,10 +46,21 @@ VARIABLES = {
 # The views the community dashboards have and these add (mixin/dashboards/views.py).
 NEW_PANELS = {
     "celery-overview": {"Received in range", "Success rate in range", "Mean runtime in range"},
-    "celery-tasks": {"Tasks in range", "Mean runtime", "Top failing tasks",
-                     "Failures by task and exception", "Task mix by name", "Task mix by queue"},
-    "celery-workers": {"Workers offline", "Workers up (exporter)", "Workers down (exporter)",
-                       "Retried tasks per worker", "Tasks per worker in range"},
+    "celery-tasks": {
+        "Tasks in range",
+        "Mean runtime",
+        "Top failing tasks",
+        "Failures by task and exception",
+        "Task mix by name",
+        "Task mix by queue",
+    },
+    "celery-workers": {
+        "Workers offline",
+        "Workers up (exporter)",
+        "Workers down (exporter)",
+        "Retried tasks per worker",
+        "Tasks per worker in range",
+    },
 }
 
 
@@ -78,8 +93,7 @@ def test_uids_are_unique_and_equal_config():
 def test_committed_json_equals_generator_output(tmp_path):
     generate(CFG, tmp_path)
     generated = {path.name: path.read_text(encoding="utf-8") for path in tmp_path.glob("*.json")}
-    committed = {path.name: path.read_text(encoding="utf-8")
-                 for path in DASHBOARD_DIR.glob("*.json")}
+    committed = {path.name: path.read_text(encoding="utf-8") for path in DASHBOARD_DIR.glob("*.json")}
     assert generated == build_all(CFG)
     assert committed == generated, "dashboards drifted: run `python -m mixin` and commit the JSON"
 
@@ -130,8 +144,12 @@ def test_panels_fit_the_grid_and_do_not_overlap(dashboard):
         assert grid["x"] + grid["w"] <= builder.GRID_COLUMNS, panel["title"]
         boxes.append((panel["title"], grid))
     for (a, ga), (b, gb) in itertools.combinations(boxes, 2):
-        apart = (ga["x"] + ga["w"] <= gb["x"] or gb["x"] + gb["w"] <= ga["x"]
-                 or ga["y"] + ga["h"] <= gb["y"] or gb["y"] + gb["h"] <= ga["y"])
+        apart = (
+            ga["x"] + ga["w"] <= gb["x"]
+            or gb["x"] + gb["w"] <= ga["x"]
+            or ga["y"] + ga["h"] <= gb["y"]
+            or gb["y"] + gb["h"] <= ga["y"]
+        )
         assert apart, f"{a!r} overlaps {b!r}"
     ids = [panel["id"] for panel in panels(dashboard)]
     assert len(ids) == len(set(ids))
@@ -140,8 +158,7 @@ def test_panels_fit_the_grid_and_do_not_overlap(dashboard):
 
 
 def steps(panel):
-    return [(step["value"], step["color"])
-            for step in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+    return [(step["value"], step["color"]) for step in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]]
 
 
 def test_colour_thresholds_equal_the_alert_thresholds():
@@ -166,9 +183,11 @@ def test_colour_thresholds_equal_the_alert_thresholds():
     # the table's CPU column too
     workers = next(d for d in DASHBOARDS if d["uid"] == CFG.dashboards.uids["workers"])
     table = next(p for p in panels(workers) if p["type"] == "table")
-    cpu_column = next(o for o in table["fieldConfig"]["overrides"]
-                      if any(prop["id"] == "unit" and prop["value"] == "percentunit"
-                             for prop in o["properties"]))
+    cpu_column = next(
+        o
+        for o in table["fieldConfig"]["overrides"]
+        if any(prop["id"] == "unit" and prop["value"] == "percentunit" for prop in o["properties"])
+    )
     assert {"id": "thresholds", "value": BOARD.cpu_steps()} in cpu_column["properties"]
 
 
@@ -183,14 +202,13 @@ def test_every_selector_comes_from_config():
     for d in DASHBOARDS:
         for variable in d["templating"]["list"]:
             if variable["name"].startswith("job_"):
-                key = variable["name"][len("job_"):]
+                key = variable["name"][len("job_") :]
                 assert variable["current"]["value"] == getattr(CFG.jobs, key)
                 assert not variable["includeAll"] and not variable["multi"]
     for module in (ROOT / "mixin" / "dashboards").glob("*.py"):
         text = module.read_text()
         for job in CFG.jobs.model_dump().values():
-            assert f'job="{job}"' not in text and f"job='{job}'" not in text, \
-                f"{module.name} hard-codes a job selector"
+            assert f'job="{job}"' not in text and f"job='{job}'" not in text, f"{module.name} hard-codes a job selector"
 
 
 def test_range_windows_are_rate_interval_range_or_configured():
@@ -216,8 +234,7 @@ def test_template_variables():
             if not variable["name"].startswith("job_"):
                 assert variable["includeAll"] and variable["multi"]
                 assert variable["allValue"] == ".*"  # also matches series without the label
-        used = {name for expr in exprs_raw_of(d)
-                for name in re.findall(r"\$(\w+)", expr) if not name.startswith("__")}
+        used = {name for expr in exprs_raw_of(d) for name in re.findall(r"\$(\w+)", expr) if not name.startswith("__")}
         assert used <= set(names)
 
 
@@ -245,7 +262,7 @@ def test_every_aggregation_keeps_cluster_and_namespace():
             for match in AGGREGATION.finditer(expr):
                 if match.group(1) in ("topk", "bottomk"):
                     continue  # keep the labels of the series they select
-                if match.group(1) == "count" and expr[match.end():].startswith("ALERTS"):
+                if match.group(1) == "count" and expr[match.end() :].startswith("ALERTS"):
                     continue  # the number of alerts firing in the selected scope
                 labels = [label.strip() for label in (match.group(3) or "").split(",")]
                 assert {"cluster", "namespace"} <= set(labels), f"{match.group(0)} in {expr}"
@@ -254,12 +271,15 @@ def test_every_aggregation_keeps_cluster_and_namespace():
 def test_scope_aggregations():
     def f(expr):
         return builder.scope_aggregations(expr, ["cluster", "namespace"])
+
     assert f("sum(x)") == "sum by (cluster, namespace) (x)"
     assert f("sum by (le) (x)") == "sum by (cluster, namespace, le) (x)"
     assert f("max by (namespace, worker)(x)") == "max by (cluster, namespace, worker) (x)"
     assert f("count(ALERTS{a}) or vector(0)") == "count(ALERTS{a}) or vector(0)"
-    assert f("histogram_quantile(0.9, sum by (le) (rate(x[1m])))") == \
-        "histogram_quantile(0.9, sum by (cluster, namespace, le) (rate(x[1m])))"
+    assert (
+        f("histogram_quantile(0.9, sum by (le) (rate(x[1m])))")
+        == "histogram_quantile(0.9, sum by (cluster, namespace, le) (rate(x[1m])))"
+    )
 
 
 def test_new_views_are_there_and_their_queries_come_from_the_mixin():
@@ -267,18 +287,29 @@ def test_new_views_are_there_and_their_queries_come_from_the_mixin():
         titles = {p["title"] for p in panels(d)}
         assert NEW_PANELS.get(d["uid"], set()) <= titles
     tasks = next(d for d in DASHBOARDS if d["uid"] == CFG.dashboards.uids["tasks"])
-    built = {p["title"]: [builder.scope_aggregations(t["expr"], BOARD.scope_labels) for t in p["targets"]]
-             for p in views.task_panels(BOARD, 'name=~"$task"', 'queue_name=~"$queue"')}
+    built = {
+        p["title"]: [builder.scope_aggregations(t["expr"], BOARD.scope_labels) for t in p["targets"]]
+        for p in views.task_panels(BOARD, 'name=~"$task"', 'queue_name=~"$queue"')
+    }
     for p in panels(tasks):
         if p["title"] in built:
             assert [t["expr"] for t in p["targets"]] == built[p["title"]]
     table = next(p for p in panels(tasks) if p["title"] == "Tasks in range")
     columns = table["transformations"][1]["options"]["renameByName"]
     assert [columns[f"Value #{chr(ord('A') + i)}"] for i in range(11)] == [
-        "Sent", "Received", "Started", "Succeeded", "Failed", "Retried", "Revoked", "Rejected",
-        "Success ratio", "Mean runtime", "p95 runtime"]
-    assert all(t["instant"] and t["format"] == "table" and "[$__range]" in t["expr"]
-               for t in table["targets"])
+        "Sent",
+        "Received",
+        "Started",
+        "Succeeded",
+        "Failed",
+        "Retried",
+        "Revoked",
+        "Rejected",
+        "Success ratio",
+        "Mean runtime",
+        "p95 runtime",
+    ]
+    assert all(t["instant"] and t["format"] == "table" and "[$__range]" in t["expr"] for t in table["targets"])
     task_link = next(o for o in table["fieldConfig"]["overrides"] if o["matcher"]["options"] == "Task")
     assert task_link["properties"][0]["value"][0]["url"] == f"{CFG.urls.flower}/tasks?name=${{__value.raw}}"
     assert table["options"]["sortBy"] == [{"desc": True, "displayName": "Received"}]
@@ -289,8 +320,7 @@ def test_new_views_are_there_and_their_queries_come_from_the_mixin():
 def test_flower_links():
     links = {d["uid"]: json.dumps(d) for d in DASHBOARDS}
     flower = CFG.urls.flower
-    assert (f"{flower}/tasks?name=${{__field.labels.name}}&state=${{__field.labels.state}}"
-            in links["celery-tasks"])
+    assert f"{flower}/tasks?name=${{__field.labels.name}}&state=${{__field.labels.state}}" in links["celery-tasks"]
     assert f"{flower}/worker/${{__field.labels.worker}}" in links["celery-workers"]
     assert f"{flower}/worker/${{__value.raw}}" in links["celery-workers"]
     assert f'"url": "{flower}/"' in links["celery-overview"]
@@ -303,8 +333,7 @@ def test_empty_by_design_panels_are_listed():
 
 def test_query_helper_substitutes_every_variable():
     tasks = next(d for d in DASHBOARDS if d["uid"] == CFG.dashboards.uids["tasks"])
-    queries = iter_panel_queries(tasks, {"task": ["process_task", "process.data"],
-                                         "__rate_interval": "2m"})
+    queries = iter_panel_queries(tasks, {"task": ["process_task", "process.data"], "__rate_interval": "2m"})
     assert queries and all("$" not in expr for _, _, expr in queries)
     assert any(r'name=~"(process_task|process\\.data)"' in expr for _, _, expr in queries)
     assert any("[2m]" in expr for _, _, expr in queries)
@@ -319,12 +348,17 @@ def test_every_query_is_valid_promql(tmp_path):
         for variable in d["templating"]["list"][1:]:
             selector = re.fullmatch(r"label_values\((.+), *\w+\)", variable["query"]["query"]).group(1)
             queries.append(re.sub(r"\$\w+", ".*", selector))
-    rules = {"groups": [{"name": "dashboards", "rules": [
-        {"record": f"dashboard:query_{i}", "expr": expr} for i, expr in enumerate(queries)]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "dashboards",
+                "rules": [{"record": f"dashboard:query_{i}", "expr": expr} for i, expr in enumerate(queries)],
+            }
+        ]
+    }
     path = tmp_path / "dashboards.rules.yml"
     path.write_text(yaml.safe_dump(rules))
-    result = subprocess.run(["promtool", "check", "rules", str(path)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -5,6 +5,7 @@ quotes, comments, blank lines, `=` inside values, spaces around `=`, empty value
 takes. Both `make up` paths then agree on which keys an existing .env has, and the Docker path's
 URL table shows the ports python-dotenv reads.
 """
+
 import subprocess
 from pathlib import Path
 
@@ -19,19 +20,45 @@ SCRIPT = REPO / "scripts" / "compose_stack.sh"
 CASES = Path(__file__).parent / "dotenv_cases"
 EXPECTED = {
     "plain.env": {"RMQ_USER": "celery", "RMQ_PASSWORD": "s3cret-Value_1", "HOST_PORT_APP": "18080"},
-    "export.env": {"RMQ_PASSWORD": "from-export", "TABBED": "after-a-tab", "INDENTED": "yes",
-                   "exported": "not-a-prefix", "export": "a-key-named-export"},
-    "quotes.env": {"SINGLE": "two words", "DOUBLE": "two words", "EMPTY_DOUBLE": "", "EMPTY_SINGLE": "",
-                   "DOUBLE_IN_SINGLE": 'say "hi"', "SINGLE_IN_DOUBLE": "it's", "HASH_IN_DOUBLE": "a # b",
-                   "HASH_IN_SINGLE": "a # b", "COMMENT_AFTER_QUOTE": "value", "SPACES_INSIDE": "  kept  "},
-    "comments.env": {"TRAILING": "value", "NOT_A_COMMENT": "value#kept", "ONLY_A_COMMENT": "",
-                     "HASH_FIRST": "#kept-too"},
+    "export.env": {
+        "RMQ_PASSWORD": "from-export",
+        "TABBED": "after-a-tab",
+        "INDENTED": "yes",
+        "exported": "not-a-prefix",
+        "export": "a-key-named-export",
+    },
+    "quotes.env": {
+        "SINGLE": "two words",
+        "DOUBLE": "two words",
+        "EMPTY_DOUBLE": "",
+        "EMPTY_SINGLE": "",
+        "DOUBLE_IN_SINGLE": 'say "hi"',
+        "SINGLE_IN_DOUBLE": "it's",
+        "HASH_IN_DOUBLE": "a # b",
+        "HASH_IN_SINGLE": "a # b",
+        "COMMENT_AFTER_QUOTE": "value",
+        "SPACES_INSIDE": "  kept  ",
+    },
+    "comments.env": {
+        "TRAILING": "value",
+        "NOT_A_COMMENT": "value#kept",
+        "ONLY_A_COMMENT": "",
+        "HASH_FIRST": "#kept-too",
+    },
     "blank_lines.env": {"FIRST": "1", "SECOND": "2", "THIRD": "3"},
     "crlf.env": {"WINDOWS": "line-ending", "QUOTED": "crlf", "LAST": "3"},
-    "equals.env": {"RMQ_URL": "amqp://user:pass@127.0.0.1:5672//?heartbeat=30", "QUOTED_EQUALS": "x=y",
-                   "BASE64_PADDING": "YWJjZA=="},
-    "spaces.env": {"AROUND": "value", "BEFORE": "value", "AFTER": "value", "TRAILING_SPACES": "value",
-                   "QUOTED_AFTER_SPACE": "quoted value"},
+    "equals.env": {
+        "RMQ_URL": "amqp://user:pass@127.0.0.1:5672//?heartbeat=30",
+        "QUOTED_EQUALS": "x=y",
+        "BASE64_PADDING": "YWJjZA==",
+    },
+    "spaces.env": {
+        "AROUND": "value",
+        "BEFORE": "value",
+        "AFTER": "value",
+        "TRAILING_SPACES": "value",
+        "QUOTED_AFTER_SPACE": "quoted value",
+    },
     # NO_EQUALS assigns nothing; of two assignments the last wins.
     "empty.env": {"EMPTY": "", "EMPTY_WITH_SPACES": "", "DUPLICATE": "second"},
     # Text after a closing quote, an unterminated quote and a line without `=` assign nothing.
@@ -41,8 +68,9 @@ EXPECTED = {
 
 def sh(*args, path, **env):
     environ = {"PATH": str(path), **{k: str(v) for k, v in env.items()}}
-    result = subprocess.run(["sh", *map(str, args)], env=environ, capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = subprocess.run(
+        ["sh", *map(str, args)], env=environ, capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -71,8 +99,7 @@ def test_python_and_the_shell_read_the_same(case, bare_path):
 def test_env_example_is_plain_lines_both_read_alike(bare_path):
     # Both ensure() copy .env.example line by line, keyed by KEY_LINE / the shell's KEY=* pattern.
     example = REPO / ".env.example"
-    plain = {m.group(1): m.group(2) for line in example.read_text().splitlines()
-             if (m := dotenv.KEY_LINE.match(line))}
+    plain = {m.group(1): m.group(2) for line in example.read_text().splitlines() if (m := dotenv.KEY_LINE.match(line))}
     assert read_dotenv(example) == plain == shell_reader(example, bare_path)
 
 
@@ -86,10 +113,12 @@ def checkout(tmp_path):
     return root
 
 
-OLD_ENV = ("export RMQ_USER=olduser\n"
-           'RMQ_PASSWORD = "old password"\n'
-           "GRAFANA_ADMIN_PASSWORD='old-grafana' # kept\n"
-           "  export FLASK_SECRET_KEY=old-flask\n")
+OLD_ENV = (
+    "export RMQ_USER=olduser\n"
+    'RMQ_PASSWORD = "old password"\n'
+    "GRAFANA_ADMIN_PASSWORD='old-grafana' # kept\n"
+    "  export FLASK_SECRET_KEY=old-flask\n"
+)
 
 
 def complete_with_shell(root, bare_path):
@@ -107,14 +136,17 @@ def test_both_paths_see_export_and_quoted_keys_as_present(checkout, bare_path, c
     complete(checkout, bare_path)
     text = env_file.read_text()
     assert text.startswith(OLD_ENV)
-    added = text[len(OLD_ENV):]
+    added = text[len(OLD_ENV) :]
     for key in ("RMQ_USER", "RMQ_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "FLASK_SECRET_KEY"):
         assert f"\n{key}=" not in added, f"{key} is in .env already, yet was added again"
     values = read_dotenv(env_file)
     assert values == shell_reader(env_file, bare_path)
     assert set(values) == set(read_dotenv(checkout / ".env.example"))
-    assert (values["RMQ_USER"], values["RMQ_PASSWORD"], values["GRAFANA_ADMIN_PASSWORD"]) == \
-        ("olduser", "old password", "old-grafana")
+    assert (values["RMQ_USER"], values["RMQ_PASSWORD"], values["GRAFANA_ADMIN_PASSWORD"]) == (
+        "olduser",
+        "old password",
+        "old-grafana",
+    )
 
 
 def test_the_docker_paths_url_table_uses_the_ports_python_reads(tmp_path, bare_path):

@@ -1,4 +1,5 @@
 """Profiles are overlays on the configuration: same alerts and levels, scaled durations."""
+
 import shutil
 import subprocess
 import sys
@@ -84,14 +85,20 @@ def test_no_window_is_inlined_as_a_literal_a_profile_cannot_scale():
 # The standard profile's generated tests run for a user's configuration in test_mixin_config.py.
 @pytest.mark.parametrize("name", ["fast", "kubernetes"])
 def test_cli_renders_a_profile_whose_promtool_tests_pass(name, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "mixin", "render", "--profile", name, "--out", str(tmp_path)],
-                            cwd=paths.REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "mixin", "render", "--profile", name, "--out", str(tmp_path)],
+        cwd=paths.REPO,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "celery.rules.yml").read_text()
     assert rules.dump(rules.build(profiles.apply(name))) in text
     if shutil.which("promtool") is None:
         pytest.skip("promtool missing: run `make deps`")
-    check = subprocess.run(["promtool", "check", "rules", "celery.rules.yml"], cwd=tmp_path, capture_output=True, text=True)
+    check = subprocess.run(
+        ["promtool", "check", "rules", "celery.rules.yml"], cwd=tmp_path, capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     tests = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "tests").glob("*.test.yml"))
     assert tests, "no promtool tests rendered"
@@ -100,6 +107,7 @@ def test_cli_renders_a_profile_whose_promtool_tests_pass(name, tmp_path):
 
 
 def test_cli_render_needs_an_output_folder():
-    result = subprocess.run([sys.executable, "-m", "mixin", "render", "--profile", "fast"], cwd=paths.REPO,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "mixin", "render", "--profile", "fast"], cwd=paths.REPO, capture_output=True, text=True
+    )
     assert result.returncode == 2 and "--out" in result.stderr and "Traceback" not in result.stderr

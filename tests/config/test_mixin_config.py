@@ -1,6 +1,7 @@
 """The mixin as a library people configure: a user's file renders their rules, promtool tests and
 dashboards; bad settings are refused in one line; sources the user does not run never page; the
 hand-written tests pin the bundle's thresholds; the mixin's code keeps its shape."""
+
 import ast
 import json
 import re
@@ -85,8 +86,13 @@ def test_the_examples_rules_and_generated_tests_pass_promtool(team):
 def test_the_examples_dashboards_pass_grafanas_schema_and_link_the_teams_urls(team):
     boards = {p.name: json.loads(p.read_text()) for p in (team / "dashboards").glob("*.json")}
     # No worker /metrics: no latency dashboard; the SLOs keep the success SLI (the exporter's).
-    assert set(boards) == {"celery-overview.json", "celery-tasks.json", "celery-workers.json", "celery-slo.json",
-                           "rabbitmq-broker.json"}
+    assert set(boards) == {
+        "celery-overview.json",
+        "celery-tasks.json",
+        "celery-workers.json",
+        "celery-slo.json",
+        "rabbitmq-broker.json",
+    }
     for name, board in boards.items():
         assert problems(board) == [], name
         text = json.dumps(board)
@@ -96,18 +102,23 @@ def test_the_examples_dashboards_pass_grafanas_schema_and_link_the_teams_urls(te
     assert variables["job_exporter"]["current"]["value"] == "celery-exporter"
 
 
-@pytest.mark.parametrize("config_text, expected", [
-    ("thresholds:\n  succes_ratio_min: 0.9\n",
-     "thresholds.succes_ratio_min: unknown key (did you mean success_ratio_min?)"),
-    ("thresholds:\n  success_ratio_min: 1.5\n", "thresholds.success_ratio_min: 1.5:"),
-    ("thresholds:\n  success_for: 5 parsecs\n", "thresholds.success_for: '5 parsecs': not a Prometheus duration"),
-    ("thresholds:\n  queue_backlog_max: ten\n", "thresholds.queue_backlog_max: 'ten':"),
-    ("alerts:\n  CeleryQueueBacklog: {severity: urgent}\n", "alerts.CeleryQueueBacklog.severity: 'urgent':"),
-    ("urls:\n  runbook: https://runbooks.example.com/celery\n", "urls: "),
-    ("sources:\n  brokers: [kafka]\n", "sources.brokers.0: 'kafka':"),
-    ("- jobs\n", "expected a mapping of settings at the top level"),
-    ("jobs: {exporter: [\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "config_text, expected",
+    [
+        (
+            "thresholds:\n  succes_ratio_min: 0.9\n",
+            "thresholds.succes_ratio_min: unknown key (did you mean success_ratio_min?)",
+        ),
+        ("thresholds:\n  success_ratio_min: 1.5\n", "thresholds.success_ratio_min: 1.5:"),
+        ("thresholds:\n  success_for: 5 parsecs\n", "thresholds.success_for: '5 parsecs': not a Prometheus duration"),
+        ("thresholds:\n  queue_backlog_max: ten\n", "thresholds.queue_backlog_max: 'ten':"),
+        ("alerts:\n  CeleryQueueBacklog: {severity: urgent}\n", "alerts.CeleryQueueBacklog.severity: 'urgent':"),
+        ("urls:\n  runbook: https://runbooks.example.com/celery\n", "urls: "),
+        ("sources:\n  brokers: [kafka]\n", "sources.brokers.0: 'kafka':"),
+        ("- jobs\n", "expected a mapping of settings at the top level"),
+        ("jobs: {exporter: [\n", "not valid YAML"),
+    ],
+)
 def test_a_bad_setting_is_refused_in_one_line_naming_it(tmp_path, config_text, expected):
     result = render(tmp_path, config_text)
     assert result.returncode == 2, result.stdout + result.stderr
@@ -119,8 +130,21 @@ def test_a_bad_setting_is_refused_in_one_line_naming_it(tmp_path, config_text, e
 
 
 def test_a_missing_file_is_refused_in_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "mixin", "render", "--config", str(tmp_path / "nope.yaml"),
-                             "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mixin",
+            "render",
+            "--config",
+            str(tmp_path / "nope.yaml"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "nope.yaml: cannot read it" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -159,9 +183,11 @@ def test_the_hand_written_tests_fail_when_a_threshold_changes_without_them(tmp_p
 
 # --- the mixin's own shape ------------------------------------------------------------------------
 
+
 def mixin_modules():
-    return {".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): p
-            for p in MIXIN.rglob("*.py")}
+    return {
+        ".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): p for p in MIXIN.rglob("*.py")
+    }
 
 
 def test_no_branching_on_profile_names():
@@ -193,10 +219,12 @@ def test_no_import_cycle_among_mixin_modules():
 
 
 def test_no_function_in_the_mixin_is_over_80_lines():
-    long = [f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
-            for path in MIXIN.rglob("*.py")
-            for node in ast.walk(ast.parse(path.read_text()))
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80]
+    long = [
+        f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for path in MIXIN.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80
+    ]
     assert not long, long
 
 
@@ -232,13 +260,20 @@ def test_a_second_objective_renders_its_rules_alerts_tests_and_dashboard_rows(tm
     assert 'name=~"tasks.send_email"' in success_5m["expr"] and 'queue_name=~"emails"' in success_5m["expr"]
     wait = next(r for r in records if r["labels"]["sli"] == "queue_wait")
     assert 'task=~"tasks.send_email"' in wait["expr"] and 'le=~"10|10.0"' in wait["expr"]
-    burns = [r for g in groups for r in g["rules"] if r.get("alert") == "CeleryErrorBudgetBurn"
-             and r["labels"]["slo"] == "emails"]
+    burns = [
+        r
+        for g in groups
+        for r in g["rules"]
+        if r.get("alert") == "CeleryErrorBudgetBurn" and r["labels"]["slo"] == "emails"
+    ]
     assert len(burns) == 2 * 4 and {r["labels"]["severity"] for r in burns} == {"critical", "warning"}
     fast_page = next(b for b in burns if b["labels"]["sli"] == "success" and b["labels"]["long_window"] == "1h")
     assert "> 0.0144" in fast_page["expr"], "14.4 x the 0.1 % budget"
     board = json.loads((out / "dashboards" / "celery-slo.json").read_text())
-    assert {p["title"] for p in board["panels"]} >= {"emails: success: error budget left", "emails: queue wait: burn rate"}
+    assert {p["title"] for p in board["panels"]} >= {
+        "emails: success: error budget left",
+        "emails: queue wait: burn rate",
+    }
     assert problems(board) == []
     run = promtool("test", "rules", "tests/slo.test.yml", cwd=out)
     assert run.returncode == 0, run.stdout + run.stderr

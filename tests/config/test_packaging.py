@@ -3,6 +3,7 @@ the code the containers run and nothing else. No shipped module is a test rig or
 or needs a dependency only the [test] extra installs; the image copies no test or tool folder.
 Read from the files themselves (no build), so it takes milliseconds.
 """
+
 import ast
 import re
 import sys
@@ -76,8 +77,9 @@ def test_the_image_runs_only_shipped_code():
     assert len(commands) == 3  # app, celery_worker, flower
     # Modules (app.wsgi:app, worker.celery_app) and files (app/gunicorn_conf.py), by their package.
     words = " ".join(commands).replace("=", " ").split()
-    used = {m.group(1) for w in words
-            if (m := re.fullmatch(r"([a-z_]+)(?:/[a-z_]+\.py|(?:\.[a-z_]+)+(?::[a-z_]+)?)", w))}
+    used = {
+        m.group(1) for w in words if (m := re.fullmatch(r"([a-z_]+)(?:/[a-z_]+\.py|(?:\.[a-z_]+)+(?::[a-z_]+)?)", w))
+    }
     assert used and used <= TOP_LEVEL, f"the image runs {sorted(used)}, the wheel ships {sorted(TOP_LEVEL)}"
 
 
@@ -101,7 +103,10 @@ def test_the_dockerfile_copies_only_what_ships():
 
 def test_the_build_context_is_what_the_dockerfile_copies():
     # Everything is excluded first, then exactly the copied paths are let in again.
-    lines = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert lines[0] == "*"
     assert {line[1:].rstrip("/") for line in lines if line.startswith("!")} == set(copied())

@@ -3,6 +3,7 @@ agree: compose listens on and publishes those numbers, Prometheus scrapes them, 
 configs use them, the Helm chart defaults to them, and the app's and the workers' own defaults
 (code the image ships without native/) are the same numbers.
 """
+
 import ast
 import re
 
@@ -30,8 +31,9 @@ SERVICE_PORTS = {
 }
 COMPOSE_FILES = sorted(REPO.glob("compose*.yaml"))
 # URLs and targets that name a compose service: scheme://[user:password@]service:port, service:port.
-SERVICE_URL = re.compile(r"(?:(?:https?|amqp|redis)://(?:[^@/\s\"']+@)?|[\"'\s\[])(%s):(\d+)(?![\d.])"
-                         % "|".join(SERVICE_PORTS))
+SERVICE_URL = re.compile(
+    r"(?:(?:https?|amqp|redis)://(?:[^@/\s\"']+@)?|[\"'\s\[])(%s):(\d+)(?![\d.])" % "|".join(SERVICE_PORTS)
+)
 HOST_PORT_DEFAULT = re.compile(r"\$\{(HOST_PORT_[A-Z_]+):-([\d-]+)\}")
 
 
@@ -71,7 +73,9 @@ def test_compose_services_listen_where_ports_says():
         if not ports:
             continue  # an override without ports of its own
         seen.add(name)
-        assert ports == SERVICE_PORTS[name], f"{file}: {name} listens on {sorted(ports)}, PORTS says {sorted(SERVICE_PORTS[name])}"
+        assert ports == SERVICE_PORTS[name], (
+            f"{file}: {name} listens on {sorted(ports)}, PORTS says {sorted(SERVICE_PORTS[name])}"
+        )
     assert seen == set(SERVICE_PORTS)
 
 
@@ -85,7 +89,9 @@ def test_compose_publishes_each_port_on_the_same_number_by_default():
     defaults = {}
     for path in COMPOSE_FILES:
         for key, default in HOST_PORT_DEFAULT.findall(path.read_text()):
-            assert defaults.setdefault(key, default) == default, f"{path.name}: {key} defaults to {default} and {defaults[key]}"
+            assert defaults.setdefault(key, default) == default, (
+                f"{path.name}: {key} defaults to {default} and {defaults[key]}"
+            )
     for key, default in defaults.items():
         assert re.search(rf"^{key}={default}$", env_example, re.M), f".env.example: {key}={default}"
 
@@ -102,11 +108,17 @@ def test_compose_service_settings_name_their_ports():
         assert {int(p) for p in checks} <= SERVICE_PORTS[name], f"{name}'s healthcheck: {checks}"
 
 
-@pytest.mark.parametrize("path", [*COMPOSE_FILES, REPO / "prometheus" / "prometheus.yml",
-                                  REPO / "prometheus" / "prometheus.redis.yml",
-                                  REPO / "alertmanager" / "alertmanager.yml",
-                                  *sorted((REPO / "grafana" / "provisioning" / "datasources").glob("*.yml"))],
-                         ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize(
+    "path",
+    [
+        *COMPOSE_FILES,
+        REPO / "prometheus" / "prometheus.yml",
+        REPO / "prometheus" / "prometheus.redis.yml",
+        REPO / "alertmanager" / "alertmanager.yml",
+        *sorted((REPO / "grafana" / "provisioning" / "datasources").glob("*.yml")),
+    ],
+    ids=lambda p: str(p.relative_to(REPO)),
+)
 def test_urls_and_targets_use_each_services_port(path):
     found = SERVICE_URL.findall(path.read_text())
     for service, port in found:

@@ -1,4 +1,5 @@
 """prometheus/prometheus.yml: valid for promtool (with its rule files), and agreeing with mixin/config.py."""
+
 import shutil
 import subprocess
 from urllib.parse import urlsplit
@@ -37,7 +38,9 @@ def test_the_derived_native_config_is_valid(tmp_path):
 
 def test_job_names_match_the_single_source():
     jobs = {job["job_name"] for job in yaml.safe_load(PROM.read_text())["scrape_configs"]}
-    redis = {job["job_name"] for job in yaml.safe_load((PROM.parent / "prometheus.redis.yml").read_text())["scrape_configs"]}
+    redis = {
+        job["job_name"] for job in yaml.safe_load((PROM.parent / "prometheus.redis.yml").read_text())["scrape_configs"]
+    }
     # The RabbitMQ file has every job but Redis's; the Redis-broker file swaps the RabbitMQ jobs for it.
     assert jobs == set(JOBS.values()) - {JOBS["redis_broker"]}
     assert redis == set(JOBS.values()) - {JOBS["rabbitmq"], JOBS["rabbitmq_queues"]}

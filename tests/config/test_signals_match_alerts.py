@@ -1,5 +1,6 @@
 """A dashboard shows each alerting signal exactly as its alert computes it: the same series, read
 over the same window (the recording rule's), whatever the panel adds for its variables."""
+
 import json
 import re
 from pathlib import Path

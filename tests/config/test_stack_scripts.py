@@ -5,6 +5,7 @@ Each test runs the real Makefile and scripts in a copy of the repository's top l
 that holds only the tools named in tests/config/conftest.py's TOOLS: no Python, and no docker unless
 a test adds it.
 """
+
 import re
 import shutil
 import stat
@@ -53,6 +54,7 @@ def commands(stdout):
 
 # --- the dry run of the Docker path -----------------------------------------------------------
 
+
 def test_dry_run_prints_the_commands_in_order_and_writes_nothing(checkout, bare_path):
     result = run(["make", "up"], checkout, bare_path, MODE="docker", DRY_RUN=1, WORKERS=3)
     assert result.returncode == 0, result.stderr
@@ -68,9 +70,13 @@ def test_dry_run_prints_the_commands_in_order_and_writes_nothing(checkout, bare_
     assert "RMQ_PASSWORD=<secret, 48 characters>" in result.stdout
     assert not HEX_SECRET.search(result.stdout), "the dry run must not print secrets"
     # ...and the URLs table the Docker branch prints.
-    for url in (f"http://localhost:{PORTS['app']}", f"http://localhost:{PORTS['flower']}",
-                f"http://localhost:{PORTS['grafana']}", f"http://localhost:{PORTS['worker_metrics']}/metrics",
-                f"http://localhost:{PORTS['celery_exporter']}/metrics"):
+    for url in (
+        f"http://localhost:{PORTS['app']}",
+        f"http://localhost:{PORTS['flower']}",
+        f"http://localhost:{PORTS['grafana']}",
+        f"http://localhost:{PORTS['worker_metrics']}/metrics",
+        f"http://localhost:{PORTS['celery_exporter']}/metrics",
+    ):
         assert url in result.stdout
 
 
@@ -78,7 +84,8 @@ def test_dry_run_production_profile(checkout, bare_path):
     result = run(["make", "up"], checkout, bare_path, MODE="docker", DRY_RUN=1, PROFILE="production")
     assert result.returncode == 0, result.stderr
     assert commands(result.stdout)[-1] == (
-        "docker compose -f compose.yaml -f compose.production.yaml up -d --build --scale celery_worker=1 --wait")
+        "docker compose -f compose.yaml -f compose.production.yaml up -d --build --scale celery_worker=1 --wait"
+    )
 
 
 def test_dry_run_shows_an_old_env_completed_and_changes_nothing(checkout, bare_path):
@@ -96,12 +103,15 @@ def test_dry_run_shows_an_old_env_completed_and_changes_nothing(checkout, bare_p
     assert "http://localhost:18080" in shown
 
 
-@pytest.mark.parametrize("setting, value, message", [
-    ("WORKERS", "three", "WORKERS must be a whole number between 1 and 16, got 'three'"),
-    ("WORKERS", "17", "WORKERS must be between 1 and 16, got '17'"),
-    ("PROFILE", "prod", "PROFILE must be dev or production, got 'prod'"),
-    ("MODE", "podman", "MODE must be auto, docker or native, got 'podman'"),
-])
+@pytest.mark.parametrize(
+    "setting, value, message",
+    [
+        ("WORKERS", "three", "WORKERS must be a whole number between 1 and 16, got 'three'"),
+        ("WORKERS", "17", "WORKERS must be between 1 and 16, got '17'"),
+        ("PROFILE", "prod", "PROFILE must be dev or production, got 'prod'"),
+        ("MODE", "podman", "MODE must be auto, docker or native, got 'podman'"),
+    ],
+)
 def test_bad_settings_are_named(checkout, bare_path, setting, value, message):
     env = {"MODE": "docker", "DRY_RUN": 1, setting: value}
     result = run(["make", "up"], checkout, bare_path, **env)
@@ -116,6 +126,7 @@ def test_dry_run_is_for_the_docker_path_only(checkout, bare_path):
 
 
 # --- .env: created, or completed without changing a value ----------------------------------
+
 
 def shell_env(checkout, bare_path):
     result = run(["sh", "scripts/compose_stack.sh", "env"], checkout, bare_path)
@@ -159,7 +170,9 @@ def test_old_env_gets_missing_keys_and_keeps_its_values(checkout, bare_path, ens
     assert values["RMQ_USER"] == "olduser" and values["RMQ_PASSWORD"] == "old-password-1"
     assert values["BIND_ADDRESS"] == "0.0.0.0" and values["HOST_PORT_APP"] == "18080"
     assert values["SLACK_API_URL"] == "" and values["SMTP_PASSWORD"] == ""
-    assert values["HOST_PORT_GRAFANA"] == str(PORTS["grafana"]) and re.fullmatch(r"[A-Za-z0-9_-]{32,}", values["FLOWER_PASSWORD"])
+    assert values["HOST_PORT_GRAFANA"] == str(PORTS["grafana"]) and re.fullmatch(
+        r"[A-Za-z0-9_-]{32,}", values["FLOWER_PASSWORD"]
+    )
     assert set(values) == set(compose_cli.read_env_file(checkout / ".env.example")) | {"HOST_PORT_APP"}
     for key in values:
         assert len(re.findall(rf"^{key}=", text, re.M)) == 1, f"{key} written twice"
@@ -172,6 +185,7 @@ def test_old_env_gets_missing_keys_and_keeps_its_values(checkout, bare_path, ens
 
 
 # --- which path `make up` takes --------------------------------------------------------------
+
 
 def test_without_docker_the_native_path_is_taken(checkout, bare_path):
     result = run(["sh", "scripts/compose_stack.sh", "mode"], checkout, bare_path)
@@ -203,6 +217,7 @@ def test_unreachable_daemon_stops_make_up_with_the_reason(checkout, bare_path):
 
 # --- native path: Python 3.11/3.12 first -----------------------------------------------------
 
+
 def test_native_path_without_suitable_python_says_so_first(checkout, bare_path):
     result = run(["make", "up"], checkout, bare_path, MODE="native")
     assert result.returncode != 0
@@ -228,11 +243,12 @@ def test_find_python_accepts_this_interpreter(checkout, bare_path):
 
 # --- Debian packages: their services must not start -------------------------------------------
 
+
 def test_install_script_forbids_service_starts_while_installing():
     script = (REPO / "native" / "install_debian_packages.sh").read_text()
     policy = re.search(r"printf '(#!/bin/sh.*?)' \\\n\s*\| \$SUDO tee \"\$POLICY\"", script, re.S)
     assert policy, "the script must write /usr/sbin/policy-rc.d"
-    assert 'POLICY=/usr/sbin/policy-rc.d' in script
+    assert "POLICY=/usr/sbin/policy-rc.d" in script
     body = policy.group(1).encode().decode("unicode_escape")
     # The policy itself answers 101 ("action forbidden") to invoke-rc.d / deb-systemd-invoke.
     proc = subprocess.run(["sh", "-c", body, "policy-rc.d", "rabbitmq-server", "start"], check=False)

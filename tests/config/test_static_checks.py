@@ -1,5 +1,6 @@
 """Static checks that tests cannot replace: ruff's lint rules and format (configured in
 pyproject.toml), and shellcheck on every shell script."""
+
 import shutil
 import subprocess
 import sys
@@ -8,7 +9,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPTS = sorted(str(p.relative_to(REPO)) for p in [*REPO.glob("scripts/*.sh"), *REPO.glob("native/*.sh"), REPO / ".ci" / "run"])
+SCRIPTS = sorted(
+    str(p.relative_to(REPO)) for p in [*REPO.glob("scripts/*.sh"), *REPO.glob("native/*.sh"), REPO / ".ci" / "run"]
+)
 
 
 def run(*argv):

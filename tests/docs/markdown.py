@@ -1,6 +1,7 @@
 """Reading the Markdown docs: their code blocks, shell commands, tables and the examples they show.
 Shared by the static doc checks (test_docs_static.py), the live doc runner (test_docs_live.py) and
 the scaling test (tests/e2e/test_scaling.py)."""
+
 import pathlib
 import re
 import shlex
@@ -89,10 +90,14 @@ def markdown_table(path, first_header):
     lines = read(path).splitlines()
     for i, line in enumerate(lines):
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("|") and cells[0].lower() == first_header and i + 1 < len(lines) \
-                and set(lines[i + 1].replace("|", "").strip()) <= set("-: "):
+        if (
+            line.startswith("|")
+            and cells[0].lower() == first_header
+            and i + 1 < len(lines)
+            and set(lines[i + 1].replace("|", "").strip()) <= set("-: ")
+        ):
             rows = []
-            for row in lines[i + 2:]:
+            for row in lines[i + 2 :]:
                 if not row.startswith("|"):
                     break
                 rows.append([c.strip() for c in row.strip().strip("|").split("|")])

@@ -2,6 +2,7 @@
 the guides, taken from their ```bash blocks — the curl calls to the app and to Flower's API (with
 <task-id> filled in: the task the docs just submitted, a running one for a revoke), the
 `make loadtest SCENARIO=burst ...` examples — and every plain URL they show."""
+
 import json
 import re
 import shlex
@@ -13,15 +14,26 @@ import requests
 
 from loadtest import cli
 from tests import live
-from tests.docs.markdown import (ALL_DOCS, EXAMPLE_PORTS, LOCAL_URL_RE, ROOT, USER_DOCS, make_loadtest_examples, read,
-                                 rel, shell_blocks)
+from tests.docs.markdown import (
+    ALL_DOCS,
+    EXAMPLE_PORTS,
+    LOCAL_URL_RE,
+    ROOT,
+    USER_DOCS,
+    make_loadtest_examples,
+    read,
+    rel,
+    shell_blocks,
+)
 
 pytestmark = pytest.mark.stack
 
+
 def curl(argv, timeout=60):
     """Run a doc's curl command; returns (HTTP status, body)."""
-    r = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}", *argv[1:]], capture_output=True, text=True,
-                       timeout=timeout)
+    r = subprocess.run(
+        ["curl", "-sS", "-w", "\n%{http_code}", *argv[1:]], capture_output=True, text=True, timeout=timeout
+    )
     assert r.returncode == 0, f"{shlex.join(argv)}: curl exit {r.returncode}: {r.stderr}"
     body, _, code = r.stdout.rpartition("\n")
     return int(code), body
@@ -42,8 +54,8 @@ class DocRunner:
 
     def __init__(self, finished_task):
         self.finished_task = finished_task
-        self.current = None   # ids of the latest submission in this document
-        self.block_ids = []   # ids submitted in the block being run
+        self.current = None  # ids of the latest submission in this document
+        self.block_ids = []  # ids submitted in the block being run
 
     def task_id_for(self, argv, submitted_in_block):
         url = next(t for t in argv if "<task-id>" in t)
@@ -55,14 +67,18 @@ class DocRunner:
                 [task_id] = live.submit(task="process_task", count=1, timeout=60)
                 self.block_ids.append(task_id)
             if "terminate=true" in url:  # the docs revoke a running task
-                live.wait_for(lambda: live.task_state(task_id)["state"] == "STARTED", 180,
-                              message=f"task {task_id} to start")
+                live.wait_for(
+                    lambda: live.task_state(task_id)["state"] == "STARTED", 180, message=f"task {task_id} to start"
+                )
             return task_id
         task_id = self.current[0] if self.current else self.finished_task
         live.wait_finished([task_id], 180)
         if ":5555/" in url:  # Flower's view of a task: wait until Flower has seen it finish
-            live.wait_for(lambda: flower_state(task_id) in ("SUCCESS", "FAILURE", "REVOKED"), 60,
-                          message=f"Flower to know task {task_id}")
+            live.wait_for(
+                lambda: flower_state(task_id) in ("SUCCESS", "FAILURE", "REVOKED"),
+                60,
+                message=f"Flower to know task {task_id}",
+            )
         return task_id
 
     def run_block(self, block):
@@ -92,8 +108,11 @@ class DocRunner:
                 self.current = ids
                 self.block_ids.extend(ids)
             if is_revoke(argv):
-                live.wait_for(lambda: live.task_state(task_id)["state"] == "REVOKED", 60,
-                              message=f"{task_id} to be REVOKED after {command}")
+                live.wait_for(
+                    lambda: live.task_state(task_id)["state"] == "REVOKED",
+                    60,
+                    message=f"{task_id} to be REVOKED after {command}",
+                )
         if self.block_ids:  # leave no backlog for the next block
             live.wait_finished(self.block_ids, 300)
         return ran
@@ -147,8 +166,13 @@ def test_the_make_loadtest_burst_examples_run(stack, scenario, args, tmp_path):
     argv = [scenario, *shlex.split(args)]
     _, plan = cli.parse(argv)
     out = tmp_path / "summary.json"
-    r = subprocess.run([sys.executable, "-m", "loadtest", *argv, "--json", str(out)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=plan.wait_timeout + 300)
+    r = subprocess.run(
+        [sys.executable, "-m", "loadtest", *argv, "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=plan.wait_timeout + 300,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     summary = json.loads(out.read_text())
     assert (summary["submitted"], summary["succeeded"], summary["lost"]) == (plan.count, plan.count, 0)

@@ -3,6 +3,7 @@ every `make <target>` the README and guides mention exists; the URLs table's por
 compose.yaml publishes and prometheus.yml scrapes; Flower and app URLs in the docs are real routes;
 dashboard, panel, alert and recording-rule names exist; every `make loadtest` example parses; both
 guides show the same commands."""
+
 import json
 import re
 import shlex
@@ -12,10 +13,29 @@ import pytest
 import yaml
 
 from native.ports import PORTS
-from tests.docs.markdown import (ALL_DOCS, DASHBOARDS, EXAMPLE_PORTS, GUIDE_EN, GUIDE_RU, INLINE_CODE_RE, LINK_RE,
-                                 LOCAL_URL_RE, README, ROOT, USER_DOCS, code_snippets, load_rules,
-                                 make_loadtest_examples, markdown_table, prose, read, recorded_names, rel,
-                                 shell_blocks)
+from tests.docs.markdown import (
+    ALL_DOCS,
+    DASHBOARDS,
+    EXAMPLE_PORTS,
+    GUIDE_EN,
+    GUIDE_RU,
+    INLINE_CODE_RE,
+    LINK_RE,
+    LOCAL_URL_RE,
+    README,
+    ROOT,
+    USER_DOCS,
+    code_snippets,
+    load_rules,
+    make_loadtest_examples,
+    markdown_table,
+    prose,
+    read,
+    recorded_names,
+    rel,
+    shell_blocks,
+)
+
 
 @pytest.mark.parametrize("doc", ALL_DOCS, ids=lambda p: str(rel(p)))
 def test_relative_links_resolve(doc):
@@ -44,6 +64,7 @@ def test_every_make_target_mentioned_exists(doc):
 def compose_published_ports():
     """service -> host ports compose.yaml publishes with .env.example's values (real Compose)."""
     from tests import compose_cli
+
     services = compose_cli.config(["compose.yaml"], compose_cli.ENV_EXAMPLE).model["services"]
     out = {}
     for name, svc in services.items():
@@ -105,6 +126,7 @@ def test_localhost_urls_in_the_docs_use_the_stacks_ports():
 
 def flower_route_patterns():
     from flower.urls import handlers
+
     patterns = []
     for h in handlers:
         regex = h.regex.pattern if hasattr(h, "regex") else h[0]
@@ -136,6 +158,7 @@ def test_app_urls_in_the_docs_are_app_routes():
     from werkzeug.exceptions import MethodNotAllowed, NotFound
 
     from app.main import create_app
+
     adapter = create_app().url_map.bind("localhost")
     bad = []
     for doc, path in doc_urls(PORTS["app"]):
@@ -196,6 +219,7 @@ def test_the_guides_cover_the_five_signals_and_every_alert():
 
 def test_every_make_loadtest_example_parses():
     from loadtest import cli
+
     examples = make_loadtest_examples()
     assert ("burst", "") in examples and ("burst", "--timeout 1") in examples
     for scenario, args in examples:
@@ -205,14 +229,20 @@ def test_every_make_loadtest_example_parses():
             pytest.fail(f"make loadtest SCENARIO={scenario} ARGS={args!r} is refused (exit {exc.code})")
 
 
-@pytest.mark.parametrize("make_args, runs", [
-    (["loadtest", "SCENARIO=burst", "ARGS=--timeout 1"], ["-m", "loadtest", "burst", "--timeout", "1"]),
-    (["native-up", "WORKERS=2"], ["-m", "native", "up", "--workers", "2"]),  # what `make up` runs natively
-], ids=["loadtest", "up"])
+@pytest.mark.parametrize(
+    "make_args, runs",
+    [
+        (["loadtest", "SCENARIO=burst", "ARGS=--timeout 1"], ["-m", "loadtest", "burst", "--timeout", "1"]),
+        (["native-up", "WORKERS=2"], ["-m", "native", "up", "--workers", "2"]),  # what `make up` runs natively
+    ],
+    ids=["loadtest", "up"],
+)
 def test_make_runs_what_the_live_tests_run_for_the_examples(make_args, runs):
     # The live doc tests run the examples' Python commands directly; `make -n` shows what make runs.
     # --no-print-directory: under `make test` this make is a sub-make, which would add directory lines.
-    result = subprocess.run(["make", "-n", "--no-print-directory", *make_args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["make", "-n", "--no-print-directory", *make_args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     last = shlex.split(result.stdout.strip().splitlines()[-1])
     assert last[0].endswith("python") and last[1:] == runs, result.stdout
@@ -221,14 +251,21 @@ def test_make_runs_what_the_live_tests_run_for_the_examples(make_args, runs):
 def test_both_guides_show_the_same_commands():
     def commands(doc):
         return [shlex.join(t) for block in shell_blocks(doc) for t in block if t]
+
     assert commands(GUIDE_EN) == commands(GUIDE_RU)
 
 
 def test_readme_states_the_exporter_scrape_timeout_and_grafana_version():
     text = read(README)
-    job = next(j for j in yaml.safe_load(read(ROOT / "prometheus" / "prometheus.yml"))["scrape_configs"]
-               if j["job_name"] == "celery_exporter")
-    timeout = job.get("scrape_timeout") or yaml.safe_load(read(ROOT / "prometheus" / "prometheus.yml"))["global"]["scrape_timeout"]
+    job = next(
+        j
+        for j in yaml.safe_load(read(ROOT / "prometheus" / "prometheus.yml"))["scrape_configs"]
+        if j["job_name"] == "celery_exporter"
+    )
+    timeout = (
+        job.get("scrape_timeout")
+        or yaml.safe_load(read(ROOT / "prometheus" / "prometheus.yml"))["global"]["scrape_timeout"]
+    )
     assert f"scrape_timeout: {timeout}" in text
     image = yaml.safe_load(read(ROOT / "compose.yaml"))["services"]["grafana"]["image"]
     assert image in text and "Grafana 11.x" in text

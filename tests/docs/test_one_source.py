@@ -5,6 +5,7 @@ each runbook's "fires when" line) are what `python -m mixin` writes. Rendered fo
 with three thresholds changed, no document states an old value any more: the prose around the
 blocks names the knob rather than restating its value.
 """
+
 import re
 
 from mixin import docs
@@ -33,10 +34,13 @@ def test_after_a_change_no_document_states_an_old_value():
     changed = build({"thresholds": {knob: value for knob, (value, _) in CHANGES.items()}})
     rendered = docs.rendered(changed)
     paths = [docs.REPO / "README.md", *sorted((docs.REPO / "docs").rglob("*.md"))]
-    found = [f"{path.relative_to(docs.REPO)}: {pattern.pattern} in {m.group(0)!r}"
-             for path in paths if not path.name.startswith("performance")
-             for _, pattern in CHANGES.values()
-             for m in pattern.finditer(rendered.get(path) or path.read_text())]
+    found = [
+        f"{path.relative_to(docs.REPO)}: {pattern.pattern} in {m.group(0)!r}"
+        for path in paths
+        if not path.name.startswith("performance")
+        for _, pattern in CHANGES.values()
+        for m in pattern.finditer(rendered.get(path) or path.read_text())
+    ]
     assert not found, "documents still state old values:\n" + "\n".join(found)
     # The changed values are stated where the blocks are.
     readme = rendered[docs.REPO / "README.md"]

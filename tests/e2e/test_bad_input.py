@@ -3,6 +3,7 @@
 The workers stop consuming the `celery` queue for the duration, so anything enqueued would stay in
 the queue; a good request at the end proves the check can see a message arrive.
 """
+
 import re
 
 import pytest
@@ -82,13 +83,15 @@ def test_bad_input_gets_json_errors_and_enqueues_nothing(paused_queue):
 
 def settings_max_body():
     from app import settings as app_settings
+
     return app_settings.MAX_BODY_BYTES
 
 
 def submitted_total():
     text = requests.get(f"{APP}/metrics", timeout=10).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("app_tasks_submitted_total{"))
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("app_tasks_submitted_total{")
+    )
 
 
 def test_every_field_is_documented_in_the_form(stack):

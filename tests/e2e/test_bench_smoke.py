@@ -1,6 +1,7 @@
 """`python -m bench --quick` (make bench with tiny sizes): every section runs, prints its figures and
 writes every JSON key; the charts are SVG; no bench process is left behind. Timings are not asserted:
 quick sizes measure nothing, this checks the benchmark's code."""
+
 import json
 import pathlib
 import subprocess
@@ -18,23 +19,52 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 # (the 10 ms kind runs the same code with another task), to stay within a few minutes.
 SMOKE = ["--quick", "--sections", "throughput,capacity,memory,alerts,coldstart", "--kinds", "trivial"]
 PRINTED = [
-    "Throughput, trivial task", "CPU seconds per 1,000 tasks",
-    "full bundle / bare, trivial task", "our worker metrics",
-    "worker metrics collector", "What monitoring adds, trivial task", "monitoring CPU per trivial task",
-    "the bundle's monitoring costs", "Pipeline capacity steps", "pipeline capacity:", "Monitor memory",
-    "alert latency (CelerySuccessRateLow, fast profile)", "cold start:",
+    "Throughput, trivial task",
+    "CPU seconds per 1,000 tasks",
+    "full bundle / bare, trivial task",
+    "our worker metrics",
+    "worker metrics collector",
+    "What monitoring adds, trivial task",
+    "monitoring CPU per trivial task",
+    "the bundle's monitoring costs",
+    "Pipeline capacity steps",
+    "pipeline capacity:",
+    "Monitor memory",
+    "alert latency (CelerySuccessRateLow, fast profile)",
+    "cold start:",
 ]
-PER_CONFIG = {"rate", "ratio_to_bare", "cpu_s_per_1000", "catch_up_s", "events_lost", "noisy_runs",
-              "monitoring_ms_per_task", "worker_ms_per_task_over_bare", "events_lost_pct"}
-FLEET_MONITOR = {"cpu_cores", "cpu_ms_per_event", "max_events_per_s_one_core", "rss_mb", "metrics_bytes", "samples",
-                 "label_values", "scrape_s", "lag_s", "succeeded_counted", "events_lost_pct"}
+PER_CONFIG = {
+    "rate",
+    "ratio_to_bare",
+    "cpu_s_per_1000",
+    "catch_up_s",
+    "events_lost",
+    "noisy_runs",
+    "monitoring_ms_per_task",
+    "worker_ms_per_task_over_bare",
+    "events_lost_pct",
+}
+FLEET_MONITOR = {
+    "cpu_cores",
+    "cpu_ms_per_event",
+    "max_events_per_s_one_core",
+    "rss_mb",
+    "metrics_bytes",
+    "samples",
+    "label_values",
+    "scrape_s",
+    "lag_s",
+    "succeeded_counted",
+    "events_lost_pct",
+}
 PROCESSES = {"worker", "broker", "publisher", "flower", "exporter", "prometheus", "other", "total"}
 MONITOR_POINT = {"rss_mb", "scrape_s", "prometheus_scrape_s", "samples", "bytes", "caught_up", "scrape_timeout_s"}
 
 
 def bench(*argv, timeout=60):
-    return subprocess.run([sys.executable, "-m", "bench", *argv], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *argv], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def bench_processes():
@@ -54,13 +84,18 @@ def test_quick_bench_prints_every_figure_and_writes_every_key(rabbitmq, tmp_path
     for text in PRINTED:
         assert text in r.stdout, f"{text!r} not printed:\n{r.stdout[-4000:]}"
     assert chart.read_text().startswith("<svg")
-    assert {p.name for p in tmp_path.glob("*.svg")} == {"bench.svg", "performance-throughput.svg", "performance-cpu-trivial.svg"}
+    assert {p.name for p in tmp_path.glob("*.svg")} == {
+        "bench.svg",
+        "performance-throughput.svg",
+        "performance-cpu-trivial.svg",
+    }
 
     data = json.loads(out.read_text())
     assert set(data) == {"meta", "throughput", "capacity", "memory", "alerts", "coldstart"}
     assert data["meta"]["quick"] is True
-    assert {"command", "machine", "versions", "background_load", "bundle_settings", "flower_max_tasks",
-            "sizes"} <= set(data["meta"])
+    assert {"command", "machine", "versions", "background_load", "bundle_settings", "flower_max_tasks", "sizes"} <= set(
+        data["meta"]
+    )
 
     t = data["throughput"]
     assert set(t["kinds"]) == {"trivial"}
@@ -126,14 +161,17 @@ def test_quick_fleet_section_alone(rabbitmq, tmp_path):
     assert bench_processes() == [], "the bench left processes running"
 
 
-@pytest.mark.parametrize("argv, named", [
-    (["--fleet-workers", "100,10"], "100,10"),
-    (["--variant", "x:nice=99"], "99"),
-    (["--tasks", "-3"], "-3"),
-    (["--sections", "throughput,nope"], "nope"),
-    (["--memory-tasks", "100,10"], "100,10"),
-    (["--chart", "out.png"], "out.png"),
-])
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["--fleet-workers", "100,10"], "100,10"),
+        (["--variant", "x:nice=99"], "99"),
+        (["--tasks", "-3"], "-3"),
+        (["--sections", "throughput,nope"], "nope"),
+        (["--memory-tasks", "100,10"], "100,10"),
+        (["--chart", "out.png"], "out.png"),
+    ],
+)
 def test_bad_options_end_with_one_line_naming_the_value(argv, named):
     r = bench(*argv)
     assert r.returncode == 2

@@ -10,6 +10,7 @@ targets twice, as cluster "eu-1"/namespace "celery-a" and as cluster "us-2"/name
 `cluster`, returns data and only that cluster's series; with cluster = All it returns both.
 Panels that are empty by design in a healthy system (firing alerts) are checked the other way round.
 """
+
 import re
 import shutil
 import subprocess
@@ -22,8 +23,13 @@ import requests
 import yaml
 
 from native import paths
-from tests.dashboard_queries import (dashboard_variables, empty_by_design, iter_panel_queries,
-                                     load_dashboards, substitute)
+from tests.dashboard_queries import (
+    dashboard_variables,
+    empty_by_design,
+    iter_panel_queries,
+    load_dashboards,
+    substitute,
+)
 from tests.live import PROMETHEUS, prom_query, submit, task_state, wait_finished, wait_for
 from tests.probe import ProbeWorker
 from worker.celery_app import app
@@ -68,17 +74,24 @@ def second_prometheus(stack):
     config = workdir / "prometheus.yml"
     config.write_text(yaml.safe_dump(second_prometheus_config(), sort_keys=False))
     process = subprocess.Popen(
-        ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-         "--web.listen-address=127.0.0.1:19095"],
-        stdout=subprocess.DEVNULL, stderr=(workdir / "prometheus.log").open("w"))
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            "--web.listen-address=127.0.0.1:19095",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / "prometheus.log").open("w"),
+    )
     try:
+
         def both_scraped():
             try:
                 return query(SECOND, 'count(up{job="celery_exporter"} == 1) == 2')
             except requests.ConnectionError:
                 return None  # not listening yet
-        wait_for(both_scraped, 60, 1,
-                 message="the second Prometheus to scrape both deployments")
+
+        wait_for(both_scraped, 60, 1, message="the second Prometheus to scrape both deployments")
         yield SECOND
     finally:
         process.terminate()
@@ -106,33 +119,36 @@ def mixed_load(stack, second_prometheus):
         waiting = probe.send("process_task", task_num=101, timeout=1)
         wait_for(lambda: task_state(running)["state"] == "STARTED", 60, message="the long task to start")
         time.sleep(SCRAPE)  # the revoked counter is scraped at 0 first (the exporter adds it at 0)
-        app.control.revoke(waiting)                    # revoked while waiting at the worker
-        app.control.revoke(running, terminate=True)    # revoked while running
+        app.control.revoke(waiting)  # revoked while waiting at the worker
+        app.control.revoke(running, terminate=True)  # revoked while running
         wait_finished(ids, 120)
-        wait_for(lambda: all(task_state(i)["state"] == "REVOKED" for i in (running, waiting)), 60,
-                 message="both revocations")
-        signs = ['sum by (name) (celery_task_succeeded_total)',
-                 'sum(celery_task_failed_total{exception!=""}) > 0',
-                 "sum by (task) (flower_task_runtime_seconds_count)",
-                 # rate() needs two samples of the series the load created (a scrape every 5 s)
-                 "sum(rate(celery_task_runtime_bucket[2m])) > 0",
-                 "sum(rate(celery_task_failed_total[2m])) > 0",
-                 "sum(increase(celery_task_retried_total[2m])) > 0",
-                 "sum(increase(celery_task_revoked_total[2m])) > 0",
-                 "sum(increase(celery_task_rejected_total[2m])) > 0",
-                 'sum(rate(flower_events_total{type="task-retried"}[2m])) > 0']
+        wait_for(
+            lambda: all(task_state(i)["state"] == "REVOKED" for i in (running, waiting)), 60, message="both revocations"
+        )
+        signs = [
+            "sum by (name) (celery_task_succeeded_total)",
+            'sum(celery_task_failed_total{exception!=""}) > 0',
+            "sum by (task) (flower_task_runtime_seconds_count)",
+            # rate() needs two samples of the series the load created (a scrape every 5 s)
+            "sum(rate(celery_task_runtime_bucket[2m])) > 0",
+            "sum(rate(celery_task_failed_total[2m])) > 0",
+            "sum(increase(celery_task_retried_total[2m])) > 0",
+            "sum(increase(celery_task_revoked_total[2m])) > 0",
+            "sum(increase(celery_task_rejected_total[2m])) > 0",
+            'sum(rate(flower_events_total{type="task-retried"}[2m])) > 0',
+        ]
         for base in (PROMETHEUS, second_prometheus):
             try:
-                wait_for(lambda: all(query(base, s) for s in signs), 90, 1,
-                         message=f"the load to show up in {base}")
+                wait_for(lambda: all(query(base, s) for s in signs), 90, 1, message=f"the load to show up in {base}")
             except AssertionError as exc:
                 raise AssertionError(f"{exc}; no data: {[s for s in signs if not query(base, s)]}") from None
         # A stack worker that ran some of this load (Flower has per-worker series only for those)
         # and the probe worker (retries): the $worker variable with two values.
-        worker = prom_query('topk(1, sum by (worker) (increase(flower_events_total{type="task-succeeded", '
-                            'worker=~"celery_worker-.*"}[2m])))')[0]["metric"]["worker"]
-        yield {"queue": "celery", "task": "process_task", "worker": [worker, probe.nodename],
-               "__rate_interval": "5m"}
+        worker = prom_query(
+            'topk(1, sum by (worker) (increase(flower_events_total{type="task-succeeded", '
+            'worker=~"celery_worker-.*"}[2m])))'
+        )[0]["metric"]["worker"]
+        yield {"queue": "celery", "task": "process_task", "worker": [worker, probe.nodename], "__rate_interval": "5m"}
 
 
 def results_by_panel(base, dashboard, variables):
@@ -143,8 +159,11 @@ def results_by_panel(base, dashboard, variables):
 
 @pytest.mark.parametrize("dashboard", DASHBOARDS, ids=[d["uid"] for d in DASHBOARDS])
 def test_every_panel_query_returns_data(mixed_load, dashboard):
-    missing = [f"{panel}: {expr}" for panel, expr, result, empty in
-               results_by_panel(PROMETHEUS, dashboard, mixed_load) if not empty and not result]
+    missing = [
+        f"{panel}: {expr}"
+        for panel, expr, result, empty in results_by_panel(PROMETHEUS, dashboard, mixed_load)
+        if not empty and not result
+    ]
     assert not missing, "panels without data:\n" + "\n".join(missing)
 
 
@@ -196,8 +215,7 @@ def test_every_template_variable_has_values(mixed_load, second_prometheus, dashb
         if variable.get("type") != "query":
             continue
         query_text = variable["query"]["query"] if isinstance(variable["query"], dict) else variable["query"]
-        for base, variables in ((PROMETHEUS, mixed_load),
-                                (second_prometheus, {**mixed_load, "cluster": "eu-1"})):
+        for base, variables in ((PROMETHEUS, mixed_load), (second_prometheus, {**mixed_load, "cluster": "eu-1"})):
             match = LABEL_VALUES.match(substitute(query_text.strip(), dashboard_variables(dashboard, variables)))
             assert match, f"unexpected variable query {query_text!r}"
             selector, label = match.groups()

@@ -1,5 +1,6 @@
 """Flower's options from the guide, on a second Flower beside the stack's: basic auth, persistence,
 purging offline workers from /metrics; and the stack Flower's Broker page against RabbitMQ."""
+
 import os
 import signal
 import subprocess
@@ -21,11 +22,22 @@ CELERY = str(paths.VENV_BIN / "celery")
 
 
 def start_flower(db):
-    env = {**native_env.build(), "FLOWER_PORT": str(PORT), "FLOWER_BASIC_AUTH": "admin:s3cret",
-           "FLOWER_PERSISTENT": "true", "FLOWER_DB": str(db), "FLOWER_PURGE_OFFLINE_WORKERS": "5"}
+    env = {
+        **native_env.build(),
+        "FLOWER_PORT": str(PORT),
+        "FLOWER_BASIC_AUTH": "admin:s3cret",
+        "FLOWER_PERSISTENT": "true",
+        "FLOWER_DB": str(db),
+        "FLOWER_PURGE_OFFLINE_WORKERS": "5",
+    }
     env.pop("FLOWER_UNAUTHENTICATED_API", None)
-    proc = subprocess.Popen([CELERY, "-A", "worker.celery_app", "flower", "--conf=worker/flowerconfig.py"],
-                            env=env, cwd=paths.REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [CELERY, "-A", "worker.celery_app", "flower", "--conf=worker/flowerconfig.py"],
+        env=env,
+        cwd=paths.REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for(lambda: _get("/healthcheck").status_code == 200, 30, message="the second Flower")
     return proc
 
@@ -62,8 +74,11 @@ def test_persistent_flower_remembers_tasks_across_a_restart(flower_with_auth, tm
     [task_id] = submit(task="process_task", count=1, timeout=0)
     wait_finished([task_id], 60)
     info = lambda: _get(f"/api/task/info/{task_id}", auth=AUTH)  # noqa: E731
-    wait_for(lambda: info().status_code == 200 and info().json().get("state") == "SUCCESS", 30,
-             message="the second Flower to see the task")
+    wait_for(
+        lambda: info().status_code == 200 and info().json().get("state") == "SUCCESS",
+        30,
+        message="the second Flower to see the task",
+    )
     stop_flower(flower_with_auth)  # saves its state to FLOWER_DB at shutdown
     restarted = start_flower(tmp_path / "flower.db")
     try:
@@ -76,9 +91,14 @@ def test_persistent_flower_remembers_tasks_across_a_restart(flower_with_auth, tm
 def test_a_killed_worker_is_purged_from_flowers_metrics(flower_with_auth):
     env = {**native_env.build(), "WORKER_METRICS": "0"}
     name = f"purge-probe-{os.getpid()}@%h"
-    worker = subprocess.Popen([CELERY, "-A", "worker.celery_app", "worker", "-n", name, "-c", "1",
-                               "--loglevel=WARNING"], env=env, cwd=paths.REPO, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(
+        [CELERY, "-A", "worker.celery_app", "worker", "-n", name, "-c", "1", "--loglevel=WARNING"],
+        env=env,
+        cwd=paths.REPO,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     probe = f'flower_worker_online{{worker="purge-probe-{os.getpid()}@'
     try:
         wait_for(lambda: probe in _get("/metrics").text, 60, message="the probe worker online in Flower")

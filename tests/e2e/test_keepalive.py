@@ -1,6 +1,7 @@
 """The app keeps an idle keep-alive connection open longer than its clients leave one idle: a
 request sent on it a few seconds later is answered, not reset (gunicorn's default of 2 s dropped
 connections at the moment clients reused them)."""
+
 import socket
 import time
 
@@ -13,8 +14,10 @@ IDLE = 5  # seconds: more than gunicorn's default keep-alive, less than the app'
 
 
 def request(sock, method, path, body=b""):
-    head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
     sock.sendall(head + body)
     data = b""
     while b"\r\n\r\n" not in data:
@@ -22,7 +25,9 @@ def request(sock, method, path, body=b""):
         assert chunk, "the app closed the connection instead of answering"
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    length = int(
+        next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    )
     while len(rest) < length:
         rest += sock.recv(65536)
     return int(head.split()[1])

@@ -1,4 +1,5 @@
 """`python -m loadtest` against the live stack: short loads only (seconds, at most 300 tasks)."""
+
 import json
 import pathlib
 import signal
@@ -14,8 +15,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def loadtest(*argv, timeout=120):
-    return subprocess.run([sys.executable, "-m", "loadtest", *argv], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "loadtest", *argv], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_burst_finishes_every_task_and_writes_json(stack, tmp_path):
@@ -54,11 +56,14 @@ def test_steady_50_per_second_is_within_5_percent(stack, tmp_path):
     assert s["submit_seconds"] == pytest.approx(6, rel=0.05)
 
 
-@pytest.mark.parametrize("argv, named", [
-    (["--rate", "-5"], "--rate"),
-    (["nope"], "nope"),
-    (["--url", "http://127.0.0.1:1"], "http://127.0.0.1:1"),
-])
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["--rate", "-5"], "--rate"),
+        (["nope"], "nope"),
+        (["--url", "http://127.0.0.1:1"], "http://127.0.0.1:1"),
+    ],
+)
 def test_bad_options_exit_2_with_one_line(stack, argv, named):
     r = loadtest(*argv, timeout=30)
     assert r.returncode == 2
@@ -68,8 +73,7 @@ def test_bad_options_exit_2_with_one_line(stack, argv, named):
 
 def test_prometheus_unreachable_is_reported_not_fatal(stack, tmp_path):
     out = tmp_path / "p.json"
-    r = loadtest("steady", "--count", "2", "--timeout", "0", "--prometheus", "http://127.0.0.1:1",
-                 "--json", str(out))
+    r = loadtest("steady", "--count", "2", "--timeout", "0", "--prometheus", "http://127.0.0.1:1", "--json", str(out))
     assert r.returncode == 0, r.stdout + r.stderr
     s = json.loads(out.read_text())
     assert s["alerts_firing"] is None and "Prometheus at http://127.0.0.1:1" in s["alerts_error"]
@@ -78,9 +82,26 @@ def test_prometheus_unreachable_is_reported_not_fatal(stack, tmp_path):
 
 def test_sigint_stops_submitting_and_prints_the_summary(stack, tmp_path):
     out = tmp_path / "int.json"
-    proc = subprocess.Popen([sys.executable, "-m", "loadtest", "steady", "--rate", "10", "--duration", "60",
-                             "--timeout", "0", "--json", str(out)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "loadtest",
+            "steady",
+            "--rate",
+            "10",
+            "--duration",
+            "60",
+            "--timeout",
+            "0",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(3)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)

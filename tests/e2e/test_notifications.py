@@ -7,6 +7,7 @@ resolved alert is followed by its "resolved" message on the same integrations. A
 Alertmanager's API (the rules that produce them are proven by tests/live_alerts); everything runs on
 free ports of 127.0.0.1, no shared stack needed.
 """
+
 import re
 import shutil
 import time
@@ -17,12 +18,14 @@ import requests
 
 from tests.rigs.notifications import EXTERNAL_URL, Rig, alert, ended, wait_for
 
-pytestmark = pytest.mark.skipif(shutil.which("prometheus-alertmanager") is None,
-                                reason="prometheus-alertmanager is not installed (make deps)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("prometheus-alertmanager") is None, reason="prometheus-alertmanager is not installed (make deps)"
+)
 
 # One alert per severity, with the labels the real rules give them (plus cluster/namespace on one).
-CRITICAL = alert("CeleryQueueNoConsumer", job="rabbitmq_queues", vhost="/", queue="reports",
-                 cluster="eu-1", namespace="celery")
+CRITICAL = alert(
+    "CeleryQueueNoConsumer", job="rabbitmq_queues", vhost="/", queue="reports", cluster="eu-1", namespace="celery"
+)
 WARNING = alert("CeleryTaskSuccessRateLow", job="celery_exporter", name="process_task", queue_name="celery")
 INFO = alert("CeleryThroughputBelowBaseline", job="celery_exporter")
 ALL = (CRITICAL, WARNING, INFO)
@@ -39,8 +42,9 @@ def rig(tmp_path_factory):
 
 
 def mails(rig, status=None):
-    return [m["message"] for m in rig.mailbox.messages
-            if status is None or m["message"]["Subject"].startswith(f"[{status}")]
+    return [
+        m["message"] for m in rig.mailbox.messages if status is None or m["message"]["Subject"].startswith(f"[{status}")
+    ]
 
 
 def slack(rig, status):
@@ -64,8 +68,11 @@ def silence_prefix():
 @pytest.fixture(scope="module")
 def fired(rig):
     rig.post_alerts(list(ALL))
-    wait_for(lambda: len(hooks(rig, "firing")) >= 3 and mails(rig, "FIRING") and slack(rig, "FIRING"),
-             30, "the firing notifications")
+    wait_for(
+        lambda: len(hooks(rig, "firing")) >= 3 and mails(rig, "FIRING") and slack(rig, "FIRING"),
+        30,
+        "the firing notifications",
+    )
     # Let a few group intervals pass so that a wrong extra delivery would show up too.
     time.sleep(5)
     return rig
@@ -76,10 +83,14 @@ def test_critical_reaches_email_slack_and_webhook(fired):
     critical = [m for m in mails(rig, "FIRING")]
     assert [m["Subject"] for m in critical] == ["[FIRING:1] CRITICAL CeleryQueueNoConsumer"]
     assert [p["attachments"][0]["title"] for p in slack(rig, "FIRING")].count(
-        "[FIRING:1] CRITICAL CeleryQueueNoConsumer") == 1
+        "[FIRING:1] CRITICAL CeleryQueueNoConsumer"
+    ) == 1
     receivers = {n["commonLabels"]["alertname"]: n["receiver"] for n in hooks(rig, "firing")}
-    assert receivers == {"CeleryQueueNoConsumer": "critical", "CeleryTaskSuccessRateLow": "warning",
-                         "CeleryThroughputBelowBaseline": "info"}
+    assert receivers == {
+        "CeleryQueueNoConsumer": "critical",
+        "CeleryTaskSuccessRateLow": "warning",
+        "CeleryThroughputBelowBaseline": "info",
+    }
 
 
 def test_warning_reaches_slack_and_webhook_not_email(fired):
@@ -117,9 +128,14 @@ def test_email_has_both_parts_with_the_alert_and_its_links(fired):
     assert links["Runbook"] == ann["runbook_url"]
     assert links["Dashboard"] == ann["dashboard_url"]
     assert links["Silence"].replace("&amp;", "&").startswith(silence_prefix())
-    assert unquote(links["Silence"].split("filter=", 1)[1]) == unquote(silence.split("filter=", 1)[1]) == (
-        '{alertname="CeleryQueueNoConsumer",cluster="eu-1",job="rabbitmq_queues",namespace="celery",'
-        'queue="reports",severity="critical",vhost="/"}')
+    assert (
+        unquote(links["Silence"].split("filter=", 1)[1])
+        == unquote(silence.split("filter=", 1)[1])
+        == (
+            '{alertname="CeleryQueueNoConsumer",cluster="eu-1",job="rabbitmq_queues",namespace="celery",'
+            'queue="reports",severity="critical",vhost="/"}'
+        )
+    )
 
 
 def test_slack_payload_has_title_color_text_and_links(fired):
@@ -149,8 +165,11 @@ def test_webhook_posts_carry_the_bearer_token_and_are_shown_on_the_alerts_page(f
 def resolved(fired):
     rig = fired
     rig.post_alerts([ended(a) for a in ALL])
-    wait_for(lambda: len(hooks(rig, "resolved")) >= 3 and mails(rig, "RESOLVED") and len(slack(rig, "RESOLVED")) >= 2,
-             30, "the resolved notifications")
+    wait_for(
+        lambda: len(hooks(rig, "resolved")) >= 3 and mails(rig, "RESOLVED") and len(slack(rig, "RESOLVED")) >= 2,
+        30,
+        "the resolved notifications",
+    )
     time.sleep(4)
     return rig
 
@@ -159,7 +178,9 @@ def test_resolved_follows_on_every_integration_of_the_route(resolved):
     rig = resolved
     assert [m["Subject"] for m in mails(rig, "RESOLVED")] == ["[RESOLVED] CRITICAL CeleryQueueNoConsumer - resolved"]
     assert sorted(p["attachments"][0]["title"] for p in slack(rig, "RESOLVED")) == [
-        "[RESOLVED] CRITICAL CeleryQueueNoConsumer - resolved", "[RESOLVED] WARNING CeleryTaskSuccessRateLow - resolved"]
+        "[RESOLVED] CRITICAL CeleryQueueNoConsumer - resolved",
+        "[RESOLVED] WARNING CeleryTaskSuccessRateLow - resolved",
+    ]
     assert {n["commonLabels"]["alertname"] for n in hooks(rig, "resolved")} == {name_of(a) for a in ALL}
 
 

@@ -1,5 +1,6 @@
 """The app's /alerts page in headless Chromium, filled by a real Alertmanager's webhook posts:
 newest first, status, severity, summary, labels and working links."""
+
 import shutil
 from urllib.parse import unquote, urlsplit
 
@@ -10,8 +11,10 @@ from tests.e2e.test_notifications import CRITICAL, INFO, WARNING, ended
 from tests.rigs.browser import CHROMIUM, launch
 from tests.rigs.notifications import EXTERNAL_URL, Rig, wait_for
 
-pytestmark = pytest.mark.skipif(shutil.which("prometheus-alertmanager") is None or shutil.which(CHROMIUM) is None,
-                                reason="prometheus-alertmanager or chromium is not installed (make deps)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("prometheus-alertmanager") is None or shutil.which(CHROMIUM) is None,
+    reason="prometheus-alertmanager or chromium is not installed (make deps)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +25,9 @@ def page_after_notifications(tmp_path_factory):
         rig.post_alerts([CRITICAL, WARNING])
         wait_for(lambda: len(rig.webhook_notifications()) >= 3, 30, "the critical and warning notifications")
         rig.post_alerts([ended(CRITICAL)])
-        wait_for(lambda: any(n["status"] == "resolved" for n in rig.webhook_notifications()), 30,
-                 "the resolved notification")
+        wait_for(
+            lambda: any(n["status"] == "resolved" for n in rig.webhook_notifications()), 30, "the resolved notification"
+        )
         with sync_playwright() as pw:
             browser = launch(pw)
             try:

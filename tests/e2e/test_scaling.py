@@ -1,5 +1,6 @@
 """`WORKERS=N make up` as the docs show it, in native form: the stack scales up and down, and Flower
 and Prometheus follow."""
+
 import pytest
 import requests
 
@@ -25,8 +26,11 @@ def test_the_scale_command_in_native_form(stack):
         assert r.returncode == 0, r.stdout + r.stderr
         want = {f"celery_worker-{i}" for i in range(1, count + 1)}
         wait_for(lambda: online() == want, 120, message=f"Flower to see exactly {sorted(want)} online")
-        wait_for(lambda: prom_scalar('count(up{job="celery_worker"} == 1)') == count, 120,
-                 message=f"Prometheus to scrape {count} workers")
+        wait_for(
+            lambda: prom_scalar('count(up{job="celery_worker"} == 1)') == count,
+            120,
+            message=f"Prometheus to scrape {count} workers",
+        )
 
     try:
         scale(n + 1)

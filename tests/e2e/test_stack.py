@@ -1,4 +1,5 @@
 """End to end on the native stack with 3 workers: the guide's scenario 2 and the metrics pipeline."""
+
 import subprocess
 
 import pytest
@@ -32,8 +33,10 @@ def test_guide_scenario_2_spreads_20_tasks_over_3_workers_and_every_task_is_coun
     flower_ok = 'sum(flower_events_total{job="flower",task="process_task",type="task-succeeded"})'
     flower_received = 'sum(flower_events_total{job="flower",task="process_task",type="task-received"})'
     before = settled(succeeded, flower_ok, flower_received)
-    totals_before = {name: sum(w["stats"]["total"].values()) if w.get("stats", {}).get("total") else 0
-                     for name, w in requests.get(f"{FLOWER}/api/workers?refresh=1", timeout=10).json().items()}
+    totals_before = {
+        name: sum(w["stats"]["total"].values()) if w.get("stats", {}).get("total") else 0
+        for name, w in requests.get(f"{FLOWER}/api/workers?refresh=1", timeout=10).json().items()
+    }
 
     ids = submit(task="process_task", count=20, timeout=1.5, task_num_start=1)
     done = wait_finished(ids, 120)
@@ -58,8 +61,12 @@ def test_guide_scenario_2_spreads_20_tasks_over_3_workers_and_every_task_is_coun
 
 
 def test_each_worker_reports_cpu_and_memory_with_its_full_nodename(stack):
-    for metric in ("celery_worker_cpu_seconds_total", "celery_worker_memory_rss_bytes",
-                   "celery_worker_cpu_limit_cores", "celery_worker_pool_processes"):
+    for metric in (
+        "celery_worker_cpu_seconds_total",
+        "celery_worker_memory_rss_bytes",
+        "celery_worker_cpu_limit_cores",
+        "celery_worker_pool_processes",
+    ):
         result = wait_for(lambda: len(prom_query(metric)) == 3 and prom_query(metric), 30, message=metric)
         names = sorted(r["metric"]["worker"] for r in result)
         assert [n.split("@")[0] for n in names] == ["celery_worker-1", "celery_worker-2", "celery_worker-3"]
@@ -71,11 +78,15 @@ def test_each_worker_reports_cpu_and_memory_with_its_full_nodename(stack):
 
 
 def test_a_second_up_starts_no_duplicates(stack):
-    before = subprocess.run(["pgrep", "-f", "celery -A worker.celery_app"], capture_output=True, text=True).stdout.split()
+    before = subprocess.run(
+        ["pgrep", "-f", "celery -A worker.celery_app"], capture_output=True, text=True
+    ).stdout.split()
     result = native_cli("up", "--workers", "3")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "started" not in result.stdout.replace("already running", "")
-    after = subprocess.run(["pgrep", "-f", "celery -A worker.celery_app"], capture_output=True, text=True).stdout.split()
+    after = subprocess.run(
+        ["pgrep", "-f", "celery -A worker.celery_app"], capture_output=True, text=True
+    ).stdout.split()
     assert sorted(before) == sorted(after)
     status = native_cli("status")
     for name in ("prometheus", "alertmanager", "flower", "celery_exporter", "app", "celery_worker-3"):

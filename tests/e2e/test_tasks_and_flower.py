@@ -1,4 +1,5 @@
 """Real RabbitMQ + Redis + real workers: results, failures in Flower, revoke through Flower's API."""
+
 import pytest
 import requests
 
@@ -12,8 +13,11 @@ def test_task_completes_with_the_guides_result_shape(stack):
     body = wait_finished([task_id], 60)[task_id]
     assert body["state"] == "SUCCESS"
     assert body["result"] == {"status": "success", "task_num": 1, "task_id": task_id}
-    info = wait_for(lambda: requests.get(f"{FLOWER}/api/task/info/{task_id}", timeout=10).json(), 30,
-                    message="Flower to know the task")
+    info = wait_for(
+        lambda: requests.get(f"{FLOWER}/api/task/info/{task_id}", timeout=10).json(),
+        30,
+        message="Flower to know the task",
+    )
     # The guide: args {"task_num": 1, "timeout": 5, "worker_id": "celery"}
     assert "'task_num': 1" in info["kwargs"] and "'worker_id': 'celery'" in info["kwargs"]
     assert info["name"] == "process_task"
@@ -51,8 +55,13 @@ def test_revoke_through_flowers_api_stops_a_running_task(stack):
     assert r.status_code == 200, r.text
     body = wait_for(lambda: (b := task_state(task_id))["state"] == "REVOKED" and b, 30, message="REVOKED")
     assert body["state"] == "REVOKED"
-    info = wait_for(lambda: (i := requests.get(f"{FLOWER}/api/task/info/{task_id}", timeout=10).json())
-                    .get("state") == "REVOKED" and i, 30, message="Flower to show REVOKED")
+    info = wait_for(
+        lambda: (
+            (i := requests.get(f"{FLOWER}/api/task/info/{task_id}", timeout=10).json()).get("state") == "REVOKED" and i
+        ),
+        30,
+        message="Flower to show REVOKED",
+    )
     assert info["state"] == "REVOKED"
 
 

@@ -1,4 +1,5 @@
 """The web form in real headless Chromium: submit, see ids and Flower links, see errors."""
+
 import pytest
 from playwright.sync_api import sync_playwright
 

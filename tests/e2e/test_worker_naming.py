@@ -4,6 +4,7 @@ celery-exporter labels a worker by the part of its nodename after `@` (`hostname
 share the machine, so each gets its own host part (celery_worker-<i>@<host>-<i>); otherwise the
 exporter would show one worker where Flower shows three, and could not see one of them stop.
 """
+
 import signal
 
 import pytest
@@ -22,8 +23,11 @@ def up_by_host():
 
 
 def test_each_worker_has_its_own_exporter_series_and_one_stop_turns_one_to_zero(stack):
-    wait_for(lambda: prom_query(f"count({UP} == 1) == {STACK_WORKERS}"), 60,
-             message=f"count({UP} == 1) to be {STACK_WORKERS}")
+    wait_for(
+        lambda: prom_query(f"count({UP} == 1) == {STACK_WORKERS}"),
+        60,
+        message=f"count({UP} == 1) to be {STACK_WORKERS}",
+    )
     hosts = up_by_host()
     assert len(hosts) == STACK_WORKERS
     assert sorted(h.rsplit("-", 1)[1] for h in hosts) == [str(i) for i in range(1, STACK_WORKERS + 1)]
@@ -41,5 +45,6 @@ def test_each_worker_has_its_own_exporter_series_and_one_stop_turns_one_to_zero(
         assert sorted(v for h, v in after.items() if h != victim_host) == [1.0] * (STACK_WORKERS - 1)
     finally:
         faults.restore_stack()
-    wait_for(lambda: prom_query(f"count({UP} == 1) == {STACK_WORKERS}"), 60,
-             message="the restarted worker to be up again")
+    wait_for(
+        lambda: prom_query(f"count({UP} == 1) == {STACK_WORKERS}"), 60, message="the restarted worker to be up again"
+    )

@@ -8,6 +8,7 @@ through a TCP proxy the test stops, to show that an outage keeps the last values
 
 Nothing here uses vhost "/", port 9808 or 9090: the stack and its exporter may run meanwhile.
 """
+
 import os
 import random
 import socket
@@ -29,10 +30,10 @@ from native.ports import PORTS
 
 VHOST = "celery-exporter-test"
 REDIS_BROKER = f"redis://127.0.0.1:{PORTS['redis']}/14"
-INTERVAL = 2.0          # the default launcher's --queue-metrics-interval in these tests
-REFRESH_S = 2.0         # a refresh waits out two 1 s inspect() replies
+INTERVAL = 2.0  # the default launcher's --queue-metrics-interval in these tests
+REFRESH_S = 2.0  # a refresh waits out two 1 s inspect() replies
 SLACK_S = 5.0
-SCRAPE_BOUND_S = 0.5    # a correctness bound of the scrape path (expected ~10 ms), not a benchmark
+SCRAPE_BOUND_S = 0.5  # a correctness bound of the scrape path (expected ~10 ms), not a benchmark
 TASKS, FAILING = 6, 1
 
 
@@ -72,7 +73,8 @@ def wait_for(check, timeout, message):
 def forget_redis_queues(*queues):
     """kombu's Redis transport keeps each queue's bindings in keys of their own."""
     redis.Redis.from_url(REDIS_BROKER).delete(
-        *(f"_kombu.{kind}.{q}" for q in queues for kind in ("binding", "binding_permanent")))
+        *(f"_kombu.{kind}.{q}" for q in queues for kind in ("binding", "binding_permanent"))
+    )
 
 
 class Process:
@@ -100,9 +102,20 @@ class Launcher(Process):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/metrics"
         env = {**os.environ, "EVENT_QUEUE_TTL": "60", "EVENT_QUEUE_EXPIRES": "120"}
-        super().__init__([str(paths.EXPORTER_VENV_BIN / "python"), "exporter/run_exporter.py",
-                          f"--broker-url={broker_url}", "--host=127.0.0.1", f"--port={self.port}",
-                          "--retry-interval=1", f"--queues={','.join(queues)}", *options], env, log)
+        super().__init__(
+            [
+                str(paths.EXPORTER_VENV_BIN / "python"),
+                "exporter/run_exporter.py",
+                f"--broker-url={broker_url}",
+                "--host=127.0.0.1",
+                f"--port={self.port}",
+                "--retry-interval=1",
+                f"--queues={','.join(queues)}",
+                *options,
+            ],
+            env,
+            log,
+        )
 
     def ready(self):
         wait_for(self.answers, 30, lambda: f"the launcher on :{self.port} ({self.output()[-500:]})")
@@ -155,19 +168,51 @@ class Setup:
             raise
 
     def _start(self, tmp):
-        env = {**os.environ, "BROKER_URL": self.broker_url, "RMQ_URL": self.broker_url,
-               "REDIS_URL": REDIS_BROKER, "WORKER_METRICS": "0", "WORKER_CONCURRENCY": "2",
-               "EVENT_QUEUE_TTL": "60", "EVENT_QUEUE_EXPIRES": "120"}
-        self.worker = self._own(Process([str(paths.VENV_BIN / "celery"), "-A", "worker.celery_app", "worker",
-                                         "-Q", self.work, "-n", self.nodename, "--loglevel=INFO"],
-                                        env, tmp / "worker.log"))
-        wait_for(lambda: self.app.control.ping(destination=[self.nodename], timeout=1), 60,
-                 lambda: f"the worker's ping reply ({self.worker.output()[-1000:]})")
+        env = {
+            **os.environ,
+            "BROKER_URL": self.broker_url,
+            "RMQ_URL": self.broker_url,
+            "REDIS_URL": REDIS_BROKER,
+            "WORKER_METRICS": "0",
+            "WORKER_CONCURRENCY": "2",
+            "EVENT_QUEUE_TTL": "60",
+            "EVENT_QUEUE_EXPIRES": "120",
+        }
+        self.worker = self._own(
+            Process(
+                [
+                    str(paths.VENV_BIN / "celery"),
+                    "-A",
+                    "worker.celery_app",
+                    "worker",
+                    "-Q",
+                    self.work,
+                    "-n",
+                    self.nodename,
+                    "--loglevel=INFO",
+                ],
+                env,
+                tmp / "worker.log",
+            )
+        )
+        wait_for(
+            lambda: self.app.control.ping(destination=[self.nodename], timeout=1),
+            60,
+            lambda: f"the worker's ping reply ({self.worker.output()[-1000:]})",
+        )
         queues = (self.work, self.idle)
-        self.default = self._own(Launcher(self.broker_url, queues, tmp / "default.log",
-                                          f"--queue-metrics-interval={INTERVAL:g}"))
-        self.per_worker = self._own(Launcher(self.broker_url, queues, tmp / "per_worker.log",
-                                             "--queue-metrics-interval=3600", "--per-worker-task-metrics"))
+        self.default = self._own(
+            Launcher(self.broker_url, queues, tmp / "default.log", f"--queue-metrics-interval={INTERVAL:g}")
+        )
+        self.per_worker = self._own(
+            Launcher(
+                self.broker_url,
+                queues,
+                tmp / "per_worker.log",
+                "--queue-metrics-interval=3600",
+                "--per-worker-task-metrics",
+            )
+        )
         self.default.ready()
         self.per_worker.ready()
 
@@ -224,8 +269,11 @@ def test_scrape_serves_the_registry_without_asking_the_workers(setup):
 
 def test_worker_and_consumer_counts_reflect_the_worker(setup):
     launcher = setup.default
-    wait_for(lambda: launcher.value("celery_active_worker_count", queue_name=setup.work) == 1,
-             INTERVAL + REFRESH_S + SLACK_S, "one worker on its queue")
+    wait_for(
+        lambda: launcher.value("celery_active_worker_count", queue_name=setup.work) == 1,
+        INTERVAL + REFRESH_S + SLACK_S,
+        "one worker on its queue",
+    )
     assert launcher.value("celery_active_process_count", queue_name=setup.work) == 2  # its concurrency
     assert launcher.value("celery_active_worker_count", queue_name=setup.idle) == 0
     assert launcher.value("celery_active_process_count", queue_name=setup.idle) == 0
@@ -256,13 +304,14 @@ def task_samples(launcher):
 
 def test_task_metrics_per_worker_only_when_asked(setup):
     for i in range(TASKS):
-        setup.app.send_task("process_task", args=[i], kwargs={"timeout": 0.05, "fail": i < FAILING},
-                            queue=setup.work)
+        setup.app.send_task("process_task", args=[i], kwargs={"timeout": 0.05, "fail": i < FAILING}, queue=setup.work)
     ok = TASKS - FAILING
 
     def counted(launcher):
-        return (sum(s.value for s in task_samples(launcher) if s.name == "celery_task_succeeded_total") == ok
-                and sum(s.value for s in task_samples(launcher) if s.name == "celery_task_failed_total") == FAILING)
+        return (
+            sum(s.value for s in task_samples(launcher) if s.name == "celery_task_succeeded_total") == ok
+            and sum(s.value for s in task_samples(launcher) if s.name == "celery_task_failed_total") == FAILING
+        )
 
     for launcher in (setup.default, setup.per_worker):
         wait_for(lambda: counted(launcher), 30, "the tasks' events counted")
@@ -272,8 +321,12 @@ def test_task_metrics_per_worker_only_when_asked(setup):
     assert [s for s in default if "hostname" in s.labels] == []
     assert setup.default.value("celery_task_succeeded_total", name="process_task", queue_name=setup.work) == ok
     assert setup.default.value("celery_task_runtime_count", name="process_task", queue_name=setup.work) == ok
-    assert setup.default.value("celery_task_failed_total", name="process_task", queue_name=setup.work,
-                               exception="SimulatedTaskError") == FAILING
+    assert (
+        setup.default.value(
+            "celery_task_failed_total", name="process_task", queue_name=setup.work, exception="SimulatedTaskError"
+        )
+        == FAILING
+    )
     sent = [s for s in default if s.name == "celery_task_sent_total" and s.labels["queue_name"] == setup.work]
     assert [s.value for s in sent] == [TASKS]
     # ... while the per-worker gauges stay per worker.
@@ -284,10 +337,18 @@ def test_task_metrics_per_worker_only_when_asked(setup):
     per_worker = task_samples(setup.per_worker)
     ran = [s for s in per_worker if s.name != "celery_task_sent_total" and s.labels["queue_name"] == setup.work]
     assert ran and {s.labels["hostname"] for s in ran} == {setup.host}
-    assert setup.per_worker.value("celery_task_succeeded_total", name="process_task", queue_name=setup.work,
-                                  hostname=setup.host) == ok
-    assert setup.per_worker.value("celery_task_runtime_count", name="process_task", queue_name=setup.work,
-                                  hostname=setup.host) == ok
+    assert (
+        setup.per_worker.value(
+            "celery_task_succeeded_total", name="process_task", queue_name=setup.work, hostname=setup.host
+        )
+        == ok
+    )
+    assert (
+        setup.per_worker.value(
+            "celery_task_runtime_count", name="process_task", queue_name=setup.work, hostname=setup.host
+        )
+        == ok
+    )
     assert {s.labels["hostname"] for s in per_worker if s.name == "celery_task_sent_total"} - {setup.host}
 
 
@@ -382,8 +443,11 @@ def test_broker_outage_keeps_the_last_values_served(broker, tmp_path):
         proxy.start()
         with app.connection_for_write() as conn:
             conn.default_channel.queue_purge(idle)
-        wait_for(lambda: launcher.value("celery_queue_length", queue_name=idle) == 0, INTERVAL + 10 + SLACK_S,
-                 "the purged queue after the broker came back")
+        wait_for(
+            lambda: launcher.value("celery_queue_length", queue_name=idle) == 0,
+            INTERVAL + 10 + SLACK_S,
+            "the purged queue after the broker came back",
+        )
         assert "Queue metrics refresh works again" in launcher.output()
     finally:
         launcher.stop()

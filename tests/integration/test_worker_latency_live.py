@@ -6,6 +6,7 @@ use vhost / and Redis databases 0 and 1). Tasks are the bundle's process_task (s
 seconds); each test gives its tasks a shadow name of its own, which the worker uses as the `task`
 label, so each test reads series nobody else touched.
 """
+
 import contextlib
 import os
 import signal
@@ -55,16 +56,23 @@ def ensure_vhost():
     vhost = urllib.parse.quote(VHOST, safe="")
     r = requests.put(f"{MANAGEMENT}/vhosts/{vhost}", auth=GUEST, timeout=10)
     assert r.status_code in (201, 204), f"creating vhost {VHOST}: {r.status_code} {r.text}"
-    r = requests.put(f"{MANAGEMENT}/permissions/{vhost}/guest", auth=GUEST, timeout=10,
-                     json={"configure": ".*", "write": ".*", "read": ".*"})
+    r = requests.put(
+        f"{MANAGEMENT}/permissions/{vhost}/guest",
+        auth=GUEST,
+        timeout=10,
+        json={"configure": ".*", "write": ".*", "read": ".*"},
+    )
     assert r.status_code in (201, 204), f"permissions on {VHOST}: {r.status_code} {r.text}"
 
 
 def scrape(port):
     """The worker's /metrics as {(sample name, labels): value}."""
     text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
 
 
 class Worker:
@@ -82,15 +90,18 @@ class Worker:
 
     def send(self, shadow, timeout=0.0, **options):
         """process_task under the name `shadow` (the `task` label), on the worker's queue."""
-        return self.client.send_task("process_task", kwargs={"task_num": 1, "timeout": timeout},
-                                     queue=QUEUE, shadow=shadow, **options)
+        return self.client.send_task(
+            "process_task", kwargs={"task_num": 1, "timeout": timeout}, queue=QUEUE, shadow=shadow, **options
+        )
 
     def wait_finished(self, task, count, timeout=20):
         """Samples once `count` tasks named `task` finished (their runtime observed)."""
+
         def done():
             assert self.process.poll() is None, f"the worker exited; see {self.log}"
             samples = self.scrape()
             return samples if self.value("celery_worker_task_runtime_seconds_count", task, samples) >= count else None
+
         return wait_for(done, timeout, 0.2, f"{count} {task} tasks finished on the {self.broker} worker")
 
 
@@ -99,16 +110,44 @@ def start_worker(broker, queue, log, **env_extra):
     url = BROKERS[broker]
     port = free_port()
     nodename = f"latency-{broker}-{queue}-{os.getpid()}@{socket.gethostname()}"
-    env = {k: v for k, v in os.environ.items() if k not in ("WORKER_METRICS", "WORKER_LATENCY_METRICS",
-                                                          "TASK_LATENCY_BUCKETS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("WORKER_METRICS", "WORKER_LATENCY_METRICS", "TASK_LATENCY_BUCKETS")
+    }
     # Results go to the same private Redis database as the Redis broker, emptied at the end.
-    env.update(BROKER_URL=url, REDIS_URL=BROKERS["redis"], WORKER_METRICS_PORT=str(port),
-               WORKER_METRICS_ADDR="127.0.0.1", PYTHONPATH=REPO, **env_extra)
+    env.update(
+        BROKER_URL=url,
+        REDIS_URL=BROKERS["redis"],
+        WORKER_METRICS_PORT=str(port),
+        WORKER_METRICS_ADDR="127.0.0.1",
+        PYTHONPATH=REPO,
+        **env_extra,
+    )
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [CELERY, "-A", "worker.celery_app", "worker", "-n", nodename, "-c", "1", "--prefetch-multiplier=4",
-             "-Q", queue, "--without-mingle", "--without-gossip", "--loglevel=INFO"],
-            env=env, cwd=REPO, start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
+            [
+                CELERY,
+                "-A",
+                "worker.celery_app",
+                "worker",
+                "-n",
+                nodename,
+                "-c",
+                "1",
+                "--prefetch-multiplier=4",
+                "-Q",
+                queue,
+                "--without-mingle",
+                "--without-gossip",
+                "--loglevel=INFO",
+            ],
+            env=env,
+            cwd=REPO,
+            start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
     def serving():
         assert process.poll() is None, f"the worker exited at start:\n{log.read_text()}"
@@ -116,6 +155,7 @@ def start_worker(broker, queue, log, **env_extra):
             return "celery_worker_cpu_seconds_total" in requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
         except requests.RequestException:
             return False
+
     try:
         wait_for(serving, 60, 0.3, f"the {broker} worker's /metrics on {port}")
     except BaseException:
@@ -177,8 +217,9 @@ def test_every_task_is_counted_once_in_each_stage(worker):
     worker.send(task, timeout=1.0)
     worker.send(task)
     worker.send(task)
-    worker.client.send_task("process_task", kwargs={"task_num": 1, "timeout": 0, "fail": True},
-                            queue=QUEUE, shadow=task)
+    worker.client.send_task(
+        "process_task", kwargs={"task_num": 1, "timeout": 0, "fail": True}, queue=QUEUE, shadow=task
+    )
     worker.wait_finished(task, 4)
     time.sleep(0.5)  # nothing more may arrive
     s = worker.scrape()
@@ -245,11 +286,18 @@ def test_a_message_without_the_header_is_counted_unknown(worker):
 
 def test_apply_async_and_a_beat_scheduler_carry_the_publish_time(worker):
     task = "lat-beat"
-    worker.client.signature("process_task", kwargs={"task_num": 1, "timeout": 0},
-                            options={"queue": QUEUE, "shadow": task}).apply_async()
+    worker.client.signature(
+        "process_task", kwargs={"task_num": 1, "timeout": 0}, options={"queue": QUEUE, "shadow": task}
+    ).apply_async()
     scheduler = Scheduler(worker.client, lazy=True)
-    entry = ScheduleEntry(name="latency-beat", task="process_task", schedule=60, kwargs={"task_num": 2, "timeout": 0},
-                          options={"queue": QUEUE, "shadow": task}, app=worker.client)
+    entry = ScheduleEntry(
+        name="latency-beat",
+        task="process_task",
+        schedule=60,
+        kwargs={"task_num": 2, "timeout": 0},
+        options={"queue": QUEUE, "shadow": task},
+        app=worker.client,
+    )
     with worker.client.producer_or_acquire() as producer:
         scheduler.apply_async(entry, producer=producer)
     s = worker.wait_finished(task, 2)
@@ -269,8 +317,12 @@ def test_rabbitmq_shows_the_age_of_the_oldest_message():
     client.send_task("process_task", kwargs={"task_num": 1, "timeout": 0}, queue=side)
     url = f"{MANAGEMENT}/queues/{urllib.parse.quote(VHOST, safe='')}/{side}"
     try:
-        head = wait_for(lambda: requests.get(url, auth=GUEST, timeout=5).json().get("head_message_timestamp"),
-                        20, 0.5, "head_message_timestamp in the management API")
+        head = wait_for(
+            lambda: requests.get(url, auth=GUEST, timeout=5).json().get("head_message_timestamp"),
+            20,
+            0.5,
+            "head_message_timestamp in the management API",
+        )
         assert before <= head <= time.time()
     finally:
         delete_queue(client, side)
@@ -290,6 +342,7 @@ def test_latency_metrics_can_be_turned_off(tmp_path):
             samples = scrape(port)
             started = sum(v for (name, _), v in samples.items() if name == "celery_worker_tasks_started_total")
             return samples if started >= 1 else None
+
         wait_for(finished, 20, 0.2, "a task started on the worker with latency metrics off")
         time.sleep(0.5)  # and finished
         samples = scrape(port)

@@ -4,6 +4,7 @@ matrix, and validators (Kubernetes' schemas in-process, promtool on the extracte
 
 Renders and validators are cached per process (pytest-xdist runs each module's tests in its own
 workers), so a scenario is rendered once however many tests read it."""
+
 import atexit
 import copy
 import functools
@@ -41,30 +42,47 @@ class Scenario:
 
 
 KEDA = {"enabled": True, "minReplicas": 2, "maxReplicas": 7, "cooldownPeriod": 120, "messagesPerReplica": 15}
-REDIS = {"broker": {"kind": "redis"}, "redis": {"db": 2, "exporter": {"enabled": True}},
-         "autoscaling": {**KEDA, "redis": {"address": "redis.broker.svc:6379", "passwordSecret": "redis-auth"}}}
+REDIS = {
+    "broker": {"kind": "redis"},
+    "redis": {"db": 2, "exporter": {"enabled": True}},
+    "autoscaling": {**KEDA, "redis": {"address": "redis.broker.svc:6379", "passwordSecret": "redis-auth"}},
+}
 EVERYTHING = {
-    "nameOverride": "celery-obs", "commonLabels": {"team": "payments"},
+    "nameOverride": "celery-obs",
+    "commonLabels": {"team": "payments"},
     "imagePullSecrets": ["regcred", {"name": "mirror"}],
     "serviceAccount": {"annotations": {"example.com/role": "monitoring"}},
     "monitorLabels": {"release": "monitoring"},
     "broker": {"managementApiKey": "management-api", "queues": ["celery", "priority"]},
-    "rules": {"runbookUrl": "https://runbooks.example.com/celery/{alert}", "grafanaUrl": "https://grafana.example.com",
-              "flowerUrl": "https://flower.example.com", "additionalLabels": {"team": "payments"},
-              "additionalAnnotations": {"owner": "payments"}, "disabled": {"CeleryThroughputBelowBaseline": True}},
+    "rules": {
+        "runbookUrl": "https://runbooks.example.com/celery/{alert}",
+        "grafanaUrl": "https://grafana.example.com",
+        "flowerUrl": "https://flower.example.com",
+        "additionalLabels": {"team": "payments"},
+        "additionalAnnotations": {"owner": "payments"},
+        "disabled": {"CeleryThroughputBelowBaseline": True},
+    },
     "watchdog": {"enabled": True},
     "dashboards": {"datasourceUid": "my-prom", "annotations": {"grafana_folder": "Celery"}},
-    "exporter": {"extraArgs": ["--queue-metrics-interval=20"], "extraEnv": [{"name": "TZ", "value": "UTC"}],
-                 "podAnnotations": {"example.com/scrape": "no"}, "podLabels": {"tier": "monitoring"},
-                 "priorityClassName": "monitoring",
-                 "serviceMonitor": {"relabelings": [{"action": "replace", "targetLabel": "team",
-                                                     "replacement": "payments"}],
-                                    "metricRelabelings": [{"action": "drop", "sourceLabels": ["__name__"],
-                                                           "regex": "python_gc_.*"}]}},
-    "flower": {"basicAuth": {"existingSecret": "flower-auth"}, "unauthenticatedApi": True,
-               "persistence": {"enabled": True, "storageClassName": "standard"},
-               "extraArgs": ["--url_prefix=flower"], "priorityClassName": "monitoring",
-               "tolerations": [{"key": "monitoring", "operator": "Exists", "effect": "NoSchedule"}]},
+    "exporter": {
+        "extraArgs": ["--queue-metrics-interval=20"],
+        "extraEnv": [{"name": "TZ", "value": "UTC"}],
+        "podAnnotations": {"example.com/scrape": "no"},
+        "podLabels": {"tier": "monitoring"},
+        "priorityClassName": "monitoring",
+        "serviceMonitor": {
+            "relabelings": [{"action": "replace", "targetLabel": "team", "replacement": "payments"}],
+            "metricRelabelings": [{"action": "drop", "sourceLabels": ["__name__"], "regex": "python_gc_.*"}],
+        },
+    },
+    "flower": {
+        "basicAuth": {"existingSecret": "flower-auth"},
+        "unauthenticatedApi": True,
+        "persistence": {"enabled": True, "storageClassName": "standard"},
+        "extraArgs": ["--url_prefix=flower"],
+        "priorityClassName": "monitoring",
+        "tolerations": [{"key": "monitoring", "operator": "Exists", "effect": "NoSchedule"}],
+    },
     "workers": {"podMonitor": {"namespaces": ["apps"]}},
     "rabbitmq": {"serviceMonitor": {"enabled": True, "namespace": "broker"}},
     "autoscaling": KEDA,
@@ -74,31 +92,57 @@ EVERYTHING = {
 # the CRD schemas, and its extracted rules pass promtool.
 SCENARIOS = {
     "defaults": Scenario(),
-    "team-a": Scenario({"rabbitmq": {"serviceMonitor": {"enabled": True}}, "autoscaling": {"enabled": True}},
-                       namespace="team-a"),
+    "team-a": Scenario(
+        {"rabbitmq": {"serviceMonitor": {"enabled": True}}, "autoscaling": {"enabled": True}}, namespace="team-a"
+    ),
     # The same release name in a second namespace: rules and dashboards stay with team-a's release.
-    "team-b": Scenario({"rabbitmq": {"serviceMonitor": {"enabled": True}}, "autoscaling": {"enabled": True},
-                        "rules": {"enabled": False}, "dashboards": {"enabled": False}}, namespace="team-b"),
+    "team-b": Scenario(
+        {
+            "rabbitmq": {"serviceMonitor": {"enabled": True}},
+            "autoscaling": {"enabled": True},
+            "rules": {"enabled": False},
+            "dashboards": {"enabled": False},
+        },
+        namespace="team-b",
+    ),
     "redis": Scenario(REDIS),
-    "redis-own-exporter": Scenario({"broker": {"kind": "redis"}, "redis": {"serviceMonitor": {
-        "enabled": True, "namespace": "broker"}}}),
-    "existing-secrets": Scenario({
-        "broker": {"existingSecret": "prod-rabbitmq", "urlKey": "amqp-url", "managementApiKey": "mgmt-api"},
-        "flower": {"basicAuth": {"existingSecret": "flower-users", "key": "users"}},
-        "rabbitmq": {"serviceMonitor": {"enabled": True}},
-        "autoscaling": {"enabled": True, "existingSecret": "keda-rabbitmq", "hostKey": "uri"}}),
-    "rabbitmq-keda": Scenario({"rabbitmq": {"serviceMonitor": {"enabled": True, "namespace": "broker"}},
-                               "autoscaling": KEDA}),
+    "redis-own-exporter": Scenario(
+        {"broker": {"kind": "redis"}, "redis": {"serviceMonitor": {"enabled": True, "namespace": "broker"}}}
+    ),
+    "existing-secrets": Scenario(
+        {
+            "broker": {"existingSecret": "prod-rabbitmq", "urlKey": "amqp-url", "managementApiKey": "mgmt-api"},
+            "flower": {"basicAuth": {"existingSecret": "flower-users", "key": "users"}},
+            "rabbitmq": {"serviceMonitor": {"enabled": True}},
+            "autoscaling": {"enabled": True, "existingSecret": "keda-rabbitmq", "hostKey": "uri"},
+        }
+    ),
+    "rabbitmq-keda": Scenario(
+        {"rabbitmq": {"serviceMonitor": {"enabled": True, "namespace": "broker"}}, "autoscaling": KEDA}
+    ),
     "rabbitmq-no-keda": Scenario({"rabbitmq": {"serviceMonitor": {"enabled": True, "namespace": "broker"}}}),
     # Workers in apps, RabbitMQ in broker, the exporter and Flower in the release's namespace.
-    "split-namespaces": Scenario({"workers": {"podMonitor": {"namespaces": ["apps"]}},
-                                  "rabbitmq": {"serviceMonitor": {"enabled": True, "namespace": "broker"}}}),
+    "split-namespaces": Scenario(
+        {
+            "workers": {"podMonitor": {"namespaces": ["apps"]}},
+            "rabbitmq": {"serviceMonitor": {"enabled": True, "namespace": "broker"}},
+        }
+    ),
     "no-flower": Scenario({"flower": {"enabled": False}}),
     "no-worker-metrics": Scenario({"workers": {"podMonitor": {"enabled": False}}}),
-    "long-release-name": Scenario({"rabbitmq": {"serviceMonitor": {"enabled": True}}, "autoscaling": {"enabled": True},
-                                   "broker": {"kind": "rabbitmq"}}, release=LONG_RELEASE),
-    "subchart-global": Scenario({"autoscaling": {"enabled": True}}, release="shop",
-                                parent={"global": {"imagePullSecrets": ["registry-global"], "environment": "prod"}}),
+    "long-release-name": Scenario(
+        {
+            "rabbitmq": {"serviceMonitor": {"enabled": True}},
+            "autoscaling": {"enabled": True},
+            "broker": {"kind": "rabbitmq"},
+        },
+        release=LONG_RELEASE,
+    ),
+    "subchart-global": Scenario(
+        {"autoscaling": {"enabled": True}},
+        release="shop",
+        parent={"global": {"imagePullSecrets": ["registry-global"], "environment": "prod"}},
+    ),
     "everything": Scenario(EVERYTHING),
 }
 
@@ -116,10 +160,22 @@ def parent_chart():
     """A parent chart that has the chart as its dependency (charts/celery-observability)."""
     root = Path(tempfile.mkdtemp(prefix="celery-obs-parent-"))
     atexit.register(shutil.rmtree, root, True)
-    (root / "Chart.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "v2", "name": "shop", "version": "1.0.0", "type": "application",
-        "dependencies": [{"name": "celery-observability", "version": yaml.safe_load(
-            (CHART / "Chart.yaml").read_text())["version"]}]}))
+    (root / "Chart.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v2",
+                "name": "shop",
+                "version": "1.0.0",
+                "type": "application",
+                "dependencies": [
+                    {
+                        "name": "celery-observability",
+                        "version": yaml.safe_load((CHART / "Chart.yaml").read_text())["version"],
+                    }
+                ],
+            }
+        )
+    )
     (root / "values.yaml").write_text("{}\n")
     (root / "templates").mkdir()
     shutil.copytree(CHART, root / "charts" / "celery-observability", ignore=shutil.ignore_patterns("examples"))
@@ -198,6 +254,7 @@ def run(*args, cwd=REPO, timeout=300):
 
 # --- Kubernetes' own schemas, in-process ------------------------------------------------------------
 
+
 @functools.lru_cache(maxsize=None)
 def _definitions(version):
     from kubernetes_validate import utils
@@ -226,6 +283,7 @@ def k8s_errors(doc, version):
 
 
 # --- Rules -------------------------------------------------------------------------------------------
+
 
 def rule_spec(docs):
     """spec of the rendered PrometheusRule (None when the release renders none)."""
@@ -262,12 +320,18 @@ def trimmed(spec, alert_names):
             if name in records and name not in needed:
                 needed.add(name)
                 todo += records[name]
+
     def kept(rule):
         return rule.get("record") in needed or rule.get("alert") in alert_names
+
     return {"groups": [{**g, "rules": [r for r in g["rules"] if kept(r)]} for g in spec["groups"]]}
 
 
 def checked_alerts(test_doc):
     """The alert names a promtool test document checks."""
-    return {m for t in test_doc["tests"] for c in t.get("promql_expr_test", [])
-            for m in re.findall(r'alertname="([^"]+)"', c["expr"])}
+    return {
+        m
+        for t in test_doc["tests"]
+        for c in t.get("promql_expr_test", [])
+        for m in re.findall(r'alertname="([^"]+)"', c["expr"])
+    }

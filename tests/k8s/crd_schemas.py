@@ -1,6 +1,7 @@
 """JSON schemas of the Prometheus Operator and KEDA custom resources, from the cloudcoil model
 packages (generated from the projects' CRDs), made strict: an unknown field anywhere is an error,
 as `kubectl apply --validate=strict` would report it."""
+
 import functools
 
 import jsonschema

@@ -8,6 +8,7 @@ and the chart into namespace NAMESPACE (default celery-demo), waits until Promet
 exporter, Flower, the workers and RabbitMQ, submits tasks through the app and waits until the
 exporter's counters count them. Not part of `make test`: no cluster can run where the tests run.
 """
+
 import json
 import os
 import secrets
@@ -43,8 +44,11 @@ def free_port():
 @contextmanager
 def port_forward(namespace, target, port):
     local = free_port()
-    p = subprocess.Popen(["kubectl", "-n", namespace, "port-forward", target, f"{local}:{port}"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        ["kubectl", "-n", namespace, "port-forward", target, f"{local}:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         time.sleep(3)
         yield f"http://127.0.0.1:{local}"
@@ -71,13 +75,22 @@ def ensure_secret():
     if subprocess.run(["kubectl", "-n", NS, "get", "secret", "celery-broker"], capture_output=True).returncode == 0:
         return
     pw = secrets.token_hex(16)
-    sh("kubectl", "-n", NS, "create", "secret", "generic", "celery-broker",
-       "--from-literal=username=celery", f"--from-literal=password={pw}",
-       f"--from-literal=url=amqp://celery:{pw}@rabbitmq:5672//",
-       f"--from-literal=management-api=http://celery:{pw}@rabbitmq:15672/api/",
-       f"--from-literal=management-url=http://celery:{pw}@rabbitmq:15672/%2F",
-       f"--from-literal=flower-basic-auth=admin:{secrets.token_hex(12)}",
-       f"--from-literal=flask-secret-key={secrets.token_hex(32)}")
+    sh(
+        "kubectl",
+        "-n",
+        NS,
+        "create",
+        "secret",
+        "generic",
+        "celery-broker",
+        "--from-literal=username=celery",
+        f"--from-literal=password={pw}",
+        f"--from-literal=url=amqp://celery:{pw}@rabbitmq:5672//",
+        f"--from-literal=management-api=http://celery:{pw}@rabbitmq:15672/api/",
+        f"--from-literal=management-url=http://celery:{pw}@rabbitmq:15672/%2F",
+        f"--from-literal=flower-basic-auth=admin:{secrets.token_hex(12)}",
+        f"--from-literal=flask-secret-key={secrets.token_hex(32)}",
+    )
 
 
 def main():
@@ -91,9 +104,22 @@ def main():
     sh("kubectl", "apply", "-f", str(CHART / "examples" / "demo" / "namespace.yaml"))
     ensure_secret()
     sh("kubectl", "apply", "-k", str(CHART / "examples" / "demo"))
-    sh("helm", "upgrade", "--install", "celery-observability", str(CHART), "-n", NS,
-       "-f", str(CHART / "examples" / "values-demo.yaml"), "--set", f"monitorLabels.release={KPS}", "--wait",
-       "--timeout", "10m")
+    sh(
+        "helm",
+        "upgrade",
+        "--install",
+        "celery-observability",
+        str(CHART),
+        "-n",
+        NS,
+        "-f",
+        str(CHART / "examples" / "values-demo.yaml"),
+        "--set",
+        f"monitorLabels.release={KPS}",
+        "--wait",
+        "--timeout",
+        "10m",
+    )
     for dep in ("rabbitmq", "redis", "celery-demo-app", "celery-worker"):
         sh("kubectl", "-n", NS, "rollout", "status", f"deployment/{dep}", "--timeout=600s")
 
@@ -103,19 +129,24 @@ def main():
     prom_ns, prom_svc = svc[0]["metadata"]["namespace"], svc[0]["metadata"]["name"]
     jobs = {"celery_exporter", "flower", "celery_worker", "rabbitmq", "rabbitmq_queues"}
 
-    with port_forward(prom_ns, f"svc/{prom_svc}", 9090) as prom, \
-            port_forward(NS, "svc/celery-demo-app", 8080) as app:
+    with port_forward(prom_ns, f"svc/{prom_svc}", 9090) as prom, port_forward(NS, "svc/celery-demo-app", 8080) as app:
+
         def up_jobs():
             r = requests.get(f"{prom}/api/v1/targets", params={"state": "active"}, timeout=10).json()
-            up = {t["labels"].get("job") for t in r["data"]["activeTargets"]
-                  if t["health"] == "up" and t["labels"].get("namespace") == NS}
+            up = {
+                t["labels"].get("job")
+                for t in r["data"]["activeTargets"]
+                if t["health"] == "up" and t["labels"].get("namespace") == NS
+            }
             return jobs <= up
+
         wait(f"targets up in Prometheus: {sorted(jobs)}", up_jobs)
 
         def counted():
             q = 'sum(celery_task_succeeded_total{job="celery_exporter", name="process_task"})'
             r = requests.get(f"{prom}/api/v1/query", params={"query": q}, timeout=10).json()["data"]["result"]
             return float(r[0]["value"][1]) if r else 0.0
+
         before = counted()
         r = requests.post(f"{app}/api/tasks", json={"task": "process_task", "count": TASKS, "timeout": 0.2}, timeout=30)
         r.raise_for_status()

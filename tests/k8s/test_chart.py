@@ -4,6 +4,7 @@ kubernetes-validate's strict schemas for Kubernetes 1.29 to 1.32, custom resourc
 schemas with unknown fields rejected; what it deploys keeps the bundle's invariants (one exporter
 keeping events 60 s, one Flower, public pinned images, non-root, secrets from Secrets, names that
 fit), and bad values are refused with a message naming them."""
+
 import json
 import re
 import subprocess
@@ -13,8 +14,23 @@ import yaml
 
 from mixin import chart as chart_gen
 from tests.k8s import crd_schemas
-from tests.k8s.chart import (CHART, K8S_VERSIONS, LONG_RELEASE, NAME, NAMESPACE, REPO, SCENARIOS, chart_and_values,
-                             k8s_errors, notes, of_kind, one, render, render_error, scenario_docs)
+from tests.k8s.chart import (
+    CHART,
+    K8S_VERSIONS,
+    LONG_RELEASE,
+    NAME,
+    NAMESPACE,
+    REPO,
+    SCENARIOS,
+    chart_and_values,
+    k8s_errors,
+    notes,
+    of_kind,
+    one,
+    render,
+    render_error,
+    scenario_docs,
+)
 
 CFG = chart_gen.config()
 BUILTIN = {"ConfigMap", "Deployment", "Service", "PersistentVolumeClaim", "ServiceAccount"}
@@ -32,10 +48,20 @@ def quiet_helm():
 
 # --- The render matrix --------------------------------------------------------------------------------
 
+
 def test_the_matrix_covers_what_a_platform_needs():
     assert len(SCENARIOS) >= 8
-    assert {"defaults", "team-a", "team-b", "redis", "existing-secrets", "rabbitmq-no-keda", "no-flower",
-            "long-release-name", "subchart-global"} <= set(SCENARIOS)
+    assert {
+        "defaults",
+        "team-a",
+        "team-b",
+        "redis",
+        "existing-secrets",
+        "rabbitmq-no-keda",
+        "no-flower",
+        "long-release-name",
+        "subchart-global",
+    } <= set(SCENARIOS)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -85,8 +111,19 @@ def test_the_validator_is_strict(tmp_path):
     dep["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
     assert any("livenesProbe" in e for e in k8s_errors(dep, K8S_VERSIONS[-1]))
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(dep))
-    result = subprocess.run([str(REPO / ".venv/bin/kubernetes-validate"), "--strict", "--quiet", "-k",
-                             K8S_VERSIONS[0], str(tmp_path / "bad.yaml")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            str(REPO / ".venv/bin/kubernetes-validate"),
+            "--strict",
+            "--quiet",
+            "-k",
+            K8S_VERSIONS[0],
+            str(tmp_path / "bad.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0 and "livenesProbe" in result.stdout + result.stderr
 
 
@@ -107,12 +144,14 @@ def test_every_kind_the_chart_can_render_is_covered():
 
 # --- Monitors: job and celery_deployment on every target ------------------------------------------------
 
+
 def _endpoints(monitor):
     return monitor["spec"].get("endpoints") or monitor["spec"]["podMetricsEndpoints"]
 
 
-@pytest.mark.parametrize("scenario", ["everything", "redis", "redis-own-exporter", "long-release-name",
-                                      "subchart-global"])
+@pytest.mark.parametrize(
+    "scenario", ["everything", "redis", "redis-own-exporter", "long-release-name", "subchart-global"]
+)
 def test_every_monitor_stamps_job_and_the_release_label_last(scenario):
     s = SCENARIOS[scenario]
     docs = scenario_docs(scenario)
@@ -134,8 +173,9 @@ def test_monitors_keep_the_users_relabelings_and_labels():
     for suffix, jobs in expected.items():
         sm = one(docs, "ServiceMonitor", suffix)
         assert sm["metadata"]["labels"]["release"] == "monitoring"
-        assert [r["replacement"] for e in sm["spec"]["endpoints"] for r in e["relabelings"]
-                if r["targetLabel"] == "job"] == jobs
+        assert [
+            r["replacement"] for e in sm["spec"]["endpoints"] for r in e["relabelings"] if r["targetLabel"] == "job"
+        ] == jobs
     exporter = one(docs, "ServiceMonitor", "-exporter")["spec"]["endpoints"][0]
     assert exporter["relabelings"][0]["targetLabel"] == "team"
     assert exporter["metricRelabelings"][0]["regex"] == "python_gc_.*"
@@ -161,6 +201,7 @@ def test_rabbitmq_detailed_endpoint_asks_for_the_families_the_rules_use():
 
 
 # --- Workloads ----------------------------------------------------------------------------------------
+
 
 def _env(container):
     return {e["name"]: e for e in container.get("env", [])}
@@ -203,8 +244,13 @@ def test_flower_runs_the_public_image_with_its_event_queue_ttl():
     values = yaml.safe_load((CHART / "values.yaml").read_text())["flower"]["image"]
     assert c["image"] == f"{values['repository']}:{values['tag']}" == "mher/flower:2.1.0"
     # Celery's options before `flower`: the broker, and the configuration module the chart mounts.
-    assert c["command"][:5] == ["celery", "--broker=$(CELERY_BROKER_URL)", "--workdir=/etc/celery-observability",
-                                "--config=celery_observability_flower", "flower"]
+    assert c["command"][:5] == [
+        "celery",
+        "--broker=$(CELERY_BROKER_URL)",
+        "--workdir=/etc/celery-observability",
+        "--config=celery_observability_flower",
+        "flower",
+    ]
     env = _env(c)
     assert env["EVENT_QUEUE_TTL"]["value"] == "60" and env["FLOWER_PURGE_OFFLINE_WORKERS"]["value"] == "60"
     assert "FLOWER_UNAUTHENTICATED_API" not in env and "FLOWER_BASIC_AUTH" not in env and "FLOWER_PERSISTENT" not in env
@@ -221,10 +267,14 @@ def test_flowers_celery_configuration_sets_the_event_queue_ttl(tmp_path):
     """Celery reads the module the chart mounts the way the Flower container runs it."""
     (tmp_path / "celery_observability_flower.py").write_text(FLOWER_CONFIG.read_text())
     celery = str(REPO / ".venv" / "bin" / "celery")
-    result = subprocess.run([celery, "--broker=memory://", f"--workdir={tmp_path}",
-                             "--config=celery_observability_flower", "report"],
-                            capture_output=True, text=True, timeout=120, cwd="/",
-                            env={"EVENT_QUEUE_TTL": "61", "EVENT_QUEUE_EXPIRES": "121", "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [celery, "--broker=memory://", f"--workdir={tmp_path}", "--config=celery_observability_flower", "report"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+        env={"EVENT_QUEUE_TTL": "61", "EVENT_QUEUE_EXPIRES": "121", "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr
     assert "event_queue_ttl: 61.0" in result.stdout and "event_queue_expires: 121.0" in result.stdout
 
@@ -286,6 +336,7 @@ def test_a_parent_charts_global_values_are_accepted_and_its_pull_secrets_used():
 
 # --- Names ------------------------------------------------------------------------------------------
 
+
 def test_a_53_character_release_name_is_cut_so_every_name_fits():
     docs = scenario_docs("long-release-name")
     full = one(docs, "PrometheusRule")["metadata"]["name"]
@@ -311,13 +362,16 @@ def test_the_rules_derive_the_stamped_label_from_the_hpa_keda_makes(release):
 def test_fullname_override_and_name_override():
     docs = render({"fullnameOverride": "celery-mon"})
     assert {d["metadata"]["name"] for d in of_kind(docs, "Service")} == {"celery-mon-exporter", "celery-mon-flower"}
-    assert one(docs, "ServiceMonitor", "-exporter")["spec"]["endpoints"][0]["relabelings"][-1]["replacement"] == \
-        f"{NAMESPACE}/celery-mon"
+    assert (
+        one(docs, "ServiceMonitor", "-exporter")["spec"]["endpoints"][0]["relabelings"][-1]["replacement"]
+        == f"{NAMESPACE}/celery-mon"
+    )
     docs = render({"nameOverride": "cobs"})
     assert one(docs, "PrometheusRule")["metadata"]["name"] == f"{NAME}-cobs"
 
 
 # --- Broker kinds, KEDA -------------------------------------------------------------------------------
+
 
 def test_keda_rabbitmq_counts_ready_and_unacked_messages_with_string_metadata():
     assert not of_kind(render(), "ScaledObject"), "autoscaling must be off by default"
@@ -346,8 +400,12 @@ def test_redis_broker_runs_a_pinned_redis_exporter_and_a_keda_redis_trigger():
     so, ta = one(docs, "ScaledObject"), one(docs, "TriggerAuthentication")
     trigger = so["spec"]["triggers"][0]
     assert trigger["type"] == "redis" and trigger["metadata"] == {
-        "address": "redis.broker.svc:6379", "listName": "celery", "listLength": "15", "databaseIndex": "2",
-        "enableTLS": "false"}
+        "address": "redis.broker.svc:6379",
+        "listName": "celery",
+        "listLength": "15",
+        "databaseIndex": "2",
+        "enableTLS": "false",
+    }
     assert trigger["authenticationRef"]["name"] == ta["metadata"]["name"]
     assert ta["spec"]["secretTargetRef"] == [{"parameter": "password", "name": "redis-auth", "key": "password"}]
     # The Redis dashboard, not RabbitMQ's.
@@ -372,7 +430,10 @@ def test_custom_secrets_are_wired_and_listed_in_the_notes():
         refs = [e["valueFrom"]["secretKeyRef"] for e in _container(docs, suffix)["env"] if "valueFrom" in e]
         assert {"name": "prod-rabbitmq", "key": "amqp-url"} in refs
     assert one(docs, "TriggerAuthentication")["spec"]["secretTargetRef"][0] == {
-        "parameter": "host", "name": "keda-rabbitmq", "key": "uri"}
+        "parameter": "host",
+        "name": "keda-rabbitmq",
+        "key": "uri",
+    }
     text = notes(SCENARIOS["existing-secrets"].values)
     for secret, key in (("prod-rabbitmq", "amqp-url"), ("flower-users", "users"), ("keda-rabbitmq", "uri")):
         assert re.search(rf"{secret}: key {key}\b", text), text
@@ -390,13 +451,17 @@ def test_notes_say_which_secret_must_exist_and_which_rules_apply():
 
 # --- Several releases ------------------------------------------------------------------------------------
 
+
 def test_two_releases_in_two_namespaces_share_one_set_of_rules_and_dashboards():
     a, b = scenario_docs("team-a"), scenario_docs("team-b")
     assert len(of_kind(a + b, "PrometheusRule")) == 1
     dashboards = [d for d in of_kind(a + b, "ConfigMap") if d["metadata"]["labels"].get("grafana_dashboard") == "1"]
     assert dashboards and {d["metadata"]["namespace"] for d in dashboards} == {"team-a"}
-    stamped = {d["metadata"]["namespace"]: d["spec"]["endpoints"][0]["relabelings"][-1]["replacement"]
-               for d in of_kind(a + b, "ServiceMonitor") if d["metadata"]["name"].endswith("-exporter")}
+    stamped = {
+        d["metadata"]["namespace"]: d["spec"]["endpoints"][0]["relabelings"][-1]["replacement"]
+        for d in of_kind(a + b, "ServiceMonitor")
+        if d["metadata"]["name"].endswith("-exporter")
+    }
     assert stamped == {"team-a": "team-a/obs-celery-observability", "team-b": "team-b/obs-celery-observability"}
     assert "Rules: off in this release" in notes(SCENARIOS["team-b"].values, namespace="team-b")
 
@@ -404,6 +469,7 @@ def test_two_releases_in_two_namespaces_share_one_set_of_rules_and_dashboards():
 def test_watchdog_is_off_unless_asked_for():
     def alerts(docs):
         return {r["alert"] for g in one(docs, "PrometheusRule")["spec"]["groups"] for r in g["rules"] if "alert" in r}
+
     assert "Watchdog" not in alerts(render())
     assert "Watchdog" in alerts(scenario_docs("everything"))
 
@@ -425,43 +491,60 @@ def test_client_dry_run_install_gives_the_rendered_objects(feature):
 
 # --- Bad values ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("values, where, says", [
-    ({"autoscalling": {"enabled": True}}, "at ''", "'autoscalling' not allowed"),
-    ({"autoscaling": {"maxReplicas": "ten"}}, "/autoscaling/maxReplicas", "want integer"),
-    ({"dashboards": {"datasourceUid": "my prom"}}, "/dashboards/datasourceUid", "does not match"),
-    ({"scrapeInterval": "30 seconds"}, "/scrapeInterval", "does not match"),
-    ({"flower": {"persistence": {"enabled": "yes"}}}, "/flower/persistence/enabled", "want boolean"),
-    ({"broker": {"kind": "kafka"}}, "/broker/kind", "value must be one of 'rabbitmq', 'redis'"),
-    ({"broker": {"queues": ["a,b"]}}, "/broker/queues/0", "does not match"),
-    ({"rules": {"additionalLabels": {"team-name": "x"}}}, "/rules/additionalLabels", "'team-name' not allowed"),
-])
+
+@pytest.mark.parametrize(
+    "values, where, says",
+    [
+        ({"autoscalling": {"enabled": True}}, "at ''", "'autoscalling' not allowed"),
+        ({"autoscaling": {"maxReplicas": "ten"}}, "/autoscaling/maxReplicas", "want integer"),
+        ({"dashboards": {"datasourceUid": "my prom"}}, "/dashboards/datasourceUid", "does not match"),
+        ({"scrapeInterval": "30 seconds"}, "/scrapeInterval", "does not match"),
+        ({"flower": {"persistence": {"enabled": "yes"}}}, "/flower/persistence/enabled", "want boolean"),
+        ({"broker": {"kind": "kafka"}}, "/broker/kind", "value must be one of 'rabbitmq', 'redis'"),
+        ({"broker": {"queues": ["a,b"]}}, "/broker/queues/0", "does not match"),
+        ({"rules": {"additionalLabels": {"team-name": "x"}}}, "/rules/additionalLabels", "'team-name' not allowed"),
+    ],
+)
 def test_bad_values_are_refused_by_the_schema_naming_the_value(values, where, says):
     """values.schema.json: Helm refuses a typo or a wrong type before rendering anything."""
     error = render_error(values)
     assert error and where in error and says in error, error
 
 
-@pytest.mark.parametrize("values, says", [
-    ({"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}},
-     "autoscaling.minReplicas (5) must not exceed autoscaling.maxReplicas (2)"),
-    ({"fullnameOverride": "a" * 49}, "at most 48, so that"),
-    ({"prometheusRule": {"enabled": False}}, "prometheusRule.enabled was renamed rules.enabled"),
-    ({"grafana": {"dashboards": {"enabled": False}}}, "were renamed dashboards.*"),
-    ({"broker": {"kind": "redis"}, "rabbitmq": {"serviceMonitor": {"enabled": True}}},
-     'rabbitmq.serviceMonitor.enabled is for broker.kind rabbitmq, not "redis"'),
-    ({"redis": {"exporter": {"enabled": True}}}, 'are for broker.kind redis, not "rabbitmq"'),
-    ({"broker": {"kind": "redis"}, "redis": {"exporter": {"enabled": True}, "serviceMonitor": {"enabled": True}}},
-     "enable one of redis.exporter.enabled"),
-    ({"broker": {"kind": "redis"}, "autoscaling": {"enabled": True}}, "autoscaling.redis.address"),
-    ({"rules": {"runbookUrl": "https://runbooks.example.com/celery"}}, "has no {alert} placeholder"),
-    ({"rules": {"disabled": {"CeleryQueueBaklog": True}}}, '"CeleryQueueBaklog" is not an alert of the chart'),
-])
+@pytest.mark.parametrize(
+    "values, says",
+    [
+        (
+            {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}},
+            "autoscaling.minReplicas (5) must not exceed autoscaling.maxReplicas (2)",
+        ),
+        ({"fullnameOverride": "a" * 49}, "at most 48, so that"),
+        ({"prometheusRule": {"enabled": False}}, "prometheusRule.enabled was renamed rules.enabled"),
+        ({"grafana": {"dashboards": {"enabled": False}}}, "were renamed dashboards.*"),
+        (
+            {"broker": {"kind": "redis"}, "rabbitmq": {"serviceMonitor": {"enabled": True}}},
+            'rabbitmq.serviceMonitor.enabled is for broker.kind rabbitmq, not "redis"',
+        ),
+        ({"redis": {"exporter": {"enabled": True}}}, 'are for broker.kind redis, not "rabbitmq"'),
+        (
+            {
+                "broker": {"kind": "redis"},
+                "redis": {"exporter": {"enabled": True}, "serviceMonitor": {"enabled": True}},
+            },
+            "enable one of redis.exporter.enabled",
+        ),
+        ({"broker": {"kind": "redis"}, "autoscaling": {"enabled": True}}, "autoscaling.redis.address"),
+        ({"rules": {"runbookUrl": "https://runbooks.example.com/celery"}}, "has no {alert} placeholder"),
+        ({"rules": {"disabled": {"CeleryQueueBaklog": True}}}, '"CeleryQueueBaklog" is not an alert of the chart'),
+    ],
+)
 def test_values_that_would_break_the_release_fail_with_a_clear_message(values, says):
     error = render_error(values)
     assert error and says in error, error
 
 
 # --- Packaging -------------------------------------------------------------------------------------
+
 
 def test_chart_metadata_names_its_images_and_sources():
     meta = yaml.safe_load((CHART / "Chart.yaml").read_text())

@@ -3,6 +3,7 @@ combination of enabled components the PrometheusRule's groups are exactly the mi
 configuration, pass `promtool check rules` and the mixin's generated promtool tests; its links,
 labels and disabled alerts are the mixin's own for the same settings; each dashboard ConfigMap holds
 the generated dashboard; the Alertmanager values pass `amtool check-config` with the bundle's routes."""
+
 import collections
 import itertools
 import json
@@ -14,8 +15,21 @@ import yaml
 from mixin import alert_tests, dashboards, rules
 from mixin import chart as chart_gen
 from mixin.config import build
-from tests.k8s.chart import (CHART, REPO, SCENARIOS, alerts_in, checked_alerts, of_kind, one, render, rule_spec, run,
-                             scenario_docs, trimmed, write_rules)
+from tests.k8s.chart import (
+    CHART,
+    REPO,
+    SCENARIOS,
+    alerts_in,
+    checked_alerts,
+    of_kind,
+    one,
+    render,
+    rule_spec,
+    run,
+    scenario_docs,
+    trimmed,
+    write_rules,
+)
 
 CFG = chart_gen.config()
 
@@ -59,8 +73,14 @@ BROKER_VALUES = {
 
 def values_for(broker, exporter, flower, workers, **extra):
     """Chart values that enable exactly these components (no dashboards: only the rules are read)."""
-    return {**BROKER_VALUES[broker], "exporter": {"enabled": exporter}, "flower": {"enabled": flower},
-            "workers": {"podMonitor": {"enabled": workers}}, "dashboards": {"enabled": False}, **extra}
+    return {
+        **BROKER_VALUES[broker],
+        "exporter": {"enabled": exporter},
+        "flower": {"enabled": flower},
+        "workers": {"podMonitor": {"enabled": workers}},
+        "dashboards": {"enabled": False},
+        **extra,
+    }
 
 
 VARIANTS = list(itertools.product(chart_gen.BROKERS, (True, False), (True, False), (True, False)))
@@ -94,34 +114,59 @@ def test_each_combination_of_components_gets_the_mixins_rules_for_it(broker, exp
 def test_links_labels_and_disabled_alerts_are_the_mixins_for_the_same_settings():
     """rules.* values give the rules the mixin renders with those urls, rule_labels and alerts
     disabled (kube-prometheus-stack's defaultRules), and the templates of the annotations survive."""
-    urls = {"runbook": "https://runbooks.example.com/celery/{alert}", "grafana": "https://grafana.example.com",
-            "flower": "https://flower.example.com"}
-    values = values_for("rabbitmq", True, True, True, rules={
-        "runbookUrl": urls["runbook"], "grafanaUrl": urls["grafana"] + "/", "flowerUrl": urls["flower"],
-        "additionalLabels": {"team": "payments"}, "disabled": {"CeleryThroughputBelowBaseline": True}},
-        watchdog={"enabled": True})
+    urls = {
+        "runbook": "https://runbooks.example.com/celery/{alert}",
+        "grafana": "https://grafana.example.com",
+        "flower": "https://flower.example.com",
+    }
+    values = values_for(
+        "rabbitmq",
+        True,
+        True,
+        True,
+        rules={
+            "runbookUrl": urls["runbook"],
+            "grafanaUrl": urls["grafana"] + "/",
+            "flowerUrl": urls["flower"],
+            "additionalLabels": {"team": "payments"},
+            "disabled": {"CeleryThroughputBelowBaseline": True},
+        },
+        watchdog={"enabled": True},
+    )
     spec = one(render(values), "PrometheusRule")["spec"]
     key = chart_gen.variant_key("rabbitmq", True, True, True)
-    mixin = build({"urls": urls, "rule_labels": {"team": "payments"},
-                   "alerts": {"CeleryThroughputBelowBaseline": {"enabled": False}}}, base=chart_gen.variants()[key])
+    mixin = build(
+        {
+            "urls": urls,
+            "rule_labels": {"team": "payments"},
+            "alerts": {"CeleryThroughputBelowBaseline": {"enabled": False}},
+        },
+        base=chart_gen.variants()[key],
+    )
     assert spec == rules.build(mixin)
     notes = {r["alert"]: r["annotations"] for r in alerts_in(spec)}
     assert notes["CeleryQueueBacklog"]["dashboard_url"] == "https://grafana.example.com/d/rabbitmq-broker"
-    assert notes["CeleryTaskSuccessRateLow"]["flower_url"] == \
-        "https://flower.example.com/tasks?name={{ $labels.name }}&state=FAILURE"
+    assert (
+        notes["CeleryTaskSuccessRateLow"]["flower_url"]
+        == "https://flower.example.com/tasks?name={{ $labels.name }}&state=FAILURE"
+    )
     assert "{{ $value | humanizePercentage }}" in notes["CeleryEventsLost"]["description"]
     assert "{{ $labels.queue }}" in notes["CeleryQueueBacklog"]["summary"]
     # Extra annotations never replace an alert's own.
-    spec = one(render({**values, "rules": {"additionalAnnotations": {"owner": "payments", "summary": "x"}}}),
-               "PrometheusRule")["spec"]
+    spec = one(
+        render({**values, "rules": {"additionalAnnotations": {"owner": "payments", "summary": "x"}}}), "PrometheusRule"
+    )["spec"]
     assert all(r["annotations"]["owner"] == "payments" and r["annotations"]["summary"] != "x" for r in alerts_in(spec))
 
 
 def test_no_link_without_a_url_and_no_flower_link_without_flower():
     plain = alerts_in(one(render(), "PrometheusRule")["spec"])
     assert not any({"runbook_url", "dashboard_url", "flower_url"} & set(r["annotations"]) for r in plain)
-    no_flower = alerts_in(one(render({"flower": {"enabled": False}, "rules": {"flowerUrl": "https://f.example.com"}}),
-                              "PrometheusRule")["spec"])
+    no_flower = alerts_in(
+        one(render({"flower": {"enabled": False}, "rules": {"flowerUrl": "https://f.example.com"}}), "PrometheusRule")[
+            "spec"
+        ]
+    )
     assert not any("flower_url" in r["annotations"] for r in no_flower)
 
 
@@ -135,8 +180,10 @@ def test_promtool_checks_each_scenarios_extracted_rules(scenario, tmp_path):
 
 @needs_promtool
 def test_promtool_checks_every_variant(tmp_path):
-    paths = [str(write_rules(chart_gen.variant_spec(key, STORE), tmp_path / f"{i}.yml"))
-             for i, key in enumerate(STORE["variants"])]
+    paths = [
+        str(write_rules(chart_gen.variant_spec(key, STORE), tmp_path / f"{i}.yml"))
+        for i, key in enumerate(STORE["variants"])
+    ]
     result = run("promtool", "check", "rules", *paths)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert result.stdout.count("SUCCESS") == len(paths)
@@ -164,8 +211,9 @@ def run_cases(pairs, tmp_path):
     files = []
     for i, (rules_, doc) in enumerate(pairs):
         write_rules(rules_, tmp_path / f"rules-{i}.yml")
-        (tmp_path / f"case-{i}.test.yml").write_text(yaml.safe_dump({**doc, "rule_files": [f"rules-{i}.yml"]},
-                                                                     sort_keys=False))
+        (tmp_path / f"case-{i}.test.yml").write_text(
+            yaml.safe_dump({**doc, "rule_files": [f"rules-{i}.yml"]}, sort_keys=False)
+        )
         files.append(f"case-{i}.test.yml")
     return run("promtool", "test", "rules", *files, cwd=tmp_path)
 
@@ -192,6 +240,7 @@ def test_the_generated_tests_fail_when_the_rules_change(tmp_path):
 
 # --- Dashboards ---------------------------------------------------------------------------------------
 
+
 def _configmaps(docs):
     return {d["metadata"]["name"]: d for d in of_kind(docs, "ConfigMap") if "-dashboard-" in d["metadata"]["name"]}
 
@@ -202,7 +251,7 @@ def test_each_dashboard_configmap_is_the_generated_dashboard():
     assert len(cms) == len(generated) - 1  # the other broker's dashboard is left out
     for cm in cms.values():
         assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
-        (name, text), = cm["data"].items()
+        ((name, text),) = cm["data"].items()
         assert text == generated[name], name
     assert not _configmaps(render({"dashboards": {"enabled": False}}))
 
@@ -223,7 +272,7 @@ def test_datasource_uid_is_configurable_and_changes_nothing_else():
     generated = dashboards.build_all(CFG)
     for cm in _configmaps(scenario_docs("everything")).values():
         assert cm["metadata"]["annotations"] == {"grafana_folder": "Celery"}
-        (name, text), = cm["data"].items()
+        ((name, text),) = cm["data"].items()
         got, want = json.loads(text), json.loads(generated[name])
         assert got != want
         assert got == _with_uid(want, "my-prom"), name

@@ -1,6 +1,7 @@
 """examples/: the demo manifests are valid Kubernetes objects, and the example values deploy the
 chart against them (the PodMonitor selects the demo workers, KEDA scales the demo Deployment; the
 Redis example runs a redis_exporter and KEDA's redis trigger)."""
+
 import shutil
 
 import pytest
@@ -43,8 +44,9 @@ def demo(tmp_path_factory):
 
 def test_kubectl_kustomize_builds_the_same_demo():
     if shutil.which("kubectl") is None:
-        pytest.skip("kubectl not installed: `kubectl kustomize` cannot be compared (the demo is still "
-                    "validated from its files)")
+        pytest.skip(
+            "kubectl not installed: `kubectl kustomize` cannot be compared (the demo is still validated from its files)"
+        )
     result = run("kubectl", "kustomize", str(EXAMPLES / "demo"))
     assert result.returncode == 0, result.stderr
     key = lambda d: (d["kind"], d["metadata"]["name"], d["metadata"].get("namespace"))  # noqa: E731

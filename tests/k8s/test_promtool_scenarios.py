@@ -4,6 +4,7 @@ several namespaces and clusters, components split over namespaces, Flower off, w
 Redis. Each case asserts every firing alert (`ALERTS{alertstate="firing"}`), so an alert that fires
 where it should not fails it too. Some are also run against rules that should fail them, to show
 they can."""
+
 import shutil
 
 import pytest
@@ -45,17 +46,25 @@ def test_case_passes_on_the_rules_the_chart_renders(name, tmp_path):
 
 def namespace_joined(key):
     """The chart's rules as they were joined before: on (cluster, namespace), no release label."""
-    cfg = build({"labels": {"deployment": None}, "alerts": {"Watchdog": {"enabled": False}}},
-                base=chart_gen.variants()[key])
+    cfg = build(
+        {"labels": {"deployment": None}, "alerts": {"Watchdog": {"enabled": False}}}, base=chart_gen.variants()[key]
+    )
     return rules.build(cfg)
 
 
-@pytest.mark.parametrize("name, key, fires", [
-    # Workers in apps, monitors in celery: "no worker online", and the loss goes unseen.
-    ("split-namespaces", "broker=rabbitmq,exporter=true,flower=true,workers=true", 'alertname="CeleryNoWorkerOnline"'),
-    # RabbitMQ in broker, the HPA in celery: the backlog pages in eu while KEDA still scales there.
-    ("clusters", "broker=rabbitmq,exporter=true,flower=true,workers=true", 'cluster="eu"'),
-])
+@pytest.mark.parametrize(
+    "name, key, fires",
+    [
+        # Workers in apps, monitors in celery: "no worker online", and the loss goes unseen.
+        (
+            "split-namespaces",
+            "broker=rabbitmq,exporter=true,flower=true,workers=true",
+            'alertname="CeleryNoWorkerOnline"',
+        ),
+        # RabbitMQ in broker, the HPA in celery: the backlog pages in eu while KEDA still scales there.
+        ("clusters", "broker=rabbitmq,exporter=true,flower=true,workers=true", 'cluster="eu"'),
+    ],
+)
 def test_cases_fail_on_rules_joined_on_the_namespace(name, key, fires, tmp_path):
     result = promtool_test(name, namespace_joined(key), tmp_path)
     output = result.stdout + result.stderr

@@ -3,6 +3,7 @@ alert fires in Prometheus, Alertmanager delivers it to the webhook with the rule
 annotations, and it resolves after the condition ends. The stack runs the fast profile (real rules,
 shorter `for:`/windows, see native/derive.py); every wait is bounded by that rule's own timing.
 """
+
 import time
 
 import pytest
@@ -58,8 +59,10 @@ def test_success_rate_below_95_percent(stack):
     overall = AlertCheck("CelerySuccessRateLow")
     per_task = AlertCheck("CeleryTaskSuccessRateLow", name="process_task")
     t0 = time.monotonic()
-    with SteadyLoad(3, task="process_task", timeout=0, fail_rate=1.0) as failing, \
-            SteadyLoad(3, task="process_task", timeout=0):
+    with (
+        SteadyLoad(3, task="process_task", timeout=0, fail_rate=1.0) as failing,
+        SteadyLoad(3, task="process_task", timeout=0),
+    ):
         overall.fire()
         per_task.fire()
         latency = time.monotonic() - t0
@@ -84,8 +87,11 @@ def test_backlog_and_growing_queue(stack):
             celery_app.control.revoke(task_id, terminate=True)
     backlog.resolve()
     growing.resolve()
-    wait_for(lambda: all(task_state(i)["state"] in ("REVOKED", "SUCCESS") for i in long_ids), 60,
-             message="the long tasks to be revoked")
+    wait_for(
+        lambda: all(task_state(i)["state"] in ("REVOKED", "SUCCESS") for i in long_ids),
+        60,
+        message="the long tasks to be revoked",
+    )
 
 
 @pytest.mark.heavy

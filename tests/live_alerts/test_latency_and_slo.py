@@ -6,6 +6,7 @@
 - sustained failures page through the fast-burn alert when the recorded windows say they should,
   and it resolves when the short window says so.
 """
+
 import json
 import subprocess
 import sys
@@ -29,9 +30,11 @@ TASK = 'task=~".*process_task"'
 
 def stage_totals():
     """(queue wait seconds, runtime seconds, tasks started) the workers measured for process_task."""
-    exprs = [f"sum(celery_worker_task_queue_wait_seconds_sum{{{TASK}}})",
-             f"sum(celery_worker_task_runtime_seconds_sum{{{TASK}}})",
-             f"sum(celery_worker_task_runtime_seconds_count{{{TASK}}})"]
+    exprs = [
+        f"sum(celery_worker_task_queue_wait_seconds_sum{{{TASK}}})",
+        f"sum(celery_worker_task_runtime_seconds_sum{{{TASK}}})",
+        f"sum(celery_worker_task_runtime_seconds_count{{{TASK}}})",
+    ]
     values = settled(*exprs)
     return [values[e] for e in exprs]
 
@@ -48,8 +51,13 @@ def test_backlog_raises_the_queue_wait_fires_its_alert_and_the_stages_add_up(sta
     check = AlertCheck("CeleryQueueWaitHigh", queue="celery")
     out = tmp_path / "backlog.json"
     # The backlog scenario, shorter: 4 tasks/s of 6 s for 45 s on 6 pool processes.
-    load = subprocess.Popen([sys.executable, "-m", "loadtest", "backlog", "--duration", "45", "--json", str(out)],
-                            cwd=paths.REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    load = subprocess.Popen(
+        [sys.executable, "-m", "loadtest", "backlog", "--duration", "45", "--json", str(out)],
+        cwd=paths.REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         check.fire(timeout=240)
         limit = CFG.thresholds.queue_wait_p95_max_seconds
@@ -65,8 +73,10 @@ def test_backlog_raises_the_queue_wait_fires_its_alert_and_the_stages_add_up(sta
     after = stage_totals()
     waits, runs, started = (a - b for a, b in zip(after, before, strict=True))
     end_to_end = summary["latency_seconds"]["sum"]
-    print(f"{summary['succeeded']} tasks: stages {waits:.0f}s waiting + {runs:.0f}s running = {waits + runs:.0f}s; "
-          f"submit to finish {end_to_end:.0f}s")
+    print(
+        f"{summary['succeeded']} tasks: stages {waits:.0f}s waiting + {runs:.0f}s running = {waits + runs:.0f}s; "
+        f"submit to finish {end_to_end:.0f}s"
+    )
     assert started == summary["succeeded"] == summary["planned"]
     assert abs((waits + runs) - end_to_end) <= 0.10 * end_to_end
     check.resolve()
@@ -76,8 +86,11 @@ def first_time_above(exprs, threshold, start, end):
     """The first evaluation time at which every expr was above threshold (None if never)."""
     times = None
     for expr in exprs:
-        r = requests.get(f"{PROMETHEUS}/api/v1/query_range", timeout=10,
-                         params={"query": f"{expr} > {threshold}", "start": start, "end": end, "step": 1}).json()
+        r = requests.get(
+            f"{PROMETHEUS}/api/v1/query_range",
+            timeout=10,
+            params={"query": f"{expr} > {threshold}", "start": start, "end": end, "step": 1},
+        ).json()
         above = {float(t) for series in r["data"]["result"] for t, _ in series["values"]}
         times = above if times is None else times & above
     return min(times) if times else None
@@ -85,8 +98,11 @@ def first_time_above(exprs, threshold, start, end):
 
 def active_since(alertname, labels):
     alerts = requests.get(f"{PROMETHEUS}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
-    found = [a for a in alerts if a["labels"]["alertname"] == alertname
-             and all(a["labels"].get(k) == v for k, v in labels.items())]
+    found = [
+        a
+        for a in alerts
+        if a["labels"]["alertname"] == alertname and all(a["labels"].get(k) == v for k, v in labels.items())
+    ]
     return datetime.fromisoformat(found[0]["activeAt"].replace("Z", "+00:00")).timestamp() if found else None
 
 
@@ -102,12 +118,16 @@ def test_sustained_failures_page_through_the_fast_burn_alert_when_the_windows_sa
         check.fire(timeout=threshold * seconds(CFG.slos.windows[page.long]) + 120)
         fired_at = active_since("CeleryErrorBudgetBurn", labels)
     predicted = first_time_above(windows, threshold, t0 - 60, time.time())
-    print(f"fast burn fired {fired_at - t0:.0f}s after the failures began; both windows above "
-          f"{threshold:g} from {predicted - t0:.0f}s")
+    print(
+        f"fast burn fired {fired_at - t0:.0f}s after the failures began; both windows above "
+        f"{threshold:g} from {predicted - t0:.0f}s"
+    )
     # The alert turns active at its first evaluation after both recorded windows crossed.
     assert predicted is not None and -1 <= fired_at - predicted <= 2 * 5 + 1
     stopped = time.time()
     check.resolve()
     # It resolved because the short window no longer burns (under the threshold, or no task at all).
     assert prom_scalar(f"{windows[1]} > {threshold}", default=0) == 0
-    print(f"resolved {time.time() - stopped:.0f}s after the failures stopped (short window {CFG.slos.windows[page.short]})")
+    print(
+        f"resolved {time.time() - stopped:.0f}s after the failures stopped (short window {CFG.slos.windows[page.short]})"
+    )

@@ -4,6 +4,7 @@ A probe worker with one pool slot and prefetch 16 receives a long task and ten s
 short ones are prefetched at once and each waits there until the slot frees (Flower's prefetch
 time), while the broker queue stays empty.
 """
+
 import pytest
 
 from tests.alerting import AlertCheck

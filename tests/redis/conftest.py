@@ -8,6 +8,7 @@ stopped once, the Redis one started once on the same ports.
 The stack runs the fast alerting profile, and a short visibility timeout (with tasks capped below it)
 so that redelivery after a SIGKILL takes seconds, not the default 11 minutes.
 """
+
 import os
 import subprocess
 import sys
@@ -22,8 +23,12 @@ from tests.live import STACK_ENV, STACK_WORKERS, forget_earlier_stacks
 VISIBILITY_TIMEOUT = 30
 # A stack of its own beside the session's RabbitMQ stack (make test), or in its place.
 SIDE_BY_SIDE = bool(paths.INSTANCE)
-REDIS_STACK_ENV = {**STACK_ENV, "BROKER": "redis", "VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
-                   "MAX_TIMEOUT_SECONDS": "20"}
+REDIS_STACK_ENV = {
+    **STACK_ENV,
+    "BROKER": "redis",
+    "VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+    "MAX_TIMEOUT_SECONDS": "20",
+}
 if SIDE_BY_SIDE:
     # Results on a Redis of its own (native mode starts one where none listens): the RabbitMQ
     # stack's tests stop the system Redis meanwhile.
@@ -36,8 +41,9 @@ def redis_stack_env():
 
 
 def redis_cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "native", *args], capture_output=True, text=True,
-                          timeout=timeout, env=redis_stack_env())
+    return subprocess.run(
+        [sys.executable, "-m", "native", *args], capture_output=True, text=True, timeout=timeout, env=redis_stack_env()
+    )
 
 
 def redis_broker_url():
@@ -61,8 +67,9 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def native_down():
-    subprocess.run([sys.executable, "-m", "native", "down"], capture_output=True, text=True, timeout=180,
-                   env=redis_stack_env())
+    subprocess.run(
+        [sys.executable, "-m", "native", "down"], capture_output=True, text=True, timeout=180, env=redis_stack_env()
+    )
 
 
 @pytest.fixture(scope="package")
@@ -72,7 +79,9 @@ def redis_stack():
     forget_earlier_stacks()  # an earlier stack's targets and counters must not mix into these tests
     out = redis_up()
     print(out)
-    print(f"Redis-broker stack up in {time.monotonic() - t0:.1f}s"
-          + (" beside the RabbitMQ stack" if SIDE_BY_SIDE else " (after stopping the previous one)"))
+    print(
+        f"Redis-broker stack up in {time.monotonic() - t0:.1f}s"
+        + (" beside the RabbitMQ stack" if SIDE_BY_SIDE else " (after stopping the previous one)")
+    )
     yield out
     native_down()

@@ -5,6 +5,7 @@ celery:queue_messages_ready:sum) instead of RabbitMQ's per-queue series.
 Control commands and the purge go to the stack's Redis broker through an app of their own: this
 process's worker.celery_app is configured from its environment, which may name RabbitMQ.
 """
+
 import time
 
 import pytest
@@ -57,8 +58,10 @@ def test_success_rate_alerts_fire_and_resolve(redis_stack):
     overall = AlertCheck("CelerySuccessRateLow")
     per_task = AlertCheck("CeleryTaskSuccessRateLow", name="process_task")
     t0 = time.monotonic()
-    with SteadyLoad(3, task="process_task", timeout=0, fail_rate=1.0) as failing, \
-            SteadyLoad(3, task="process_task", timeout=0) as healthy:
+    with (
+        SteadyLoad(3, task="process_task", timeout=0, fail_rate=1.0) as failing,
+        SteadyLoad(3, task="process_task", timeout=0) as healthy,
+    ):
         overall.fire()
         overall_fired = time.monotonic() - t0
         alert = per_task.fire()
@@ -71,10 +74,12 @@ def test_success_rate_alerts_fire_and_resolve(redis_stack):
     assert {b["state"] for b in wait_finished(failing.ids[:5], 60).values()} == {"FAILURE"}
     resolved = resolve_in_turn((overall, per_task), t_end)
     overall_resolved, per_task_resolved = resolved[overall.name], resolved[per_task.name]
-    print(f"Redis broker: CelerySuccessRateLow fault -> webhook {overall_fired:.1f}s "
-          f"(bound {overall.timeout - 60:.0f}s), end -> resolved {overall_resolved:.1f}s; "
-          f"CeleryTaskSuccessRateLow fault -> webhook {per_task_fired:.1f}s "
-          f"(bound {per_task.timeout - 60:.0f}s), end -> resolved {per_task_resolved:.1f}s")
+    print(
+        f"Redis broker: CelerySuccessRateLow fault -> webhook {overall_fired:.1f}s "
+        f"(bound {overall.timeout - 60:.0f}s), end -> resolved {overall_resolved:.1f}s; "
+        f"CeleryTaskSuccessRateLow fault -> webhook {per_task_fired:.1f}s "
+        f"(bound {per_task.timeout - 60:.0f}s), end -> resolved {per_task_resolved:.1f}s"
+    )
 
 
 def test_queue_backlog_and_growing_fire_and_resolve(redis_stack, broker):
@@ -109,13 +114,18 @@ def test_queue_backlog_and_growing_fire_and_resolve(redis_stack, broker):
     assert 0 < unacked <= POOL_PROCESSES and 0 < len(running) <= POOL_PROCESSES, (unacked, running)
     resolved = resolve_in_turn((backlog, growing), t_end)
     backlog_resolved, growing_resolved = resolved[backlog.name], resolved[growing.name]
-    print(f"Redis broker: {queued} queued, {unacked} unacknowledged at fire time, {purged} purged; "
-          f"CeleryQueueBacklog fault -> webhook {fired['CeleryQueueBacklog']:.1f}s (bound {backlog.timeout - 60:.0f}s), "
-          f"end -> resolved {backlog_resolved:.1f}s; CeleryQueueGrowing fault -> webhook "
-          f"{fired['CeleryQueueGrowing']:.1f}s (bound {growing.timeout - 60:.0f}s), end -> resolved {growing_resolved:.1f}s")
+    print(
+        f"Redis broker: {queued} queued, {unacked} unacknowledged at fire time, {purged} purged; "
+        f"CeleryQueueBacklog fault -> webhook {fired['CeleryQueueBacklog']:.1f}s (bound {backlog.timeout - 60:.0f}s), "
+        f"end -> resolved {backlog_resolved:.1f}s; CeleryQueueGrowing fault -> webhook "
+        f"{fired['CeleryQueueGrowing']:.1f}s (bound {growing.timeout - 60:.0f}s), end -> resolved {growing_resolved:.1f}s"
+    )
     # The running tasks were terminated through the Redis broker's control channel, acknowledged,
     # and nothing waits in `unacked` to be delivered again after the visibility timeout.
-    wait_for(lambda: all(task_state(i)["state"] in ("REVOKED", "SUCCESS") for i in running), 60,
-             message="the running long tasks to be revoked")
+    wait_for(
+        lambda: all(task_state(i)["state"] in ("REVOKED", "SUCCESS") for i in running),
+        60,
+        message="the running long tasks to be revoked",
+    )
     assert any(task_state(i)["state"] == "REVOKED" for i in running)
     wait_for(lambda: redis_lengths(broker) == (0, 0), 30, message="an empty queue list and unacked hash")

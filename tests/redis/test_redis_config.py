@@ -1,5 +1,6 @@
 """Redis as broker without a running stack: broker selection, the derived Prometheus config, the
 compose override and the worker's transport options."""
+
 import os
 import shutil
 import subprocess
@@ -40,12 +41,15 @@ def test_a_redis_broker_url_alone_selects_redis(clean_env):
     assert native_env.select_broker(clean_env) == "redis"
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"BROKER": "kafka"}, "BROKER must be one of rabbitmq, redis, got 'kafka'"),
-    ({"BROKER": "redis", "BROKER_URL": "amqp://x@h//"}, "BROKER=redis but BROKER_URL is 'amqp://x@h//'"),
-    ({"BROKER_URL": "sqs://queue"}, "BROKER_URL must be an amqp:// or redis:// URL, got 'sqs://queue'"),
-    ({"BROKER_URL": "redis://localhost:6379/0"}, "is the result backend's database"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"BROKER": "kafka"}, "BROKER must be one of rabbitmq, redis, got 'kafka'"),
+        ({"BROKER": "redis", "BROKER_URL": "amqp://x@h//"}, "BROKER=redis but BROKER_URL is 'amqp://x@h//'"),
+        ({"BROKER_URL": "sqs://queue"}, "BROKER_URL must be an amqp:// or redis:// URL, got 'sqs://queue'"),
+        ({"BROKER_URL": "redis://localhost:6379/0"}, "is the result backend's database"),
+    ],
+)
 def test_bad_broker_settings_are_refused_naming_the_value(clean_env, values, message):
     clean_env.update(values)
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -54,6 +58,7 @@ def test_bad_broker_settings_are_refused_naming_the_value(clean_env, values, mes
 
 def test_unreachable_broker_fails_fast_with_its_address():
     import time
+
     t0 = time.monotonic()
     with pytest.raises(RuntimeError, match=r"cannot reach the broker at redis://u:\*\*\*@10\.255\.255\.1:6379/0"):
         broker.ensure_reachable("redis://u:secret@10.255.255.1:6379/0", lambda m: None, timeout=1)
@@ -64,8 +69,9 @@ def test_make_up_with_an_unreachable_broker_url_says_so(tmp_path):
     """`python -m native up` exits 1 with one line, before starting anything."""
     # 127.0.0.2 is not "localhost" to native mode: a remote broker, never started here.
     env = {**os.environ, "BROKER_URL": "redis://127.0.0.2:1/1", "BROKER": "redis"}
-    r = subprocess.run([sys.executable, "-m", "native", "up"], capture_output=True, text=True, timeout=60,
-                       env=env, cwd=REPO)
+    r = subprocess.run(
+        [sys.executable, "-m", "native", "up"], capture_output=True, text=True, timeout=60, env=env, cwd=REPO
+    )
     assert r.returncode == 1
     assert r.stdout.startswith("error: cannot reach the broker at redis://127.0.0.2:1/1"), r.stdout
     assert "Traceback" not in r.stdout + r.stderr
@@ -85,8 +91,13 @@ def test_redis_prometheus_config_scrapes_the_redis_exporter_not_rabbitmq():
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing: run `make deps`")
 def test_promtool_accepts_the_redis_prometheus_config():
-    r = subprocess.run(["promtool", "check", "config", "prometheus/prometheus.redis.yml"], cwd=REPO,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        ["promtool", "check", "config", "prometheus/prometheus.redis.yml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -113,23 +124,34 @@ def test_compose_override_points_every_celery_process_at_the_redis_broker():
     assert base["services"]["redis"]["image"] == services["redis_broker"]["image"]
     command = " ".join(services["redis_broker"]["command"])
     native = " ".join(broker.redis_broker_argv(6379, "/data"))
-    for setting in ("--appendonly yes", "--appendfsync everysec", "--maxmemory-policy noeviction",
-                    f"pubsub {broker.PUBSUB_BUFFER_LIMIT}"):
+    for setting in (
+        "--appendonly yes",
+        "--appendfsync everysec",
+        "--maxmemory-policy noeviction",
+        f"pubsub {broker.PUBSUB_BUFFER_LIMIT}",
+    ):
         assert setting in command and setting in native
     assert "prometheus.redis.yml" in " ".join(services["prometheus"]["command"])
 
 
 def _settings(**env):
-    code = ("import json; from worker import settings; "
-            "print(json.dumps([settings.BROKER_URL, settings.BROKER_TRANSPORT_OPTIONS]))")
-    clean = {k: v for k, v in os.environ.items() if k not in ("BROKER_URL", "RMQ_URL", "VISIBILITY_TIMEOUT",
-                                                               "MAX_TIMEOUT_SECONDS")}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO,
-                          env={**clean, **env})
+    code = (
+        "import json; from worker import settings; "
+        "print(json.dumps([settings.BROKER_URL, settings.BROKER_TRANSPORT_OPTIONS]))"
+    )
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("BROKER_URL", "RMQ_URL", "VISIBILITY_TIMEOUT", "MAX_TIMEOUT_SECONDS")
+    }
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO, env={**clean, **env}
+    )
 
 
 def test_worker_uses_broker_url_with_a_visibility_timeout_longer_than_any_task():
     import json
+
     url, options = json.loads(_settings(BROKER_URL="redis://127.0.0.1:6380/0").stdout)
     assert url == "redis://127.0.0.1:6380/0" and options["visibility_timeout"] == 660
     assert options["unacked_restore_interval"] == 5 and options["unacked_restore_throttle"] == 1

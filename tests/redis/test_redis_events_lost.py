@@ -3,6 +3,7 @@ disconnected at `client-output-buffer-limit pubsub`, and the events published un
 are gone. The loss is made for real (Flower paused while tasks run, the limit lowered so that it
 comes within seconds) and CeleryEventsLost must name Flower, and not the exporter, which kept up.
 """
+
 import os
 import signal
 import subprocess
@@ -27,8 +28,9 @@ RATE, DURATION = 80, 70  # tasks/s for s: events fill the paused Flower's socket
 
 def broker_cli(*args):
     url = urlsplit(redis_broker_url())
-    result = subprocess.run(["redis-cli", "-h", url.hostname, "-p", str(url.port), *args],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        ["redis-cli", "-h", url.hostname, "-p", str(url.port), *args], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -45,16 +47,37 @@ def test_flower_cut_off_by_redis_fires_events_lost_for_flower_only(redis_stack):
     before = {q: prom_scalar(q) for q in (started, counted)}
 
     assert broker_cli("CONFIG", "SET", "client-output-buffer-limit", TIGHT_LIMIT) == "OK"
-    load = subprocess.Popen([sys.executable, "-m", "loadtest", "steady", "--rate", str(RATE), "--duration",
-                             str(DURATION), "--timeout", "0", "--concurrency", "4"],
-                            cwd=paths.REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    load = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "loadtest",
+            "steady",
+            "--rate",
+            str(RATE),
+            "--duration",
+            str(DURATION),
+            "--timeout",
+            "0",
+            "--concurrency",
+            "4",
+        ],
+        cwd=paths.REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         time.sleep(10)
         os.kill(flower, signal.SIGSTOP)
         t0 = time.monotonic()
         try:
-            wait_for(lambda: DISCONNECTED in log.read_text(errors="replace")[seen:], 50, 1,
-                     message="Redis to disconnect the paused Flower")
+            wait_for(
+                lambda: DISCONNECTED in log.read_text(errors="replace")[seen:],
+                50,
+                1,
+                message="Redis to disconnect the paused Flower",
+            )
             cut_after = time.monotonic() - t0
             time.sleep(5)  # events published while Flower is cut off
         finally:
@@ -69,9 +92,11 @@ def test_flower_cut_off_by_redis_fires_events_lost_for_flower_only(redis_stack):
     alert = check.fire()
     ran = prom_scalar(started) - before[started]
     missed = ran - (prom_scalar(counted) - before[counted])
-    print(f"Flower paused: Redis cut it off after {cut_after:.1f}s; of {ran:.0f} tasks started, Flower missed "
-          f"{missed:.0f}; CeleryEventsLost fired {check.fired_after:.0f}s after the load ended "
-          f"({alert['annotations']['description']})")
+    print(
+        f"Flower paused: Redis cut it off after {cut_after:.1f}s; of {ran:.0f} tasks started, Flower missed "
+        f"{missed:.0f}; CeleryEventsLost fired {check.fired_after:.0f}s after the load ended "
+        f"({alert['annotations']['description']})"
+    )
     assert missed > 0
     # The exporter was never paused: it counted every task, and the alert does not name it.
     assert not prometheus_alerts("CeleryEventsLost", {"job": "celery_exporter"})

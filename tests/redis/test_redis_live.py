@@ -1,4 +1,5 @@
 """The core end-to-end checks against a Redis-broker stack (BROKER=redis make up, 3 workers)."""
+
 import signal
 import threading
 import time
@@ -9,8 +10,7 @@ import requests
 from mixin.config import Config
 from native import broker, process
 from tests import faults
-from tests.live import APP, FLOWER, STACK_WORKERS, prom_query, prom_scalar, settled, submit, wait_finished, \
-    wait_for
+from tests.live import APP, FLOWER, STACK_WORKERS, prom_query, prom_scalar, settled, submit, wait_finished, wait_for
 from tests.redis.conftest import VISIBILITY_TIMEOUT, redis_up
 
 JOBS = Config().jobs.model_dump()
@@ -24,8 +24,7 @@ def test_every_target_up_with_the_redis_exporter_instead_of_rabbitmq(redis_stack
 
     def all_up():
         result = prom_query("up")
-        return ({r["metric"]["job"] for r in result} == want and all(r["value"][1] == "1" for r in result)
-                and result)
+        return {r["metric"]["job"] for r in result} == want and all(r["value"][1] == "1" for r in result) and result
 
     result = wait_for(all_up, 90, message=f"every target of {sorted(want)} up == 1")
     assert len([r for r in result if r["metric"]["job"] == JOBS["worker"]]) == STACK_WORKERS
@@ -38,8 +37,10 @@ def test_guide_scenario_2_over_3_workers_counts_every_task_exactly(redis_stack):
     flower_ok = 'sum(flower_events_total{job="flower",task="process_task",type="task-succeeded"})'
     flower_received = 'sum(flower_events_total{job="flower",task="process_task",type="task-received"})'
     before = settled(succeeded, flower_ok, flower_received)
-    totals_before = {name: sum(w["stats"]["total"].values()) if w.get("stats", {}).get("total") else 0
-                     for name, w in requests.get(f"{FLOWER}/api/workers?refresh=1", timeout=10).json().items()}
+    totals_before = {
+        name: sum(w["stats"]["total"].values()) if w.get("stats", {}).get("total") else 0
+        for name, w in requests.get(f"{FLOWER}/api/workers?refresh=1", timeout=10).json().items()
+    }
 
     # The guide's scenario 2: 20 tasks with timeout=10, spread over the 3 workers (2 processes each).
     t0 = time.monotonic()
@@ -47,8 +48,11 @@ def test_guide_scenario_2_over_3_workers_counts_every_task_exactly(redis_stack):
     # The queue list in the broker holds what no worker took yet, as the redis_exporter reports it.
     depth = f'redis_key_size{{job="{REDIS_BROKER_JOB}",key="celery"}}'
     unacked = f'redis_key_size{{job="{REDIS_BROKER_JOB}",key="unacked"}}'
-    wait_for(lambda: prom_scalar(depth) > 0 and prom_scalar(unacked) > 0, 20,
-             message="queue depth and unacked messages on the Redis broker")
+    wait_for(
+        lambda: prom_scalar(depth) > 0 and prom_scalar(unacked) > 0,
+        20,
+        message="queue depth and unacked messages on the Redis broker",
+    )
     done = wait_finished(ids, 180)
     elapsed = time.monotonic() - t0
     assert {b["state"] for b in done.values()} == {"SUCCESS"}
@@ -89,8 +93,10 @@ def test_worker_sigkill_mid_task_redelivers_it_after_the_visibility_timeout(redi
         redelivered = time.monotonic() - t_kill
         body = wait_finished([task_id], 60)[task_id]
         assert body["state"] == "SUCCESS" and body["result"]["task_num"] == 888
-        print(f"SIGKILL redelivery on Redis: started again on another worker {redelivered:.1f}s after the kill "
-              f"(visibility_timeout {VISIBILITY_TIMEOUT}s)")
+        print(
+            f"SIGKILL redelivery on Redis: started again on another worker {redelivered:.1f}s after the kill "
+            f"(visibility_timeout {VISIBILITY_TIMEOUT}s)"
+        )
         # Not before the visibility timeout (the message sat in `unacked`), and not much after.
         assert VISIBILITY_TIMEOUT - 9 <= redelivered <= VISIBILITY_TIMEOUT + 25, redelivered
     finally:
@@ -110,9 +116,13 @@ class Submitter(threading.Thread):
             except requests.RequestException as exc:
                 self.other.append(repr(exc))
             else:
-                (self.accepted.extend(r.json()["task_ids"]) if r.status_code == 202 else
-                 self.unavailable.append(r.json()) if r.status_code == 503 else
-                 self.other.append((r.status_code, r.text[:200])))
+                (
+                    self.accepted.extend(r.json()["task_ids"])
+                    if r.status_code == 202
+                    else self.unavailable.append(r.json())
+                    if r.status_code == 503
+                    else self.other.append((r.status_code, r.text[:200]))
+                )
             self.done.wait(self.interval)
 
 
@@ -137,20 +147,28 @@ def test_redis_broker_restart_under_load_loses_no_accepted_task(redis_stack, sig
     assert not load.other, load.other[:3]
     done = wait_finished(load.accepted, 240)
     lost = [i for i, b in done.items() if b["state"] != "SUCCESS"]
-    print(f"Redis broker {sig.name}: down {down_for:.1f}s, {len(load.accepted)} accepted (202), "
-          f"{len(load.unavailable)} refused (503), {len(lost)} not successful")
+    print(
+        f"Redis broker {sig.name}: down {down_for:.1f}s, {len(load.accepted)} accepted (202), "
+        f"{len(load.unavailable)} refused (503), {len(lost)} not successful"
+    )
     assert lost == []
     assert load.unavailable, "no request was refused while the broker was down"
 
 
 def test_every_redis_broker_dashboard_panel_returns_data(redis_stack):
     from tests.dashboard_queries import empty_by_design, iter_panel_queries, load_dashboards
+
     [dashboard] = [d for d in load_dashboards() if d["uid"] == "redis-broker"]
     # A queued and an unacknowledged message, so that every panel has something to show.
     ids = submit(task="process_task", count=8, timeout=6)
-    wait_for(lambda: prom_scalar(f'sum(redis_key_size{{job="{REDIS_BROKER_JOB}",key="celery"}})') > 0
-             and prom_scalar(f'sum(redis_key_size{{job="{REDIS_BROKER_JOB}",key="unacked"}})') > 0, 30,
-             message="queued and unacked messages")
+    wait_for(
+        lambda: (
+            prom_scalar(f'sum(redis_key_size{{job="{REDIS_BROKER_JOB}",key="celery"}})') > 0
+            and prom_scalar(f'sum(redis_key_size{{job="{REDIS_BROKER_JOB}",key="unacked"}})') > 0
+        ),
+        30,
+        message="queued and unacked messages",
+    )
     empty, missing = empty_by_design(dashboard), []
     for _, panel, expr in iter_panel_queries(dashboard, {"__rate_interval": "1m"}):
         if panel not in empty and not prom_query(expr):

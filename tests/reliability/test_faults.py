@@ -1,5 +1,6 @@
 """Nothing lost under faults: broker restart, worker SIGKILL, monitor restarts, Prometheus restart,
 Redis down. Each test injects the fault for real on the native stack (tests/faults.py)."""
+
 import time
 
 import pytest
@@ -7,8 +8,19 @@ import requests
 
 from tests import faults
 from tests.alerting import AlertCheck, prometheus_alerts
-from tests.live import APP, FLOWER, PROMETHEUS, STACK_WORKERS, SteadyLoad, prom_query, \
-    prom_scalar, settled, submit, wait_finished, wait_for
+from tests.live import (
+    APP,
+    FLOWER,
+    PROMETHEUS,
+    STACK_WORKERS,
+    SteadyLoad,
+    prom_query,
+    prom_scalar,
+    settled,
+    submit,
+    wait_finished,
+    wait_for,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -29,15 +41,20 @@ def test_broker_restart_loses_no_task(stack):
     load.stop()
     assert not load.other, load.other[:3]
     assert all("error" in body for body in load.unavailable)
-    print(f"broker down {time.monotonic() - t_down:.0f}s: {len(load.ids)} accepted (202), "
-          f"{len(load.unavailable)} refused with 503")
+    print(
+        f"broker down {time.monotonic() - t_down:.0f}s: {len(load.ids)} accepted (202), "
+        f"{len(load.unavailable)} refused with 503"
+    )
     done = wait_finished(load.ids, 180)
     assert [i for i, b in done.items() if b["state"] != "SUCCESS"] == []
     target.resolve()
     # Workers, Flower and the exporter reconnected by themselves: a new task is seen by all three.
-    wait_for(lambda: len(requests.get(f"{FLOWER}/api/workers?refresh=1", timeout=10).json()) == STACK_WORKERS,
-             60, message="every worker back in Flower")
-    before = settled('sum(celery_task_succeeded_total)', 'sum(flower_events_total{type="task-succeeded"})')
+    wait_for(
+        lambda: len(requests.get(f"{FLOWER}/api/workers?refresh=1", timeout=10).json()) == STACK_WORKERS,
+        60,
+        message="every worker back in Flower",
+    )
+    before = settled("sum(celery_task_succeeded_total)", 'sum(flower_events_total{type="task-succeeded"})')
     wait_finished(submit(task="process_task", count=5, timeout=0), 60)
     for query, value in before.items():
         wait_for(lambda: prom_scalar(query) - value == 5, 90, message=f"{query} to count new tasks")
@@ -61,8 +78,11 @@ def test_worker_sigkill_mid_task_redelivers_it(stack):
     finally:
         faults.restore_stack()
     # The dead worker does not stay "online" in Flower's metrics.
-    wait_for(lambda: prom_query(f'flower_worker_online{{worker="{worker}"}} == 1') and True, 60,
-             message="the restarted worker online again")
+    wait_for(
+        lambda: prom_query(f'flower_worker_online{{worker="{worker}"}} == 1') and True,
+        60,
+        message="the restarted worker online again",
+    )
 
 
 def test_monitor_restarts_cause_no_false_alert(stack):
@@ -73,8 +93,10 @@ def test_monitor_restarts_cause_no_false_alert(stack):
             faults.restart_service(service)
         # Metrics resume: over a window that starts after the restarts, both monitors count tasks.
         time.sleep(35)
-        for query in ('sum(increase(celery_task_succeeded_total[30s]))',
-                      'sum(increase(flower_events_total{type="task-succeeded"}[30s]))'):
+        for query in (
+            "sum(increase(celery_task_succeeded_total[30s]))",
+            'sum(increase(flower_events_total{type="task-succeeded"}[30s]))',
+        ):
             wait_for(lambda: prom_scalar(query) > 0, 30, message=f"{query} > 0 after the restart")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -89,8 +111,9 @@ def test_prometheus_restart_keeps_its_data(stack):
     before = prom_scalar(probe, at=at)
     assert before > 5
     faults.restart_service("prometheus")
-    wait_for(lambda: requests.get(f"{PROMETHEUS}/-/ready", timeout=5).status_code == 200, 60,
-             message="Prometheus ready")
+    wait_for(
+        lambda: requests.get(f"{PROMETHEUS}/-/ready", timeout=5).status_code == 200, 60, message="Prometheus ready"
+    )
     assert prom_scalar(probe, at=at) == before
 
 
@@ -101,8 +124,14 @@ def test_redis_down_tasks_still_run_and_lookups_say_unavailable(stack):
         r = requests.get(f"{APP}/api/tasks/{ids[0]}", timeout=30)
         assert r.status_code == 503 and "result backend" in r.json()["error"]
         # The workers run them (Flower sees it from the events); the results wait for Redis.
-        wait_for(lambda: all(requests.get(f"{FLOWER}/api/task/info/{i}", timeout=10).json().get("state")
-                             in ("STARTED", "SUCCESS") for i in ids), 60, message="the tasks to run without Redis")
+        wait_for(
+            lambda: all(
+                requests.get(f"{FLOWER}/api/task/info/{i}", timeout=10).json().get("state") in ("STARTED", "SUCCESS")
+                for i in ids
+            ),
+            60,
+            message="the tasks to run without Redis",
+        )
     finally:
         faults.start_redis()
     # No result was lost: the workers stored them once Redis was back.

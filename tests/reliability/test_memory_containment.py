@@ -6,6 +6,7 @@ worker_max_memory_per_child is replaced without losing its task, and the memory 
 Each test prints what it measured: RSS before and after, the largest pool process against the limit,
 the host's available memory, and the time taken.
 """
+
 import signal
 import subprocess
 import sys
@@ -52,10 +53,12 @@ def rss(proc):
 def measure():
     trees = worker_trees()
     pool = [rss(p) for _, children in trees.values() for p in children]
-    return {"workers_rss": sum(rss(m) for m, _ in trees.values()) + sum(pool),
-            "largest_pool_process": max(pool, default=0),
-            "pool_pids": {p.pid for _, children in trees.values() for p in children},
-            "available": psutil.virtual_memory().available}
+    return {
+        "workers_rss": sum(rss(m) for m, _ in trees.values()) + sum(pool),
+        "largest_pool_process": max(pool, default=0),
+        "pool_pids": {p.pid for _, children in trees.values() for p in children},
+        "available": psutil.virtual_memory().available,
+    }
 
 
 class Sampler:
@@ -124,17 +127,20 @@ def restart_workers_after(stack):
 
 
 def report(title, before, after, sampler, seconds):
-    print(f"\n{title}: workers RSS {before['workers_rss'] / MB:.0f} MB before, {after['workers_rss'] / MB:.0f} MB after, "
-          f"peak {sampler.workers_peak / MB:.0f} MB; largest pool process {sampler.largest / MB:.0f} MB "
-          f"(retained cap {CAP / MB:.0f} MB, worker_max_memory_per_child {LIMIT / MB:.0f} MB); host available "
-          f"{before['available'] / MB:.0f} MB before, {sampler.min_available / MB:.0f} MB at the lowest, "
-          f"{after['available'] / MB:.0f} MB after; {seconds:.1f} s")
+    print(
+        f"\n{title}: workers RSS {before['workers_rss'] / MB:.0f} MB before, {after['workers_rss'] / MB:.0f} MB after, "
+        f"peak {sampler.workers_peak / MB:.0f} MB; largest pool process {sampler.largest / MB:.0f} MB "
+        f"(retained cap {CAP / MB:.0f} MB, worker_max_memory_per_child {LIMIT / MB:.0f} MB); host available "
+        f"{before['available'] / MB:.0f} MB before, {sampler.min_available / MB:.0f} MB at the lowest, "
+        f"{after['available'] / MB:.0f} MB after; {seconds:.1f} s"
+    )
 
 
 def test_requests_for_more_memory_than_the_caps_leave_the_host_its_memory(stack):
     # The request that used to take a worker to 2.3 GB is refused whole, before anything is sent.
-    r = requests.post(f"{APP}/api/tasks", json={"task": "process_task", "count": 8, "timeout": 0.1, "memory_mb": 256},
-                      timeout=10)
+    r = requests.post(
+        f"{APP}/api/tasks", json={"task": "process_task", "count": 8, "timeout": 0.1, "memory_mb": 256}, timeout=10
+    )
     assert r.status_code == 422 and r.json()["field"] == "memory_mb", r.text
     assert str(settings.MAX_MEMORY_MB_PER_REQUEST) in r.json()["error"]
 
@@ -183,8 +189,11 @@ def test_a_pool_process_over_the_limit_is_replaced_without_losing_its_task(stack
         ids = submit(task="process_task", count=2, timeout=0.5, memory_mb=240)
         ids += submit(task="process_task", count=10, timeout=0.1)
         done = wait_finished(ids, 300)
-        wait_for(lambda: replacements()["recycled"] - counts_before["recycled"] >= 2, 30,
-                 message="the replacement counter to count both replaced pool processes")
+        wait_for(
+            lambda: replacements()["recycled"] - counts_before["recycled"] >= 2,
+            30,
+            message="the replacement counter to count both replaced pool processes",
+        )
     seconds = time.monotonic() - t0
     after = measure()
     report("over worker_max_memory_per_child", before, after, sampler, seconds)
@@ -202,8 +211,12 @@ def test_make_loadtest_memory_still_fires_the_memory_growth_alert(stack):
     check = AlertCheck("CeleryWorkerMemoryGrowing")
     recycled_before = replacements()["recycled"]
     t0 = time.monotonic()
-    load = subprocess.Popen([sys.executable, "-m", "loadtest", "memory", "--duration", "600"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    load = subprocess.Popen(
+        [sys.executable, "-m", "loadtest", "memory", "--duration", "600"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         alert = check.fire()
         fired_after = time.monotonic() - t0
@@ -214,9 +227,11 @@ def test_make_loadtest_memory_still_fires_the_memory_growth_alert(stack):
         out, _ = load.communicate(timeout=120)
         print(out)
         give_memory_back()
-    print(f"\nCeleryWorkerMemoryGrowing fired for {alert['labels']['worker']} {fired_after:.0f} s into "
-          f"`make loadtest SCENARIO=memory`; largest pool process then {largest / MB:.0f} MB "
-          f"(limit {LIMIT / MB:.0f} MB)")
+    print(
+        f"\nCeleryWorkerMemoryGrowing fired for {alert['labels']['worker']} {fired_after:.0f} s into "
+        f"`make loadtest SCENARIO=memory`; largest pool process then {largest / MB:.0f} MB "
+        f"(limit {LIMIT / MB:.0f} MB)"
+    )
     # The growth was visible before any pool process came near the limit, let alone was replaced.
     assert largest < LIMIT
     assert recycled == recycled_before

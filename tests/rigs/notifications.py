@@ -8,6 +8,7 @@
 
 Nothing leaves the machine: every address is 127.0.0.1.
 """
+
 import email
 import email.policy
 import json
@@ -40,8 +41,12 @@ TIMINGS = {"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"}
 
 
 # --- Alerts as Prometheus would send them, built from the rules file ----------------------------
-RULES = {r["alert"]: r for g in yaml.safe_load((paths.REPO / "alerts" / "celery.rules.yml").read_text())["groups"]
-         for r in g["rules"] if "alert" in r}
+RULES = {
+    r["alert"]: r
+    for g in yaml.safe_load((paths.REPO / "alerts" / "celery.rules.yml").read_text())["groups"]
+    for r in g["rules"]
+    if "alert" in r
+}
 VALUES = {"humanizePercentage": "62.5%", "humanize": "42", "humanizeDuration": "3.2s", "humanize1024": "2Mi"}
 
 
@@ -55,13 +60,15 @@ def rendered(text, labels):
 def alert(alertname, /, **labels):
     rule = RULES[alertname]
     labels = {"alertname": alertname, **rule["labels"], **labels}
-    return {"labels": labels, "annotations": {k: rendered(v, labels) for k, v in rule["annotations"].items()},
-            "generatorURL": f"http://localhost:{PORTS['prometheus']}/graph"}
+    return {
+        "labels": labels,
+        "annotations": {k: rendered(v, labels) for k, v in rule["annotations"].items()},
+        "generatorURL": f"http://localhost:{PORTS['prometheus']}/graph",
+    }
 
 
 def ended(a):
     return {**a, "endsAt": (datetime.now(timezone.utc) - timedelta(seconds=1)).isoformat()}
-
 
 
 def free_port():
@@ -123,11 +130,17 @@ class Rig:
     def _start_smtp(self):
         self.mailbox = Mailbox(self.smtp_password)
         port = free_port()
-        controller = Controller(self.mailbox, hostname="127.0.0.1", port=port, auth_required=True,
-                                auth_require_tls=False, authenticator=self.mailbox.authenticate,
-                                # aiosmtpd's LOGIN challenges ("User Name\0") are not the usual
-                                # "Username:" that Alertmanager answers; real relays offer PLAIN too.
-                                auth_exclude_mechanism=["LOGIN"])
+        controller = Controller(
+            self.mailbox,
+            hostname="127.0.0.1",
+            port=port,
+            auth_required=True,
+            auth_require_tls=False,
+            authenticator=self.mailbox.authenticate,
+            # aiosmtpd's LOGIN challenges ("User Name\0") are not the usual
+            # "Username:" that Alertmanager answers; real relays offer PLAIN too.
+            auth_exclude_mechanism=["LOGIN"],
+        )
         controller.start()
         self._stops.append(controller.stop)
         self.smtp_port = port
@@ -154,8 +167,9 @@ class Rig:
         config = yaml.safe_load(derive.alertmanager_config(AM_SOURCE, env, self.workdir / "secrets"))
         config["global"]["smtp_smarthost"] = f"127.0.0.1:{self.smtp_port}"
         config["global"]["smtp_require_tls"] = False  # aiosmtpd here speaks plain SMTP (AUTH still required)
-        text = yaml.safe_dump(config, sort_keys=False).replace(f"http://{derive.HOST}:{PORTS['app']}/api/alerts",
-                                                               f"{self.app_url}/api/alerts")
+        text = yaml.safe_dump(config, sort_keys=False).replace(
+            f"http://{derive.HOST}:{PORTS['app']}/api/alerts", f"{self.app_url}/api/alerts"
+        )
         config = yaml.safe_load(text)
         for route in [config["route"], *config["route"].get("routes", [])]:
             for key, value in TIMINGS.items():
@@ -170,10 +184,18 @@ class Rig:
         port = free_port()
         self.am_url = f"http://127.0.0.1:{port}"
         self.am_log = (self.workdir / "alertmanager.log").open("w")
-        proc = subprocess.Popen([ALERTMANAGER, f"--config.file={path}", f"--storage.path={self.workdir / 'am-data'}",
-                                 f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-                                 f"--web.external-url={EXTERNAL_URL}"],
-                                stdout=self.am_log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                ALERTMANAGER,
+                f"--config.file={path}",
+                f"--storage.path={self.workdir / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+                f"--web.external-url={EXTERNAL_URL}",
+            ],
+            stdout=self.am_log,
+            stderr=subprocess.STDOUT,
+        )
         self._procs.append(proc)
 
         def ready():
@@ -183,6 +205,7 @@ class Rig:
                 return requests.get(f"{self.am_url}/-/ready", timeout=2).status_code == 200
             except requests.RequestException:
                 return False
+
         wait_for(ready, 30, "Alertmanager to be ready")
 
     def start(self):

@@ -1,5 +1,6 @@
 """The app's Alertmanager webhook (POST /api/alerts), the /alerts page and the runbook pages, through
 Flask's test client: only bearer-authenticated, bounded, well-formed posts are stored."""
+
 import json
 import re
 from pathlib import Path
@@ -16,17 +17,32 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 def payload(status="firing", name="CeleryTaskSuccessRateLow", **labels):
     return {
-        "version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0, "status": status, "receiver": "warning",
-        "groupLabels": {"alertname": name}, "commonLabels": {"alertname": name, "severity": "warning"},
-        "commonAnnotations": {}, "externalURL": "http://localhost:9093",
-        "alerts": [{
-            "status": status, "labels": {"alertname": name, "severity": "warning", **labels},
-            "annotations": {"summary": f"{name} summary", "description": "62% of runs succeeded",
-                            "runbook_url": f"http://localhost:8080/runbooks/{name}",
-                            "dashboard_url": "http://localhost:3000/d/celery-tasks",
-                            "flower_url": "javascript:alert(1)"},
-            "startsAt": "2026-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
-            "generatorURL": "http://localhost:9090/graph", "fingerprint": "abc"}],
+        "version": "4",
+        "groupKey": "{}:{}",
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "warning",
+        "groupLabels": {"alertname": name},
+        "commonLabels": {"alertname": name, "severity": "warning"},
+        "commonAnnotations": {},
+        "externalURL": "http://localhost:9093",
+        "alerts": [
+            {
+                "status": status,
+                "labels": {"alertname": name, "severity": "warning", **labels},
+                "annotations": {
+                    "summary": f"{name} summary",
+                    "description": "62% of runs succeeded",
+                    "runbook_url": f"http://localhost:8080/runbooks/{name}",
+                    "dashboard_url": "http://localhost:3000/d/celery-tasks",
+                    "flower_url": "javascript:alert(1)",
+                },
+                "startsAt": "2026-01-01T00:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://localhost:9090/graph",
+                "fingerprint": "abc",
+            }
+        ],
     }
 
 
@@ -70,8 +86,11 @@ def test_body_too_large_413(client):
     assert r.status_code == 413 and r.get_json()["field"] == "body"
     # Without Content-Length (chunked), the limit still holds.
     body = json.dumps(big).encode()
-    r = client.post("/api/alerts", input_stream=__import__("io").BytesIO(body),
-                    headers={**AUTH, "Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+    r = client.post(
+        "/api/alerts",
+        input_stream=__import__("io").BytesIO(body),
+        headers={**AUTH, "Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+    )
     assert r.status_code in (400, 413)
     assert stored(client) == []
 
@@ -108,8 +127,11 @@ def test_malformed_400_with_field_and_not_stored(client, case):
 
 def test_alerts_page_newest_first_with_links(client):
     client.post("/api/alerts", json=payload(name="First"), headers=AUTH)
-    client.post("/api/alerts", json=payload("resolved", name="Second", name_="x", queue_name="celery",
-                                            cluster="eu1"), headers=AUTH)
+    client.post(
+        "/api/alerts",
+        json=payload("resolved", name="Second", name_="x", queue_name="celery", cluster="eu1"),
+        headers=AUTH,
+    )
     html = client.get("/alerts").get_data(as_text=True)
     assert html.index('data-alertname="Second"') < html.index('data-alertname="First"')
     assert 'href="http://localhost:8080/runbooks/First"' in html

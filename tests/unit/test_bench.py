@@ -1,5 +1,6 @@
 """The bench's pure parts: variant specs, the port map onto native's services, the summary
 arithmetic, the simulator's event stream and the charts. No timing is asserted anywhere."""
+
 import xml.dom.minidom
 
 import pytest
@@ -13,8 +14,10 @@ from native.ports import PORTS
 
 
 def test_variant_spec_routes_each_key_to_its_component():
-    c = configs.variant("lean:event_serializer=msgpack,flower.enable_events=false,exporter.worker-timeout=60,"
-                        "worker.without-gossip=true,worker.heartbeat-interval=10,scrape=15s,nice=5")
+    c = configs.variant(
+        "lean:event_serializer=msgpack,flower.enable_events=false,exporter.worker-timeout=60,"
+        "worker.without-gossip=true,worker.heartbeat-interval=10,scrape=15s,nice=5"
+    )
     assert c.worker_args == ("--without-gossip", "--heartbeat-interval=10")
     assert c.name == "full+lean" and c.monitors and c.events and c.worker_metrics
     assert c.conf == (("event_serializer", "msgpack"),)
@@ -23,11 +26,18 @@ def test_variant_spec_routes_each_key_to_its_component():
     assert c.scrape_interval == "15s" and c.nice == 5
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("nocolon", "NAME:KEY=VALUE"), (":a=1", "NAME:KEY=VALUE"), ("x:novalue", "NAME:KEY=VALUE"),
-    ("x:nice=20", "nice must be 0..19, got '20'"), ("x:nice=true", "nice must be 0..19"),
-    ("x:scrape=5", "scrape must be a Prometheus duration"), ("x:flower.=1", "NAME:KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("nocolon", "NAME:KEY=VALUE"),
+        (":a=1", "NAME:KEY=VALUE"),
+        ("x:novalue", "NAME:KEY=VALUE"),
+        ("x:nice=20", "nice must be 0..19, got '20'"),
+        ("x:nice=true", "nice must be 0..19"),
+        ("x:scrape=5", "scrape must be a Prometheus duration"),
+        ("x:flower.=1", "NAME:KEY=VALUE"),
+    ],
+)
 def test_bad_variant_specs_name_the_value(spec, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
         configs.variant(spec)
@@ -48,6 +58,7 @@ def test_default_run_compares_the_off_the_shelf_setup():
     off = configs.CONFIGS["offshelf"]
     # Exactly what the bundle changes from Celery's defaults, put back.
     from worker.celery_app import app
+
     assert dict(off.conf)["event_queue_ttl"] == 5.0 and dict(off.conf)["worker_prefetch_multiplier"] == 4
     for key, value in off.conf:
         assert app.conf[key] != value, key
@@ -56,7 +67,9 @@ def test_default_run_compares_the_off_the_shelf_setup():
 
 def test_bench_runs_native_services_with_the_bench_ports_and_app():
     flower = next(s for s in services.core() if s.name == "flower").argv({})
-    exporter = next(s for s in services.core() if s.name == "celery_exporter").argv({"RMQ_URL": "amqp://x/bench", "BROKER_URL": "amqp://x/bench"})
+    exporter = next(s for s in services.core() if s.name == "celery_exporter").argv(
+        {"RMQ_URL": "amqp://x/bench", "BROKER_URL": "amqp://x/bench"}
+    )
     assert state.bench_argv(flower)[2] == "bench.tasks"
     assert f"--port={state.PORTS['exporter']}" in state.bench_argv(exporter)
     assert state.bench_target(f"127.0.0.1:{PORTS['prometheus']}") == f"127.0.0.1:{state.PORTS['prometheus']}"
@@ -77,8 +90,11 @@ def _run(config, r, rate, worker, flower=0.0, counted=None, tasks=1000):
 
 
 def test_summary_pairs_monitoring_cost_and_lost_events_by_round():
-    runs = [_run("bare", 1, 1000, 1.0), _run("full", 1, 400, 1.5, flower=1.0, counted=1000),
-            _run("offshelf", 1, 500, 1.4, flower=0.5, counted=900)]
+    runs = [
+        _run("bare", 1, 1000, 1.0),
+        _run("full", 1, 400, 1.5, flower=1.0, counted=1000),
+        _run("offshelf", 1, 500, 1.4, flower=0.5, counted=900),
+    ]
     out = throughput.summarize(runs, ["bare", "full", "offshelf"], ["trivial"], {"trivial": 1000}, 1)
     k = out["kinds"]["trivial"]
     full, off = k["configs"]["full"], k["configs"]["offshelf"]
@@ -109,8 +125,7 @@ def test_simulated_fleet_sends_a_full_task_lifecycle_per_task():
 
 
 def test_series_by_label_counts_label_values():
-    text = ('# TYPE x counter\nx_total{hostname="a",name="t1"} 1\nx_total{hostname="b",name="t1"} 2\n'
-            'y{queue="q"} 3\n')
+    text = '# TYPE x counter\nx_total{hostname="a",name="t1"} 1\nx_total{hostname="b",name="t1"} 2\ny{queue="q"} 3\n'
     count, labels = fleet.series_by_label(text)
     assert count == 3 and labels == {"hostname": 2, "name": 1, "queue": 1}
 
@@ -118,15 +133,23 @@ def test_series_by_label_counts_label_values():
 def _results():
     runs = [_run("bare", 1, 1000, 1.0), _run("full", 1, 400, 1.5, flower=1.0, counted=1000)]
     t = throughput.summarize(runs, ["bare", "full"], ["trivial"], {"trivial": 1000}, 1)
-    point = {"workers": 10, "flower": {"cpu_cores": 0.1, "rss_mb": 50}, "exporter": {"cpu_cores": 0.2, "rss_mb": 60},
-             "prometheus": {"cpu_cores": 0.01, "rss_mb": 40}}
+    point = {
+        "workers": 10,
+        "flower": {"cpu_cores": 0.1, "rss_mb": 50},
+        "exporter": {"cpu_cores": 0.2, "rss_mb": 60},
+        "prometheus": {"cpu_cores": 0.01, "rss_mb": 40},
+    }
     f = {"task_rate": 10, "names": 3, "queues": 2, "points": [point, {**point, "workers": 100}]}
     return {"throughput": t, "fleet": f}
 
 
 def test_charts_are_well_formed_svg(tmp_path):
     paths = report.write_charts(_results(), str(tmp_path))
-    assert sorted(p.rsplit("/", 1)[1] for p in paths) == ["performance-cpu-trivial.svg", "performance-fleet.svg", "performance-throughput.svg"]
+    assert sorted(p.rsplit("/", 1)[1] for p in paths) == [
+        "performance-cpu-trivial.svg",
+        "performance-fleet.svg",
+        "performance-throughput.svg",
+    ]
     for p in paths:
         doc = xml.dom.minidom.parse(p)
         assert doc.documentElement.tagName == "svg"
@@ -136,11 +159,17 @@ def test_charts_are_well_formed_svg(tmp_path):
 def test_report_does_not_import_tests():
     import ast
     import pathlib
+
     for path in pathlib.Path(report.__file__).parent.glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             assert not any(n == "tests" or n.startswith("tests.") for n in names), path
 
 

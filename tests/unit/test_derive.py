@@ -1,4 +1,5 @@
 """Native configs are derived from the compose-oriented files, never hand-kept."""
+
 import yaml
 
 from native import derive, paths
@@ -9,8 +10,10 @@ PROM = paths.REPO / "prometheus" / "prometheus.yml"
 
 
 def targets(config):
-    return {job["job_name"]: [t for sc in job.get("static_configs", []) for t in sc["targets"]]
-            for job in config["scrape_configs"]}
+    return {
+        job["job_name"]: [t for sc in job.get("static_configs", []) for t in sc["targets"]]
+        for job in config["scrape_configs"]
+    }
 
 
 def test_every_target_points_at_loopback_on_the_compose_port():
@@ -21,7 +24,9 @@ def test_every_target_points_at_loopback_on_the_compose_port():
             for target in sc["targets"]:
                 port = target.rsplit(":", 1)[1]
                 assert f"127.0.0.1:{port}" in targets(derived)[job["job_name"]]
-    assert derived["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [f"127.0.0.1:{PORTS['alertmanager']}"]
+    assert derived["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
+        f"127.0.0.1:{PORTS['alertmanager']}"
+    ]
 
 
 def test_worker_dns_discovery_becomes_one_target_per_worker():
@@ -38,7 +43,9 @@ def test_rule_files_resolve_to_the_repo_alerts_folder():
 
 def test_alertmanager_urls_point_at_loopback(tmp_path):
     src = tmp_path / "am.yml"
-    src.write_text("receivers:\n- webhook_configs:\n  - url: http://app:8080/api/alerts\n  - url: http://example.com:80/x\n")
+    src.write_text(
+        "receivers:\n- webhook_configs:\n  - url: http://app:8080/api/alerts\n  - url: http://example.com:80/x\n"
+    )
     text = derive.alertmanager_config(src)
     assert "http://127.0.0.1:8080/api/alerts" in text
     assert "http://example.com:80/x" in text  # hosts that are not compose services are kept
@@ -51,8 +58,9 @@ def test_slack_and_email_only_when_their_secret_is_in_the_environment(tmp_path):
     bare = yaml.safe_load(derive.alertmanager_config(AM, {}, tmp_path))
     assert not any("slack_configs" in r or "email_configs" in r for r in bare["receivers"])
     assert "slack_api_url_file" not in bare["global"]
-    full = yaml.safe_load(derive.alertmanager_config(AM, {"SLACK_API_URL": "https://hooks.example/T1",
-                                                         "SMTP_PASSWORD": "pw"}, tmp_path))
+    full = yaml.safe_load(
+        derive.alertmanager_config(AM, {"SLACK_API_URL": "https://hooks.example/T1", "SMTP_PASSWORD": "pw"}, tmp_path)
+    )
     assert any("slack_configs" in r for r in full["receivers"])
     assert any("email_configs" in r for r in full["receivers"])
     assert (tmp_path / "slack_api_url").read_text() == "https://hooks.example/T1"

@@ -1,4 +1,5 @@
 """native/derive.py renders the webhook's bearer token and the templates' path for native mode."""
+
 import yaml
 
 from native import derive, paths
@@ -14,8 +15,9 @@ def test_token_is_written_to_a_private_file_and_referenced(tmp_path):
     doc = yaml.safe_load(derive.alertmanager_config(AM, {"ALERT_WEBHOOK_TOKEN": "s3cret"}, tmp_path))
     token = tmp_path / "alert_webhook_token"
     assert token.read_text() == "s3cret" and oct(token.stat().st_mode)[-3:] == "600"
-    assert all(h["http_config"]["authorization"] == {"type": "Bearer", "credentials_file": str(token)}
-               for h in hooks(doc))
+    assert all(
+        h["http_config"]["authorization"] == {"type": "Bearer", "credentials_file": str(token)} for h in hooks(doc)
+    )
     assert "s3cret" not in derive.alertmanager_config(AM, {"ALERT_WEBHOOK_TOKEN": "s3cret"}, tmp_path)
 
 

@@ -4,6 +4,7 @@ The launcher runs in the exporter's own virtualenv (.venv-exporter: its package 
 prometheus-client), so these tests run it there as a subprocess, as native mode does. None of them
 reaches a broker: every case ends while the options are parsed.
 """
+
 import os
 import subprocess
 
@@ -20,8 +21,14 @@ BROKER = "--broker-url=amqp://guest:guest@127.0.0.1:1//"
 
 def launch(*args, **env):
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("CE_", "EVENT_QUEUE_"))}
-    return subprocess.run([str(PYTHON), str(LAUNCHER), *args], capture_output=True, text=True, timeout=60,
-                          env={**clean, **env}, cwd=paths.REPO)
+    return subprocess.run(
+        [str(PYTHON), str(LAUNCHER), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, **env},
+        cwd=paths.REPO,
+    )
 
 
 def assert_one_line_error(result, *words):
@@ -37,9 +44,16 @@ def assert_one_line_error(result, *words):
 def test_help_lists_the_new_options_with_the_exporters_own():
     result = launch("--help")
     assert result.returncode == 0, result.stderr
-    for text in ("--queue-metrics-interval", "CE_QUEUE_METRICS_INTERVAL", "--per-worker-task-metrics",
-                 "--no-per-worker-task-metrics", "CE_PER_WORKER_TASK_METRICS", "--broker-url", "--queues",
-                 "--retry-interval"):
+    for text in (
+        "--queue-metrics-interval",
+        "CE_QUEUE_METRICS_INTERVAL",
+        "--per-worker-task-metrics",
+        "--no-per-worker-task-metrics",
+        "CE_PER_WORKER_TASK_METRICS",
+        "--broker-url",
+        "--queues",
+        "--retry-interval",
+    ):
         assert text in result.stdout, text
 
 
@@ -49,20 +63,29 @@ def test_help_needs_no_event_queue_variables():
 
 @pytest.mark.parametrize("value", ["abc", "0", "-5", "nan", "inf", "", "10s"])
 def test_bad_interval_option(value):
-    line = assert_one_line_error(launch(BROKER, f"--queue-metrics-interval={value}", **EVENT_QUEUE),
-                                 "--queue-metrics-interval", repr(value))
+    line = assert_one_line_error(
+        launch(BROKER, f"--queue-metrics-interval={value}", **EVENT_QUEUE), "--queue-metrics-interval", repr(value)
+    )
     assert "positive number of seconds" in line
 
 
 @pytest.mark.parametrize("value", ["abc", "-1", "0"])
 def test_bad_interval_from_the_environment_names_the_variable(value):
-    assert_one_line_error(launch(BROKER, CE_QUEUE_METRICS_INTERVAL=value, **EVENT_QUEUE),
-                          "--queue-metrics-interval", "CE_QUEUE_METRICS_INTERVAL", repr(value))
+    assert_one_line_error(
+        launch(BROKER, CE_QUEUE_METRICS_INTERVAL=value, **EVENT_QUEUE),
+        "--queue-metrics-interval",
+        "CE_QUEUE_METRICS_INTERVAL",
+        repr(value),
+    )
 
 
 def test_bad_per_worker_switch_from_the_environment():
-    assert_one_line_error(launch(BROKER, CE_PER_WORKER_TASK_METRICS="maybe", **EVENT_QUEUE),
-                          "--per-worker-task-metrics", "CE_PER_WORKER_TASK_METRICS", "'maybe'")
+    assert_one_line_error(
+        launch(BROKER, CE_PER_WORKER_TASK_METRICS="maybe", **EVENT_QUEUE),
+        "--per-worker-task-metrics",
+        "CE_PER_WORKER_TASK_METRICS",
+        "'maybe'",
+    )
 
 
 def test_the_exporters_own_options_fail_the_same_way():
@@ -86,8 +109,10 @@ def test_bad_event_queue_ttl(value):
 def test_good_values_pass_the_option_checks():
     # Valid interval and switch: parsing goes on to the next check (the event queue variables),
     # which then names its own problem, not these options.
-    for args, env in ((["--queue-metrics-interval=0.5", "--per-worker-task-metrics"], {}),
-                      (["--no-per-worker-task-metrics"], {"CE_QUEUE_METRICS_INTERVAL": "30"}),
-                      ([], {"CE_PER_WORKER_TASK_METRICS": "true"})):
+    for args, env in (
+        (["--queue-metrics-interval=0.5", "--per-worker-task-metrics"], {}),
+        (["--no-per-worker-task-metrics"], {"CE_QUEUE_METRICS_INTERVAL": "30"}),
+        ([], {"CE_PER_WORKER_TASK_METRICS": "true"}),
+    ):
         line = assert_one_line_error(launch(BROKER, *args, **env), "EVENT_QUEUE_TTL")
         assert "queue-metrics-interval" not in line and "per-worker" not in line

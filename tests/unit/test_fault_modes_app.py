@@ -1,5 +1,6 @@
 """The app with fault injection off (PROFILE=production): fault fields get 422 JSON naming them before
 anything is sent, and the form shows no fault fields. No broker is needed: nothing reaches it."""
+
 import pytest
 
 from app import main
@@ -19,8 +20,13 @@ def client(monkeypatch):
     return client
 
 
-@pytest.mark.parametrize("body, field", [({"task": "process_task", "count": 2, "fail_rate": 0.5}, "fail_rate"),
-                                         ({"task": "process_task", "count": 2, "memory_mb": 64}, "memory_mb")])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"task": "process_task", "count": 2, "fail_rate": 0.5}, "fail_rate"),
+        ({"task": "process_task", "count": 2, "memory_mb": 64}, "memory_mb"),
+    ],
+)
 def test_api_refuses_fault_fields(client, body, field):
     r = client.post("/api/tasks", json=body)
     assert r.status_code == 422

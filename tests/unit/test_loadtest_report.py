@@ -1,4 +1,5 @@
 """Summary math: percentiles, rates, failures by exception, exit codes, and the table."""
+
 import statistics
 
 import pytest
@@ -38,13 +39,25 @@ def stats(submitted=4, seconds=2.0, errors=None, rejected=0):
 
 
 def summary(records, waited=True, interrupted=False, errors=None, alerts=("Watchdog",), alerts_error=None):
-    return report.summarize(resolve("steady", count=4, rate=2), "http://app", stats(errors=errors), records,
-                            started_at=1000.0, waited=waited, interrupted=interrupted,
-                            alerts=list(alerts) if alerts is not None else None, alerts_error=alerts_error)
+    return report.summarize(
+        resolve("steady", count=4, rate=2),
+        "http://app",
+        stats(errors=errors),
+        records,
+        started_at=1000.0,
+        waited=waited,
+        interrupted=interrupted,
+        alerts=list(alerts) if alerts is not None else None,
+        alerts_error=alerts_error,
+    )
 
 
-RECORDS = [record("SUCCESS", 1000.0, 1001.0), record("SUCCESS", 1000.5, 1002.5),
-           record("FAILURE", 1001.0, 1004.0, "SimulatedTaskError"), record("REVOKED", 1001.5, 1003.0, "REVOKED")]
+RECORDS = [
+    record("SUCCESS", 1000.0, 1001.0),
+    record("SUCCESS", 1000.5, 1002.5),
+    record("FAILURE", 1001.0, 1004.0, "SimulatedTaskError"),
+    record("REVOKED", 1001.5, 1003.0, "REVOKED"),
+]
 
 
 def test_summary_numbers():
@@ -80,9 +93,12 @@ def test_finish_time_prefers_date_done():
 
 def test_tracker_polls_only_unfinished_ids():
     asked = []
-    states = {"a": {"state": "SUCCESS", "date_done": "2026-01-01T00:00:01+00:00"},
-              "b": {"state": "STARTED"}, "c": None,
-              "d": {"state": "FAILURE", "error": {"type": "SimulatedTaskError"}}}
+    states = {
+        "a": {"state": "SUCCESS", "date_done": "2026-01-01T00:00:01+00:00"},
+        "b": {"state": "STARTED"},
+        "c": None,
+        "d": {"state": "FAILURE", "error": {"type": "SimulatedTaskError"}},
+    }
 
     def get(task_id):
         asked.append(task_id)

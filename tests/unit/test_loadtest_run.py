@@ -1,4 +1,5 @@
 """The whole run against an in-memory fake of the app: summary, rejections, lost tasks, no Prometheus."""
+
 import itertools
 
 from loadtest import cli

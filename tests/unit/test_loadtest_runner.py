@@ -1,4 +1,5 @@
 """The paced submitter: due times honoured on a fake clock and on the real one, concurrency, stop."""
+
 import threading
 import time
 

@@ -1,4 +1,5 @@
 """Scenario definitions and the plan of requests, checked against the app's own validation."""
+
 import pytest
 from hypothesis import given, strategies as st
 
@@ -42,8 +43,7 @@ def test_scenario_shapes():
 
 def test_burst_is_one_request_of_20():
     [b] = batches(resolve("burst"))
-    assert b.payload() == {"task": "process_task", "count": 20, "task_num_start": 1, "timeout": 10.0,
-                           "fail_rate": 0.0}
+    assert b.payload() == {"task": "process_task", "count": 20, "task_num_start": 1, "timeout": 10.0, "fail_rate": 0.0}
     assert b.due == 0
 
 

@@ -1,5 +1,6 @@
 """Containment in the worker: the retained-memory cap per pool process, the Celery limits taken from
 the environment, and the replacement counter fed by a real billiard pool."""
+
 import os
 import signal
 import subprocess
@@ -37,8 +38,10 @@ def test_retained_memory_is_capped_per_process(empty_retained, monkeypatch):
 
 
 def test_celery_limits_come_from_the_environment():
-    code = ("from worker.celery_app import app; c = app.conf; "
-            "print(c.worker_max_memory_per_child, c.worker_max_tasks_per_child, c.task_acks_late)")
+    code = (
+        "from worker.celery_app import app; c = app.conf; "
+        "print(c.worker_max_memory_per_child, c.worker_max_tasks_per_child, c.task_acks_late)"
+    )
     env = {**os.environ, "WORKER_MAX_MEMORY_PER_CHILD_MB": "100", "WORKER_MAX_TASKS_PER_CHILD": "50"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["102400", "50", "True"]
@@ -103,7 +106,10 @@ def test_replacements_are_counted_by_reason(tmp_path):
     samples = {s.labels["reason"]: s.value for s in family.samples if s.name.endswith("_total")}
     assert samples["died"] == 1 and samples["recycled"] >= 2
     assert all(s.labels["worker"] == "celery_worker-1@host" for s in family.samples)
-    assert fams["celery_worker_max_memory_per_child_bytes"].samples[0].value == settings.WORKER_MAX_MEMORY_PER_CHILD_MB * MB
+    assert (
+        fams["celery_worker_max_memory_per_child_bytes"].samples[0].value
+        == settings.WORKER_MAX_MEMORY_PER_CHILD_MB * MB
+    )
 
 
 def test_no_replacement_counter_without_a_process_pool():
@@ -128,12 +134,19 @@ def test_compose_passes_the_limits_to_workers_and_app():
     import pathlib
 
     import yaml
+
     repo = pathlib.Path(__file__).resolve().parents[2]
     services = yaml.safe_load((repo / "compose.yaml").read_text())["services"]
     for name in ("celery_worker", "app"):
         env = services[name]["environment"]
-        for var in ("WORKER_MAX_MEMORY_PER_CHILD_MB", "WORKER_MAX_TASKS_PER_CHILD", "WORKER_MAX_RETAINED_MB",
-                    "MAX_TASK_SECONDS_PER_REQUEST", "MAX_MEMORY_MB_PER_REQUEST", "FAULT_INJECTION"):
+        for var in (
+            "WORKER_MAX_MEMORY_PER_CHILD_MB",
+            "WORKER_MAX_TASKS_PER_CHILD",
+            "WORKER_MAX_RETAINED_MB",
+            "MAX_TASK_SECONDS_PER_REQUEST",
+            "MAX_MEMORY_MB_PER_REQUEST",
+            "FAULT_INJECTION",
+        ):
             assert env[var] == "${%s:-}" % var, (name, var)  # empty: worker/settings.py's default
     production = yaml.safe_load((repo / "compose.production.yaml").read_text())["services"]
     assert production["app"]["environment"]["PROFILE"] == "production"
@@ -149,13 +162,16 @@ def _pool_scenario():
     process starts as large as its parent, and a long pytest session alone can be over the limit.
     Prints the pid that ran each task and the replacement count as JSON."""
     import json
+
     pool = Pool(processes=1, max_memory_per_child=settings.WORKER_MAX_MEMORY_PER_CHILD_MB * 1024)
     counted = PoolReplacements()
     counted.attach(pool)
     try:
-        pids = [pool.apply_async(_keep, (settings.WORKER_MAX_RETAINED_MB // 2,)).get(timeout=30),
-                pool.apply_async(_keep, (0,)).get(timeout=30),
-                pool.apply_async(_keep, (settings.WORKER_MAX_RETAINED_MB,)).get(timeout=30)]
+        pids = [
+            pool.apply_async(_keep, (settings.WORKER_MAX_RETAINED_MB // 2,)).get(timeout=30),
+            pool.apply_async(_keep, (0,)).get(timeout=30),
+            pool.apply_async(_keep, (settings.WORKER_MAX_RETAINED_MB,)).get(timeout=30),
+        ]
         recycled = _wait(lambda: counted.snapshot()["recycled"] == 1) and counted.snapshot()["recycled"]
         pids.append(pool.apply_async(_keep, (0,)).get(timeout=30))
         print(json.dumps({"pids": pids, "recycled": recycled}))
@@ -167,9 +183,9 @@ def test_a_process_at_the_retained_cap_is_over_the_memory_limit_and_replaced():
     """With the defaults, a pool process that keeps all it may keep is over worker_max_memory_per_child,
     so billiard replaces it after that task (real pool, real memory)."""
     import json
+
     code = "from tests.unit.test_memory_containment import _pool_scenario; _pool_scenario()"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            cwd=REPO)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     first, kept, capped, after = measured["pids"]

@@ -1,4 +1,5 @@
 """The environment native mode gives its processes: .env secrets, the RabbitMQ user, profiles."""
+
 import pytest
 
 from native import dotenv, env as native_env, paths
@@ -9,8 +10,16 @@ EXAMPLE = paths.REPO / ".env.example"
 @pytest.fixture
 def dotenv_file(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "REPO", tmp_path)
-    for name in ("RMQ_URL", "RMQ_USER", "RMQ_PASSWORD", "PROFILE", "FLOWER_BASIC_AUTH", "FLOWER_PASSWORD",
-                 "FLOWER_UNAUTHENTICATED_API", "FLOWER_AUTH"):
+    for name in (
+        "RMQ_URL",
+        "RMQ_USER",
+        "RMQ_PASSWORD",
+        "PROFILE",
+        "FLOWER_BASIC_AUTH",
+        "FLOWER_PASSWORD",
+        "FLOWER_UNAUTHENTICATED_API",
+        "FLOWER_AUTH",
+    ):
         monkeypatch.delenv(name, raising=False)
     (tmp_path / ".env.example").write_text(EXAMPLE.read_text())
     assert dotenv.ensure(say=lambda m: None)

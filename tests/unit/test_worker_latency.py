@@ -1,5 +1,6 @@
 """Task latency by stage (worker/latency.py): the arithmetic, the publish-time header, the settings,
 and Celery's own request pipeline run in this process (memory broker, solo pool), no worker needed."""
+
 import os
 import statistics
 import subprocess
@@ -24,6 +25,7 @@ NODE = "celery_worker-1@host"
 
 
 # --- Arithmetic ---------------------------------------------------------------------------------
+
 
 def test_queue_wait_counts_from_publish():
     assert latency.queue_wait(100.0, None, 102.5) == 2.5
@@ -51,9 +53,20 @@ def test_prefetch_wait_of_an_eta_task_counts_from_its_due_time():
     assert latency.prefetch_wait(10.0, 39.9, eta_monotonic=40.0) == 0.0  # timer fired a little early
 
 
-@pytest.mark.parametrize("headers", [None, {}, {"published_at": None}, {"published_at": "soon"},
-                                     {"published_at": float("nan")}, {"published_at": float("inf")},
-                                     {"published_at": -1}, {"published_at": True}, {"published_at": [1]}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        None,
+        {},
+        {"published_at": None},
+        {"published_at": "soon"},
+        {"published_at": float("nan")},
+        {"published_at": float("inf")},
+        {"published_at": -1},
+        {"published_at": True},
+        {"published_at": [1]},
+    ],
+)
 def test_publish_time_missing_or_unusable_is_none(headers):
     assert latency.publish_time(headers) is None
 
@@ -66,11 +79,11 @@ def test_publish_time_accepts_numbers_and_numeric_strings():
 
 # --- Metrics ------------------------------------------------------------------------------------
 
+
 def scrape(metrics):
     registry = CollectorRegistry()
     metrics.register(registry)
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for fam in registry.collect() for s in fam.samples}
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for fam in registry.collect() for s in fam.samples}
 
 
 def value(samples, name, queue="celery", task="process_task", **extra):
@@ -104,19 +117,21 @@ def test_started_with_eta_converts_it_to_both_clocks():
 def test_default_buckets_span_5ms_to_an_hour():
     metrics = LatencyMetrics()
     metrics.series(NODE, "t", "q").runtime.observe(0.001)
-    bounds = [dict(labels)["le"] for (name, labels) in scrape(metrics)
-              if name == "celery_worker_task_runtime_seconds_bucket"]
+    bounds = [
+        dict(labels)["le"] for (name, labels) in scrape(metrics) if name == "celery_worker_task_runtime_seconds_bucket"
+    ]
     assert bounds[0] == "0.005" and bounds[-2] == "3600.0" and bounds[-1] == "+Inf"
     assert len(bounds) == len(settings.DEFAULT_TASK_LATENCY_BUCKETS) + 1
 
 
 # --- Queue label -------------------------------------------------------------------------------
 
+
 def test_queue_label_is_bounded_by_the_consumed_queues():
     labels = QueueLabels()
     two = {"celery": Queue("celery"), "bulk": Queue("bulk", routing_key="bulk.#")}
     assert labels(two, "celery") == "celery"
-    assert labels(two, "bulk.#") == "bulk"            # a queue's binding key
+    assert labels(two, "bulk.#") == "bulk"  # a queue's binding key
     assert labels(two, "bulk.report.daily") == "unknown"  # a topic key: no series per key
     assert labels(two, None) == "unknown"
     assert labels({"only": Queue("only")}, "anything.else") == "only"  # one queue: it came from there
@@ -132,6 +147,7 @@ def test_queue_label_follows_queues_added_at_runtime():
 
 # --- Settings ----------------------------------------------------------------------------------
 
+
 def test_buckets_default_and_custom(monkeypatch):
     monkeypatch.delenv("TASK_LATENCY_BUCKETS", raising=False)
     assert settings.task_latency_buckets() == settings.DEFAULT_TASK_LATENCY_BUCKETS
@@ -141,16 +157,19 @@ def test_buckets_default_and_custom(monkeypatch):
     assert settings.task_latency_buckets() == (0.1, 1.0, 10.0)
 
 
-@pytest.mark.parametrize("text, says", [
-    ("0.1,abc,1", "'abc' is not a number"),
-    ("0.1,,1", "'' is not a number"),
-    ("1,0.5", "must increase (1 then 0.5)"),
-    ("1,1", "must increase"),
-    ("0,1", "positive"),
-    ("-1", "positive"),
-    ("0.1,inf", "finite"),
-    ("nan", "finite"),
-])
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("0.1,abc,1", "'abc' is not a number"),
+        ("0.1,,1", "'' is not a number"),
+        ("1,0.5", "must increase (1 then 0.5)"),
+        ("1,1", "must increase"),
+        ("0,1", "positive"),
+        ("-1", "positive"),
+        ("0.1,inf", "finite"),
+        ("nan", "finite"),
+    ],
+)
 def test_bad_buckets_are_refused_naming_variable_and_value(monkeypatch, text, says):
     monkeypatch.setenv("TASK_LATENCY_BUCKETS", text)
     with pytest.raises(ValueError) as err:
@@ -160,8 +179,9 @@ def test_bad_buckets_are_refused_naming_variable_and_value(monkeypatch, text, sa
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("text, on", [("1", True), ("on", True), ("TRUE", True), ("0", False),
-                                      ("off", False), (" no ", False)])
+@pytest.mark.parametrize(
+    "text, on", [("1", True), ("on", True), ("TRUE", True), ("0", False), ("off", False), (" no ", False)]
+)
 def test_switch(monkeypatch, text, on):
     monkeypatch.setenv("WORKER_LATENCY_METRICS", text)
     assert settings.worker_latency_metrics() is on
@@ -177,8 +197,24 @@ def test_bad_switch_is_refused(monkeypatch):
 def test_worker_refuses_to_start_with_one_line(name, bad):
     # A broker that does not exist: the worker must stop before it would connect anywhere.
     env = {**os.environ, name: bad, "BROKER_URL": "amqp://guest:guest@127.0.0.1:1//", "PYTHONPATH": REPO}
-    out = subprocess.run([sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", "nothing-here",
-                          "--loglevel=WARNING"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.celery_app",
+            "worker",
+            "-Q",
+            "nothing-here",
+            "--loglevel=WARNING",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1
     assert "Traceback" not in out.stderr + out.stdout
     assert out.stderr.strip().splitlines()[-1].startswith(f"celery worker: {name}={bad!r}: ")
@@ -186,13 +222,13 @@ def test_worker_refuses_to_start_with_one_line(name, bad):
 
 # --- Celery's request pipeline, in process ------------------------------------------------------
 
+
 @pytest.fixture
 def app():
     """A Celery app on the memory transport, its own queue, a task that sleeps and one that fails."""
     previous = get_current_app()
     app = Celery("latency-test", broker="memory://")  # current app: the pool's trace looks tasks up there
-    app.conf.update(task_ignore_result=True, task_acks_late=True,
-                    task_default_queue=f"latency-{uuid.uuid4().hex[:8]}")
+    app.conf.update(task_ignore_result=True, task_acks_late=True, task_default_queue=f"latency-{uuid.uuid4().hex[:8]}")
 
     @app.task(name="nap", shared=False)
     def nap(seconds=0.0):
@@ -201,6 +237,7 @@ def app():
     @app.task(name="boom", shared=False)
     def boom():
         raise RuntimeError("on purpose")
+
     app.finalize()
     app.set_current()
     yield app
@@ -231,8 +268,16 @@ def request_class(app, task_name, base=TimedRequest, pool=None):
 def receive(app, message, Req=None, pool=None):
     """What the worker's strategy does with a delivered message: the request (received now)."""
     Req = Req or request_class(app, message.headers["task"], pool=pool)
-    return Req(message, app=app, hostname=NODE, task=app.tasks[message.headers["task"]],
-               body=message.body, headers=message.headers, decoded=False, utc=True)
+    return Req(
+        message,
+        app=app,
+        hostname=NODE,
+        task=app.tasks[message.headers["task"]],
+        body=message.body,
+        headers=message.headers,
+        decoded=False,
+        utc=True,
+    )
 
 
 def run(app, message, Req=None, pool=None):
@@ -317,17 +362,27 @@ def test_per_task_overhead_is_small(app, metrics):
     classes = {base: request_class(app, "nap", base, pool) for base in (Request, TimedRequest)}
     times = {base: [] for base in classes}
     for i in range(rounds):  # interleaved, medians: less noise from a busy machine
-        for base in ((Request, TimedRequest) if i % 2 else (TimedRequest, Request)):
+        for base in (Request, TimedRequest) if i % 2 else (TimedRequest, Request):
             Req = classes[base]
             start = time.perf_counter()
             for message in messages:
-                req = Req(message, app=app, hostname=NODE, task=task, body=message.body,
-                          headers=message.headers, decoded=False, utc=True)
+                req = Req(
+                    message,
+                    app=app,
+                    hostname=NODE,
+                    task=task,
+                    body=message.body,
+                    headers=message.headers,
+                    decoded=False,
+                    utc=True,
+                )
                 req.on_accepted(1, time.monotonic())
                 req.on_success((0, "None", 0.001))
             times[base].append((time.perf_counter() - start) / count)
     plain, timed = statistics.median(times[Request]), statistics.median(times[TimedRequest])
-    print(f"hooks per task: Celery's Request {plain * 1e6:.1f} us, TimedRequest {timed * 1e6:.1f} us, "
-          f"overhead {(timed - plain) * 1e6:.1f} us")
+    print(
+        f"hooks per task: Celery's Request {plain * 1e6:.1f} us, TimedRequest {timed * 1e6:.1f} us, "
+        f"overhead {(timed - plain) * 1e6:.1f} us"
+    )
     assert observed(metrics, app, "celery_worker_task_runtime_seconds_count") == count * rounds
     assert timed - plain < 100e-6

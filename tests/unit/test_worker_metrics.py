@@ -1,4 +1,5 @@
 """The worker collector measures a real process tree: parent + children, CPU and memory."""
+
 import subprocess
 import sys
 import time

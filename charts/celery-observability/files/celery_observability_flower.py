@@ -1,6 +1,7 @@
 """Celery settings of Flower's own app in the celery-observability chart, read by
 `celery --workdir=/etc/celery-observability --config=celery_observability_flower flower`.
 Only what Flower's event receiver uses; the broker URL comes from --broker."""
+
 import os
 
 # RabbitMQ drops events older than this (seconds) from Flower's event queue: Celery's default, 5 s,
