@@ -10,11 +10,17 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-from mixin import profiles, rules
-from mixin.config import Config
-from mixin.prometheus import scrape_configs_for
-from native import broker, derive, dotenv, env as envmod, paths, poll, process, services
-from native.ports import PORTS
+try:  # NATIVE_INSTANCE and NATIVE_PORT_OFFSET are read on import: a bad one ends here, in one line.
+    from native import paths, ports  # noqa: F401
+except ValueError as exc:
+    sys.exit(f"error: {exc}")
+
+from mixin import profiles, rules  # noqa: E402
+from mixin.config import Config  # noqa: E402
+from mixin.prometheus import scrape_configs_for  # noqa: E402
+from native import broker, derive, dotenv, poll, process, services  # noqa: E402
+from native import env as envmod  # noqa: E402
+from native.ports import PORTS  # noqa: E402
 
 READY_TIMEOUT = 90.0
 

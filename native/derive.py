@@ -53,12 +53,15 @@ def _local_urls(text):
     return _URL.sub(lambda m: f"//{_local(f'{m.group(1)}:{m.group(2)}')}", text)
 
 
-def prometheus_config(source: Path, workers: int, cluster: str = "") -> dict:
-    """Prometheus's config natively; `cluster` (a second stack standing for another cluster) becomes
-    an external label, on alerts sent and samples remote-written."""
+def prometheus_config(source: Path, workers: int, cluster: str = "", remote_write: str = "") -> dict:
+    """Prometheus's config natively; `cluster` (a stack standing for one cluster of several) becomes
+    an external label, on alerts sent and samples remote-written to `remote_write` (a global store's
+    write URL, e.g. http://127.0.0.1:9390/api/v1/write)."""
     config = yaml.safe_load(source.read_text())
     if cluster:
         config.setdefault("global", {}).setdefault("external_labels", {})["cluster"] = cluster
+    if remote_write:
+        config["remote_write"] = [{"url": remote_write}]
     base = source.resolve().parent
     config["rule_files"] = [str((base / pattern).resolve()) for pattern in config.get("rule_files", [])]
     for am in config.get("alerting", {}).get("alertmanagers", []):

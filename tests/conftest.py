@@ -1,12 +1,12 @@
-"""Session fixtures, test groups and the suite's timing report.
+"""Session fixtures, test marks and the suite's timing report.
 
-- The native stack (3 workers) starts once per session and is shared: every test that uses it runs
-  in one xdist group ("stack"), in file order, on one worker; the others (static checks, unit and
-  integration tests, the bench's own stack) spread over the remaining workers.
+- The native stack (3 workers) starts once per session and is shared; every test that uses it is
+  marked `stack`, so that `make test` (tests/run.py) runs them in one process of their own, in
+  file order, beside the others.
 - Tests that load the machine (marked `heavy`) take a lock shared by every pytest process of the
-  checkout (`make test` runs the Redis-broker suite beside the main one), so that no two of them
-  overlap and a measurement near capacity is never starved by another.
-- Each run writes its slowest 20 tests to .native/test-durations[-<instance>].txt.
+  checkout, so that no two of them overlap and a measurement near capacity is never starved by
+  another.
+- Each run writes its slowest 20 tests to .native/test-durations-<TEST_RUN_NAME>.txt.
 
 The stack runs the alerting profile "fast" (native/derive.py): the real rules with shorter `for:`,
 windows and offsets, so that live alert tests take seconds, not hours.
@@ -31,12 +31,11 @@ SLOWEST = 20
 _DURATIONS = {}  # nodeid -> seconds (setup + call + teardown)
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "stack" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("stack"))
-        elif "bench" in item.keywords:
-            item.add_marker(pytest.mark.xdist_group("bench"))
+            item.add_marker(pytest.mark.stack)
 
 
 @pytest.fixture(autouse=True)
@@ -83,8 +82,8 @@ def pytest_sessionfinish(session):
         return  # an xdist worker: the controller writes the report
     if not _DURATIONS:
         return
-    name = f"test-durations-{paths.INSTANCE}.txt" if paths.INSTANCE else "test-durations.txt"
-    out = paths.REPO / ".native" / name
+    name = os.environ.get("TEST_RUN_NAME") or paths.INSTANCE or "all"
+    out = paths.REPO / ".native" / f"test-durations-{name}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
     slowest = sorted(_DURATIONS.items(), key=lambda item: -item[1])[:SLOWEST]
     out.write_text("".join(f"{seconds:8.1f}s  {nodeid}\n" for nodeid, seconds in slowest))

@@ -1,13 +1,16 @@
-"""`make test`: the whole suite, in two pytest processes side by side.
+"""`make test`: the whole suite, in three pytest processes side by side.
 
-- The Redis-broker suite (tests/redis) on a second native stack of its own (NATIVE_INSTANCE=redis,
-  ports moved by NATIVE_PORT_OFFSET), its output kept in .native/test-redis.log and printed at the end;
-- everything else with pytest-xdist: the tests of the session's native stack in one group, in
-  order, on one worker; the bench's stack and the static, unit and integration tests on the other.
+- stack: the tests of the session's native stack (marked `stack`), in file order, its output shown
+  as it runs;
+- redis: the Redis-broker suite (tests/redis) on a second native stack of its own (NATIVE_INSTANCE,
+  ports moved by NATIVE_PORT_OFFSET);
+- other: the static, unit, integration and k8s tests and the bench's own stack, on two xdist
+  workers (one file per worker at a time: a module's processes serve its tests).
 
-Most of the suite waits (for alert windows, for tasks), so the two stacks and the static checks
-overlap; tests that load the machine take a shared lock and never overlap (tests/conftest.py).
-Extra arguments go to both pytest processes. Exit status: 0 when both passed.
+Most of the suite waits (for alert windows, for tasks), so the processes overlap; tests that load
+the machine take a shared lock and never overlap (tests/conftest.py). The redis and other output is
+kept in .native/test-<name>.log and printed at the end. Extra arguments go to every process.
+Exit status: 0 when all three passed.
 """
 
 import os
@@ -17,42 +20,43 @@ import time
 
 from native import paths
 
-REDIS_ENV = {"NATIVE_INSTANCE": "redis", "NATIVE_PORT_OFFSET": "1000"}
-WORKERS = "2"
+PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+RUNS = {
+    "stack": ([*PYTEST, "tests", "--ignore=tests/redis", "-m", "stack"], {}),
+    "redis": ([*PYTEST, "tests/redis"], {"NATIVE_INSTANCE": "redis", "NATIVE_PORT_OFFSET": "1000"}),
+    "other": ([*PYTEST, "tests", "--ignore=tests/redis", "-m", "not stack", "-n", "2", "--dist", "loadfile"], {}),
+}
+FOREGROUND = "stack"
 
 
 def main(argv):
-    pytest = [sys.executable, "-m", "pytest"]
-    log_path = paths.REPO / ".native" / "test-redis.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    with log_path.open("w") as log:
-        redis = subprocess.Popen(
-            [*pytest, "tests/redis", *argv],
-            cwd=paths.REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **REDIS_ENV},
-        )
-        try:
-            main_status = subprocess.call(
-                [*pytest, "tests", "--ignore=tests/redis", "-n", WORKERS, "--dist", "loadgroup", *argv], cwd=paths.REPO
+    logs, procs = {}, {}
+    for name, (argv0, env) in RUNS.items():
+        env = {**os.environ, **env, "TEST_RUN_NAME": name}
+        if name == FOREGROUND:
+            procs[name] = subprocess.Popen([*argv0, *argv], cwd=paths.REPO, env=env)
+            continue
+        logs[name] = paths.REPO / ".native" / f"test-{name}.log"
+        logs[name].parent.mkdir(parents=True, exist_ok=True)
+        with logs[name].open("w") as log:
+            procs[name] = subprocess.Popen(
+                [*argv0, *argv], cwd=paths.REPO, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-            redis_status = redis.wait()
-        except KeyboardInterrupt:
-            redis.terminate()
-            redis.wait()
-            raise
+    try:
+        status = {name: proc.wait() for name, proc in procs.items()}
+    except KeyboardInterrupt:
+        for proc in procs.values():
+            proc.terminate()
+        raise
+    for name, log in logs.items():
+        print(f"\n===== make test: the {name} tests ({log.relative_to(paths.REPO)}) =====")
+        print(log.read_text(), end="")
+    summary = ", ".join(f"{name} exit {code}" for name, code in status.items())
     print(
-        f"\n===== tests/redis on its own stack (NATIVE_INSTANCE={REDIS_ENV['NATIVE_INSTANCE']}): "
-        f"{log_path.relative_to(paths.REPO)} ====="
+        f"\nmake test: {summary}; {(time.monotonic() - t0) / 60:.1f} min; slowest tests in .native/test-durations-*.txt"
     )
-    print(log_path.read_text(), end="")
-    print(
-        f"\nmake test: main suite exit {main_status}, tests/redis exit {redis_status}, "
-        f"{(time.monotonic() - t0) / 60:.1f} min; slowest tests in .native/test-durations*.txt"
-    )
-    return 0 if main_status == redis_status == 0 else 1
+    return 0 if not any(status.values()) else 1
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ dashboard module lists panels and their sizes and never computes coordinates its
 import re
 
 from mixin.config import Config
-from mixin.queries import EXPORTER_WORKER_UP, FLOWER_WORKER_ONLINE, POOL_PROCESSES, Queries, RabbitMQ, Redis, selectors
+from mixin.queries import EXPORTER_WORKER_UP, FLOWER_WORKER_ONLINE, POOL_PROCESSES, Queries, RabbitMQ, selectors
 
 SCHEMA_VERSION = 39
 GRID_COLUMNS = 24
@@ -28,8 +28,7 @@ JOB_METRICS = {
     "worker": POOL_PROCESSES,
     "rabbitmq": RabbitMQ.IDENTITY,
     "rabbitmq_queues": RabbitMQ.QUEUE_READY,
-    "redis_broker": Redis.UP,
-    "app": "up",
+    "app": "up",  # and the Redis broker's: the Overview queries both brokers, where no Redis runs too
 }
 _JOB_MATCHER = re.compile(r'\bjob="([^"]+)"')
 

@@ -7,29 +7,25 @@ from mixin.queries import num
 
 
 def rows(b, objective, sli, ratio):
-    """The four panels of one SLI."""
+    """The three panels of one SLI."""
     selector = f'{{slo="{objective.name}", sli="{sli}", {b.scope}}}'
-    shortest, *_ = b.cfg.slos.windows
+    shortest = slo.shortest(b.cfg)
     errors = slo.RECORD.format(window=shortest) + selector
     budget = num(round(1 - ratio, 10))
     period = b.cfg.slos.period
     title = f"{objective.name}: {slo.SLI_TEXT[sli]}"
+    burns = "; ".join(
+        f"{row.severity} at {num(row.factor)} over {row.long} and {row.short}" for row in b.cfg.slos.alerts
+    )
     return [
         stat(
-            f"{title}: objective",
-            [target(f"vector({num(ratio)})", instant=True)],
-            description=f"{ratio:.2%} of the tasks meet the {slo.SLI_TEXT[sli]} objective over {period}.",
-            unit="percentunit",
-            graph=False,
-            w=4,
-        ),
-        stat(
-            f"{title}: SLI",
+            f"{title}: SLI (objective {ratio:.2%})",
             [target(f"1 - {errors}")],
-            description=f"The share of tasks that met the objective, over the last {b.cfg.slos.windows[shortest]}.",
+            description=f"The share of tasks that met the {slo.SLI_TEXT[sli]} objective over the last "
+            f"{b.cfg.slos.windows[shortest]}; the objective is {ratio:.2%} over {period}.",
             unit="percentunit",
             steps=thresholds("red", (ratio, "green")),
-            w=4,
+            w=6,
         ),
         gauge(
             f"{title}: error budget left",
@@ -40,14 +36,13 @@ def rows(b, objective, sli, ratio):
             steps=thresholds("red", (0.25, "yellow"), (0.5, "green")),
             minimum=0,
             maximum=1,
-            w=4,
+            w=6,
         ),
         timeseries(
             f"{title}: burn rate",
             [target(f"{slo.RECORD.format(window=name)}{selector} / {budget}", name) for name in b.cfg.slos.windows],
             description="Error ratio over each window divided by the error budget: 1 spends the budget exactly "
-            "over the period; the alerts page at 14.4 (1h and 5m) and 6 (6h and 30m), and open a "
-            "ticket at 3 (1d and 2h) and 1 (3d and 6h).",
+            f"over the period. CeleryErrorBudgetBurn fires {burns}.",
             steps=thresholds("green", (1, "yellow"), (6, "red")),
             threshold_line=True,
             w=12,

@@ -357,13 +357,13 @@ def test_required_start_order(services):
 # --- scaling, ports, mounts, volumes --------------------------------------------------------
 
 
-@pytest.mark.parametrize("stack", sorted(STACKS))
-def test_workers_scale_to_three(stack, env_file, tmp_path):
+@pytest.mark.parametrize("files", sorted(STACKS))
+def test_workers_scale_to_three(files, env_file, tmp_path):
     """What `make up WORKERS=3` asks for (`up --scale celery_worker=3`), as Compose's `scale`:
     Compose itself refuses a container_name with more than one replica."""
     override = tmp_path / "scale.yaml"
     override.write_text(yaml.safe_dump({"services": {"celery_worker": {"scale": 3}}}))
-    result = compose_cli.config(STACKS[stack], env_file, extra_files=[override])
+    result = compose_cli.config(STACKS[files], env_file, extra_files=[override])
     worker = result.model["services"]["celery_worker"]
     assert worker["scale"] == 3
     assert not worker.get("container_name") and not worker.get("hostname")

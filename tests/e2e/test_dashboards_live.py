@@ -51,7 +51,8 @@ def query(base, expr):
 
 
 def second_prometheus_config():
-    """The stack's scrape jobs, each twice with the deployment's labels; no rules, no alerting."""
+    """The stack's scrape jobs, each twice with the deployment's labels, and its rules (panels read
+    recording rules: per deployment here); no alerting."""
     stack = yaml.safe_load((paths.GENERATED / "prometheus.yml").read_text())
     jobs = []
     for job in stack["scrape_configs"]:
@@ -63,7 +64,7 @@ def second_prometheus_config():
                 {"target_label": "namespace", "replacement": namespace},
             ]
             jobs.append(copy)
-    return {"global": stack["global"], "scrape_configs": jobs}
+    return {"global": stack["global"], "rule_files": stack["rule_files"], "scrape_configs": jobs}
 
 
 @pytest.fixture(scope="module")

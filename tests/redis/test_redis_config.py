@@ -10,10 +10,12 @@ import pytest
 import yaml
 
 from mixin.config import Config
+from mixin.prometheus import redis_config_text
 from native import broker, env as native_env, paths
 
 JOBS = Config().jobs.model_dump()
 REDIS_BROKER_JOB = JOBS["redis_broker"]
+RABBITMQ_JOBS = (JOBS["rabbitmq"], JOBS["rabbitmq_queues"])
 
 REPO = paths.REPO
 
@@ -78,15 +80,15 @@ def test_make_up_with_an_unreachable_broker_url_says_so(tmp_path):
 
 
 def test_committed_redis_prometheus_config_is_generated():
-    assert (REPO / "prometheus" / "prometheus.redis.yml").read_text() == broker.compose_redis_prometheus_config()
+    assert (REPO / "prometheus" / "prometheus.redis.yml").read_text() == redis_config_text(Config())
 
 
 def test_redis_prometheus_config_scrapes_the_redis_exporter_not_rabbitmq():
     config = yaml.safe_load((REPO / "prometheus" / "prometheus.redis.yml").read_text())
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
-    assert not set(broker.RABBITMQ_JOBS) & set(jobs)
-    assert set(jobs) == set(JOBS.values()) - set(broker.RABBITMQ_JOBS) | {REDIS_BROKER_JOB}
-    assert jobs[broker.REDIS_JOB]["static_configs"][0]["targets"] == ["redis_exporter:9121"]
+    assert not set(RABBITMQ_JOBS) & set(jobs)
+    assert set(jobs) == set(JOBS.values()) - set(RABBITMQ_JOBS) | {REDIS_BROKER_JOB}
+    assert jobs[REDIS_BROKER_JOB]["static_configs"][0]["targets"] == ["redis_exporter:9121"]
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing: run `make deps`")

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from mixin.config import Config
-from native import broker, process
+from native import process
 from tests import faults
 from tests.live import APP, FLOWER, STACK_WORKERS, prom_query, prom_scalar, settled, submit, wait_finished, wait_for
 from tests.redis.conftest import VISIBILITY_TIMEOUT, redis_up
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.stack
 
 
 def test_every_target_up_with_the_redis_exporter_instead_of_rabbitmq(redis_stack):
-    want = set(JOBS.values()) - set(broker.RABBITMQ_JOBS) | {REDIS_BROKER_JOB}
+    want = set(JOBS.values()) - {JOBS["rabbitmq"], JOBS["rabbitmq_queues"]} | {REDIS_BROKER_JOB}
 
     def all_up():
         result = prom_query("up")
