@@ -46,7 +46,10 @@ def generate_configs(env, workers, alert_profile="standard"):
     paths.ensure()
     before = _snapshot(paths.GENERATED)
     config = derive.prometheus_config(
-        paths.REPO / "prometheus" / "prometheus.yml", workers, env.get("NATIVE_CLUSTER", "")
+        paths.REPO / "prometheus" / "prometheus.yml",
+        workers,
+        env.get("NATIVE_CLUSTER", ""),
+        env.get("NATIVE_REMOTE_WRITE", ""),
     )
     scrape_configs_for(
         config,
