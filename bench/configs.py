@@ -5,8 +5,9 @@ from dataclasses import dataclass
 
 from celery.app.defaults import DEFAULTS
 
-# Celery's own defaults for what the bundle changes (early ack, prefetch 4, no task-sent and no
-# STARTED state, 5 s event queue TTL): "Celery as it comes, with task events on".
+# Celery's own defaults for what the bundle changes (early ack, prefetch 4, no STARTED state, 5 s
+# event queue TTL): "Celery as it comes, with task events on". Like Celery, the bundle sends no
+# task-sent by default.
 CELERY_DEFAULTS = tuple(
     (key, DEFAULTS[key])
     for key in (
@@ -14,7 +15,6 @@ CELERY_DEFAULTS = tuple(
         "task_reject_on_worker_lost",
         "worker_prefetch_multiplier",
         "task_track_started",
-        "task_send_sent_event",
         "event_queue_ttl",
         "event_queue_expires",
     )

@@ -145,6 +145,7 @@ def reload(names):
 
 def up(workers):
     t0 = time.monotonic()
+    paths.ensure()  # state directories first: starting our own broker marks it there
     dotenv.ensure(say)
     env = envmod.build()
     redis = urlsplit(env["REDIS_URL"])

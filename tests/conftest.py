@@ -54,8 +54,13 @@ def _one_heavy_test_at_a_time(request):
 
 @pytest.fixture(scope="session")
 def rabbitmq():
-    """RabbitMQ with the bundle's user, as `make up` leaves it, without the rest of the stack."""
-    native_broker.ensure_rabbitmq(native_env.broker_parts(_env["RMQ_URL"]), lambda message: None)
+    """RabbitMQ with the bundle's user, as `make up` leaves it, without the rest of the stack. It
+    waits for the broker rather than starting one: beside these tests, the stack's tests restart the
+    machine's broker, and a broker started meanwhile would be taken for native mode's own."""
+    broker = native_env.broker_parts(_env["RMQ_URL"])
+    if not native_broker.wait_listening(broker["host"], broker["port"], 120):
+        pytest.fail(f"no RabbitMQ listening on {broker['host']}:{broker['port']} (make up starts one)")
+    native_broker.ensure_user(broker, lambda message: None)
 
 
 @pytest.fixture(scope="session")

@@ -4,12 +4,19 @@ from celery import Celery
 
 from worker import result_backend, settings
 
-app = Celery("bundle", broker=settings.BROKER_URL, backend=settings.REDIS_URL, include=["worker.tasks"])
+# Task events name the queue even without task-sent (worker/events.py).
+app = Celery(
+    "bundle",
+    broker=settings.BROKER_URL,
+    backend=settings.REDIS_URL,
+    include=["worker.tasks"],
+    events="worker.events:QueueNamingEvents",
+)
 result_backend.use_in(app)
 
 app.conf.update(
-    # Events: every producer sends task-sent (queue label, queue wait), workers send the rest.
-    task_send_sent_event=True,
+    # Events: workers send them; producers send task-sent only when asked (TASK_SEND_SENT_EVENT).
+    task_send_sent_event=settings.TASK_SEND_SENT_EVENT,
     worker_send_task_events=True,
     event_queue_ttl=settings.EVENT_QUEUE_TTL,
     event_queue_expires=settings.EVENT_QUEUE_EXPIRES,
@@ -40,4 +47,4 @@ app.conf.update(
     accept_content=["json"],
     worker_hijack_root_logger=False,
 )
-from worker import latency, metrics  # noqa: F401,E402  (publish-time header for every client; worker hooks)
+from worker import events, latency, metrics  # noqa: F401,E402  (queue-naming events; publish-time header; worker hooks)

@@ -352,6 +352,26 @@ def test_task_metrics_per_worker_only_when_asked(setup):
     assert {s.labels["hostname"] for s in per_worker if s.name == "celery_task_sent_total"} - {setup.host}
 
 
+def test_without_task_sent_the_workers_events_still_name_the_queue(setup):
+    """A publisher that sends no task-sent (the bundle's default): the exporter takes the queue from
+    the worker's task-received event (worker/events.py), not its "celery" fallback."""
+    quiet = Celery(broker=setup.broker_url)
+    quiet.conf.task_send_sent_event = False
+    before = setup.default.value("celery_task_succeeded_total", name="process_task", queue_name=setup.work) or 0
+    for i in range(3):
+        quiet.send_task("process_task", args=[i], kwargs={"timeout": 0}, queue=setup.work)
+    wait_for(
+        lambda: (
+            (setup.default.value("celery_task_succeeded_total", name="process_task", queue_name=setup.work) or 0)
+            == before + 3
+        ),
+        30,
+        "3 more successes counted on the worker's queue",
+    )
+    fallback = setup.default.value("celery_task_received_total", name="process_task", queue_name="celery")
+    assert not fallback, f"{fallback} tasks counted on the fallback queue `celery`"
+
+
 class TcpProxy:
     """Forwards a local port to the broker; stop() closes it and every connection through it."""
 
