@@ -2,17 +2,18 @@
 
 Isolation from a running native stack: RabbitMQ vhost `bench` (same broker, same user), its own ports
 (PORT_MAP applied to native mode's ports), state and logs under .native/bench/, worker node name
-bench-w1@host.
+bench-w1@host. Under NATIVE_INSTANCE=<name> (with NATIVE_PORT_OFFSET) a second bench runs beside the
+first: vhost bench-<name>, state under that instance's directory, every bench port moved by the offset.
 """
 
 import socket
 
 from native import broker as native_broker, derive, paths
-from native.ports import PORTS as NATIVE
+from native.ports import OFFSET, PORTS as NATIVE
 
-STATE = paths.REPO / ".native" / "bench"
+STATE = paths.STATE / "bench"
 RUN, LOGS = STATE / "run", STATE / "logs"
-VHOST = "bench"
+VHOST = f"bench-{paths.INSTANCE}" if paths.INSTANCE else "bench"
 NODE = "bench-w1"
 HOST = socket.gethostname()
 NODENAME = f"{NODE}@{HOST}"
@@ -20,7 +21,8 @@ MGMT = f"http://127.0.0.1:{native_broker.MANAGEMENT_PORT}/api"
 
 # The bench's port of each service it runs. The app is not run (tasks are published directly); the
 # RabbitMQ ports are the shared broker's.
-PORTS = {"prometheus": 19090, "alertmanager": 19093, "flower": 15556, "exporter": 19808, "worker_metrics": 19191}
+BASE_PORTS = {"prometheus": 19090, "alertmanager": 19093, "flower": 15556, "exporter": 19808, "worker_metrics": 19191}
+PORTS = {name: port + OFFSET for name, port in BASE_PORTS.items()}
 # Native mode's port of each of them -> the bench's.
 PORT_MAP = {
     NATIVE["prometheus"]: PORTS["prometheus"],
