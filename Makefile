@@ -11,7 +11,8 @@ help:
 	@echo "make up        start the stack (WORKERS=3 make up for three workers); Docker if its daemon answers,"
 	@echo "               else native (MODE=docker|native to choose; MODE=docker DRY_RUN=1 make up: print, run nothing)"
 	@echo "make down      stop it;  make status: health of each service;  make logs: tail the logs"
-	@echo "make test      everything: unit, config checks, end to end, live alerts, faults (installs what is missing)"
+	@echo "make test      everything: unit, config checks, end to end, live alerts, faults; runs native stacks"
+	@echo "               (apt-get, a venv; stop a Docker stack with make down first)"
 	@echo "make test-fast unit tests, config checks, chart rendering, doc checks, ruff, shellcheck (no stack)"
 	@echo "make generate  regenerate alert rules and dashboards from mixin/"
 	@echo "make bench     what monitoring costs: throughput ratios, capacity, memory, alert latency (docs/performance.md)"
@@ -75,15 +76,18 @@ native-logs:
 generate: venv
 	$(PY) -m mixin
 
-# Two pytest processes side by side (tests/run.py): the Redis-broker suite on a second native stack,
-# everything else with pytest-xdist. The slowest 20 tests: .native/test-durations*.txt.
-test: deps venv
+# Three pytest processes side by side (tests/run.py): the stack's tests, the Redis-broker suite on a
+# second native stack, everything else with pytest-xdist. The slowest 20: .native/test-durations*.txt.
+# The tests run native stacks on the ports a compose stack publishes: first make sure none runs.
+test:
+	@$(STACK) test-guard
+	@$(MAKE) --no-print-directory deps venv
 	$(PY) -m tests.run
 
 # No apt-get, no network, no stack: unit tests, config checks (promtool/amtool when installed),
 # chart rendering, doc checks, ruff and shellcheck.
 test-fast: venv
-	$(PY) -m pytest -n 2 -p no:cacheprovider tests/unit tests/config tests/k8s tests/docs/test_docs_static.py tests/docs/test_one_source.py
+	$(PY) -m pytest -n 2 -p no:cacheprovider tests/unit tests/config tests/k8s tests/docs --ignore=tests/docs/test_docs_live.py
 
 # Needs a real cluster (kubectl context, helm, kube-prometheus-stack): never part of `make test`.
 k8s-smoke: venv

@@ -2,7 +2,8 @@
 
   python -m mixin                 regenerate the bundle's committed files (what `make generate` runs):
                                   alerts/celery.rules.yml, the dashboards, the chart's files, the
-                                  Redis Prometheus config and the generated blocks of the docs
+                                  Redis Prometheus config, the generated blocks of the docs and
+                                  docs/configuration.md
   python -m mixin render --out DIR [--config FILE] [--profile NAME]
                                   rules, promtool tests and dashboards for a configuration (yours:
                                   a YAML file with only what differs from the bundle's; see
@@ -16,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mixin import chart, dashboards, docs, profiles, prometheus, rules
+from mixin import chart, dashboards, docs, profiles, prometheus, rules, settings_reference
 from mixin.render import render
 from mixin.config import Config, ConfigError, load
 
@@ -31,6 +32,7 @@ def generate():
     written += docs.generate()
     written += chart.generate()
     written += prometheus.generate(cfg)
+    written += settings_reference.generate()
     return written
 
 

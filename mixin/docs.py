@@ -61,7 +61,7 @@ def thresholds_table(
 def alerts_table(cfg):
     rows = ["| alert | fires when | severity | runbook |", "|---|---|---|---|"]
     for a in {a.name: a for a in alerts.build(cfg)}.values():  # one row per alert name
-        rows.append(f"| {a.name} | {a.when} | {a.severity} | [{a.name}](docs/runbooks/{a.name}.md) |")
+        rows.append(f"| {a.name} | {a.when} | {a.severity} | [{a.name}](runbooks/{a.name}.md) |")
     return "\n".join(rows)
 
 
@@ -69,7 +69,7 @@ def fires_when(alert, cfg):
     title = dashboards.BUILDERS[alert.dashboard](cfg)["title"]
     return (
         f"**Severity:** {alert.severity}. **Fires when** {alert.when} (standard profile; the knobs "
-        f"and their values are in the README's thresholds table). Dashboard: *{title}*."
+        f"and their values are in the thresholds table of docs/alerts.md). Dashboard: *{title}*."
     )
 
 
@@ -83,7 +83,7 @@ def documents(cfg=None):
         "профиль kubernetes",
     )
     docs = {
-        REPO / "README.md": {"alerts": alerts_table(cfg), "thresholds": thresholds_table(cfg)},
+        REPO / "docs" / "alerts.md": {"alerts": alerts_table(cfg), "thresholds": thresholds_table(cfg)},
         REPO / "docs" / "guide.md": {"thresholds": thresholds_table(cfg)},
         REPO / "docs" / "guide.ru.md": {"thresholds": thresholds_table(cfg, ru_header)},
     }

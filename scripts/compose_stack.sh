@@ -11,6 +11,9 @@
 #                                     print the KEY=VALUE assignments of FILE (default .env) as
 #                                     this script reads them, one a line
 #   scripts/compose_stack.sh up|down|status|logs|urls
+#   scripts/compose_stack.sh test-guard
+#                                     before `make test` (which runs its own native stack on the same
+#                                     ports): stop, in one line, while a compose stack of this project runs
 #
 # Settings (environment or make variables): MODE=auto|docker|native, PROFILE=dev|production,
 # WORKERS=1..16, DRY_RUN=1 (print the .env and the commands `up` would run, in order; run and
@@ -25,8 +28,6 @@ MODE=${MODE:-auto}
 PROFILE=${PROFILE:-dev}
 WORKERS=${WORKERS:-1}
 DRY_RUN=${DRY_RUN:-}
-# Inline `configs: content:` in compose.yaml needs this Compose version.
-COMPOSE_MIN=2.23.1
 PLACEHOLDER=change-me
 
 say() { printf '%s\n' "$*"; }
@@ -208,23 +209,50 @@ setting() {
 # --- compose -------------------------------------------------------------------------------
 
 set_compose() {
+    FILES=compose.yaml
+    [ "$PROFILE" = production ] && FILES="$FILES compose.production.yaml"
+    [ "${BROKER:-}" = redis ] && FILES="$FILES compose.redis.yaml"
     set -- docker compose
     [ "$ENV_FILE" = "$ROOT/.env" ] || set -- "$@" --env-file "$ENV_FILE"
-    set -- "$@" -f compose.yaml
-    [ "$PROFILE" = production ] && set -- "$@" -f compose.production.yaml
-    [ "${BROKER:-}" = redis ] && set -- "$@" -f compose.redis.yaml
+    for file in $FILES; do set -- "$@" -f "$file"; done
     COMPOSE=$*
+    # `down` stops every container of the project, whichever files `up` was given: the services
+    # of compose.yaml, and any other (the Redis broker's) as an orphan.
+    set -- docker compose
+    [ "$ENV_FILE" = "$ROOT/.env" ] || set -- "$@" --env-file "$ENV_FILE"
+    COMPOSE_DOWN="$* -f compose.yaml down --remove-orphans"
+}
+
+# The Compose version the files in use need: the highest of their "# Needs Docker Compose X or
+# later" lines (each file states the version of the newest feature it uses).
+compose_min() {
+    for file in $FILES; do
+        sed -n 's/^# Needs Docker Compose \([0-9][0-9.]*\) or later.*/\1/p' "$file"
+    done | sort -t. -k1,1n -k2,2n -k3,3n | tail -n 1
 }
 
 check_compose_version() {
+    needed=$(compose_min)
+    [ -n "$needed" ] || die "compose.yaml lacks its '# Needs Docker Compose X or later' line"
     say "+ docker compose version --short"
     dry && return 0
     version=$(docker compose version --short 2>/dev/null) \
-        || die "the Docker Compose plugin is missing (docker compose version failed): install Docker Compose v2 ($COMPOSE_MIN or later)"
+        || die "the Docker Compose plugin is missing (docker compose version failed): install Docker Compose v2 ($needed or later)"
     version=${version#v}
-    lowest=$(printf '%s\n%s\n' "$COMPOSE_MIN" "$version" | sort -t. -k1,1n -k2,2n -k3,3n | head -n 1)
-    [ "$lowest" = "$COMPOSE_MIN" ] \
-        || die "Docker Compose $version is too old: compose.yaml needs $COMPOSE_MIN or later"
+    lowest=$(printf '%s\n%s\n' "$needed" "$version" | sort -t. -k1,1n -k2,2n -k3,3n | head -n 1)
+    case $FILES in *' '*) verb=need ;; *) verb=needs ;; esac
+    [ "$lowest" = "$needed" ] \
+        || die "Docker Compose $version is too old: $(printf '%s' "$FILES" | sed 's/ / + /g') $verb $needed or later"
+}
+
+# `make test` starts a native stack on the ports a compose stack publishes: refuse while one runs.
+test_guard() {
+    command -v docker >/dev/null 2>&1 || return 0
+    docker info >/dev/null 2>&1 || return 0
+    project=$(sed -n 's/^name: *//p' compose.yaml | head -n 1)
+    running=$(docker ps -q --filter "label=com.docker.compose.project=$project")
+    [ -z "$running" ] \
+        || die "the Docker stack of \`make up\` is running and holds the ports \`make test\` needs for its own native stack: run \`make down\` first"
 }
 
 urls() {
@@ -278,11 +306,12 @@ main() {
         env) ensure_env ;;
         dotenv) dotenv_pairs "${2:-$ENV_FILE}" ;;
         up) up ;;
-        down) run $COMPOSE down ;;
+        down) run $COMPOSE_DOWN ;;
         status) run $COMPOSE ps && urls ;;
         logs) run $COMPOSE logs -f ;;
         urls) urls ;;
-        *) die "usage: $0 mode|env|dotenv|up|down|status|logs|urls (got '$command')" ;;
+        test-guard) test_guard ;;
+        *) die "usage: $0 mode|env|dotenv|up|down|status|logs|urls|test-guard (got '$command')" ;;
     esac
 }
 

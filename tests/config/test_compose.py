@@ -299,6 +299,30 @@ def test_celery_clients_get_guide_environment(services):
     assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_USER"] == "graf-user-s3"
 
 
+# Settings read with int()/float(): compose passes them as .env has them, and not at all when unset
+# (an empty value would stop the process), so the process's own default applies.
+NUMERIC_SETTINGS = ["MAX_TASKS_PER_REQUEST", "MAX_TIMEOUT_SECONDS", "MAX_MEMORY_MB_PER_TASK", "WORKER_CONCURRENCY"]
+
+
+def test_limits_in_env_reach_the_celery_processes_and_unset_ones_stay_unset(services, tmp_path):
+    for name in ["app", "celery_worker", "flower"]:
+        env = services[name]["environment"]
+        for setting in [*NUMERIC_SETTINGS, "VISIBILITY_TIMEOUT"]:
+            assert env.get(setting) is None, (
+                f"{name}: {setting} unset in .env must not be passed (got {env[setting]!r})"
+            )
+    values = example_env()
+    values.update({"MAX_TASKS_PER_REQUEST": "50", "MAX_TIMEOUT_SECONDS": "120", "VISIBILITY_TIMEOUT": "300"})
+    svcs = compose_cli.config(["compose.yaml"], compose_cli.write_env_file(tmp_path / "env", values)).model["services"]
+    for name in ["app", "celery_worker"]:
+        env = svcs[name]["environment"]
+        assert (env["MAX_TASKS_PER_REQUEST"], env["MAX_TIMEOUT_SECONDS"], env["VISIBILITY_TIMEOUT"]) == (
+            "50",
+            "120",
+            "300",
+        )
+
+
 def test_public_urls_follow_the_host_ports(tmp_path):
     values = example_env()
     values.update(

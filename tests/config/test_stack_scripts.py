@@ -125,6 +125,95 @@ def test_dry_run_is_for_the_docker_path_only(checkout, bare_path):
     assert not (checkout / ".venv").exists()
 
 
+FAKE_DOCKER = """#!/bin/sh
+# A docker CLI whose daemon answers: logs each call, prints what the test asks for.
+printf '%s\\n' "$*" >> "$DOCKER_LOG"
+case "$1 $2" in
+    "compose version") printf '%s\\n' "$COMPOSE_VERSION" ;;
+    "ps -q") printf '%s' "$RUNNING" ;;
+esac
+exit 0
+"""
+
+
+@pytest.fixture
+def fake_docker(bare_path, tmp_path):
+    script = bare_path / "docker"
+    script.write_text(FAKE_DOCKER)
+    script.chmod(0o755)
+    return tmp_path / "docker.log"
+
+
+def docker_calls(log):
+    return log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.mark.parametrize("broker", ["", "redis"])
+def test_down_stops_every_service_of_the_project_whichever_broker(checkout, bare_path, broker):
+    result = run(["make", "down"], checkout, bare_path, MODE="docker", DRY_RUN=1, BROKER=broker)
+    assert result.returncode == 0, result.stderr
+    # compose.yaml alone plus --remove-orphans: the Redis broker's services of compose.redis.yaml
+    # are orphans of compose.yaml, so a `make down` without BROKER=redis stops them too.
+    assert commands(result.stdout) == ["docker compose -f compose.yaml down --remove-orphans"]
+
+
+def compose_version_needed(path):
+    return re.search(r"^# Needs Docker Compose ([0-9.]+) or later", (REPO / path).read_text(), re.M).group(1)
+
+
+def test_each_compose_file_states_the_compose_version_of_its_features():
+    def version(text):
+        return tuple(int(x) for x in text.split("."))
+
+    for path in [p.name for p in REPO.glob("compose*.yaml")]:
+        text = (REPO / path).read_text()
+        if "content: |" in text:  # inline configs
+            assert version(compose_version_needed(path)) >= (2, 23, 1), path
+        if "!override" in text or "!reset" in text:
+            assert version(compose_version_needed(path)) >= (2, 24, 4), path
+    base, redis = compose_version_needed("compose.yaml"), compose_version_needed("compose.redis.yaml")
+    readme = (REPO / "README.md").read_text()
+    assert f"Compose {base} or later ({redis}" in " ".join(readme.split()), "README.md states other versions"
+
+
+@pytest.mark.parametrize(
+    "broker, version, ok",
+    [("", "2.23.1", True), ("redis", "2.24.0", False), ("redis", "v2.24.4", True), ("", "2.20.0", False)],
+)
+def test_up_checks_the_compose_version_the_files_in_use_need(checkout, bare_path, fake_docker, broker, version, ok):
+    result = run(
+        ["make", "up"],
+        checkout,
+        bare_path,
+        MODE="docker",
+        BROKER=broker,
+        COMPOSE_VERSION=version,
+        DOCKER_LOG=fake_docker,
+    )
+    files = "compose.yaml + compose.redis.yaml" if broker else "compose.yaml"
+    needed = compose_version_needed("compose.redis.yaml" if broker else "compose.yaml")
+    if ok:
+        assert result.returncode == 0, result.stderr
+        assert any(" up -d --build" in call for call in docker_calls(fake_docker))
+    else:
+        assert result.returncode != 0
+        verb = "need" if broker else "needs"
+        assert f"Docker Compose {version} is too old: {files} {verb} {needed} or later" in result.stderr
+        assert not any(" up -d" in call for call in docker_calls(fake_docker))
+
+
+def test_make_test_says_in_one_line_to_stop_a_running_compose_stack(checkout, bare_path, fake_docker):
+    result = run(["make", "test"], checkout, bare_path, RUNNING="0123abcd\n", DOCKER_LOG=fake_docker)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "run `make down` first" in errors[0], result.stderr
+    assert "installing Debian packages" not in result.stdout + result.stderr
+    assert "ps -q --filter label=com.docker.compose.project=celery-bundle" in docker_calls(fake_docker)
+    # Nothing running: the guard lets `make test` go on.
+    result = run(["sh", "scripts/compose_stack.sh", "test-guard"], checkout, bare_path, DOCKER_LOG=fake_docker)
+    assert result.returncode == 0, result.stderr
+
+
 # --- .env: created, or completed without changing a value ----------------------------------
 
 

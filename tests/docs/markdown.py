@@ -1,6 +1,6 @@
 """Reading the Markdown docs: their code blocks, shell commands, tables and the examples they show.
-Shared by the static doc checks (test_docs_static.py), the live doc runner (test_docs_live.py) and
-the scaling test (tests/e2e/test_scaling.py)."""
+Shared by the static doc checks (test_docs_static.py), the live doc runner (test_docs_live.py), the
+configuration and screenshot checks and the scaling test (tests/e2e/test_scaling.py)."""
 
 import pathlib
 import re
@@ -12,8 +12,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 GUIDE_EN = ROOT / "docs" / "guide.md"
 GUIDE_RU = ROOT / "docs" / "guide.ru.md"
+CHART_README = ROOT / "charts" / "celery-observability" / "README.md"
 USER_DOCS = [README, GUIDE_EN, GUIDE_RU]
 ALL_DOCS = [README, *sorted((ROOT / "docs").rglob("*.md"))]
+# Every page whose commands the doc tests check: the README, docs/ (runbooks included), the chart's.
+COMMAND_DOCS = [*ALL_DOCS, CHART_README]
+RUNBOOKS = sorted((ROOT / "docs" / "runbooks").glob("*.md"))
 RULES = ROOT / "alerts" / "celery.rules.yml"
 DASHBOARDS = sorted((ROOT / "grafana" / "provisioning" / "dashboards").glob("*.json"))
 
@@ -70,6 +74,104 @@ def tokens(command):
 def shell_blocks(path):
     """[[tokens of each command]] per ```bash block, in document order."""
     return [[tokens(c) for c in shell_commands(body)] for lang, body in fences(path) if lang in SHELLS]
+
+
+# The first word of a command the docs show (after any VAR=value assignments).
+COMMAND_WORDS = (
+    "make",
+    "curl",
+    "docker",
+    "kubectl",
+    "helm",
+    "kind",
+    "promtool",
+    "amtool",
+    "celery",
+    "redis-cli",
+    "kill",
+    "grep",
+    "top",
+    "sudo",
+    "cp",
+    "cd",
+)
+PYTHON_RE = re.compile(r"^(?:\.venv/bin/)?python3? -m (\w+)")
+ASSIGNMENT_RE = re.compile(r"^[A-Z_][A-Z0-9_]*=\S*$")
+
+
+def split_pipeline(command):
+    """The simple commands of a shell line, its comment dropped: split at `;`, `&&`, `||` and a `|`
+    between spaces, outside quotes (`fast|kubernetes` in a synopsis stays one word); surrounding
+    `(` and `)` removed."""
+    parts, current, quote = [], "", None
+    i = 0
+    while i < len(command):
+        c = command[i]
+        if quote:
+            current += c
+            if c == quote:
+                quote = None
+        elif c in "'\"":
+            quote = c
+            current += c
+        elif c == "#" and (not current or current[-1].isspace()):
+            break
+        elif command.startswith(("&&", "||"), i):
+            parts.append(current)
+            current = ""
+            i += 1
+        elif c == ";" or (c == "|" and command[i - 1 : i].isspace() and command[i + 1 : i + 2].isspace()):
+            parts.append(current)
+            current = ""
+        else:
+            current += c
+        i += 1
+    parts.append(current)
+    return [p.strip().strip("()").strip() for p in parts if p.strip().strip("()").strip()]
+
+
+def is_command(text):
+    """Whether an inline code span is a command a reader would run (a program and its arguments)."""
+    words = [w for w in text.split() if not ASSIGNMENT_RE.match(w)]
+    if len(words) < 2:
+        return False
+    return words[0] in COMMAND_WORDS or bool(PYTHON_RE.match(" ".join(words)))
+
+
+def doc_commands(path):
+    """[(command, where)] of every command in a document: each command of its shell blocks and every
+    inline code span that is one (`make up`, `curl ...`, `.venv/bin/python -m ...`)."""
+    found = []
+    for lang, body in fences(path):
+        if lang in SHELLS:
+            found += [(c, "block") for c in shell_commands(body)]
+    for span in INLINE_CODE_RE.findall(prose(path)):
+        if is_command(span) or re.fullmatch(r"(?:[A-Z_]+=\S+ )*make [a-z][\w-]*.*", span):
+            found.append((span, "inline"))
+    return found
+
+
+def simple_commands(path):
+    """[(argv, command)] of every simple command (pipelines and lists split) in a document, comments
+    dropped; VAR=value assignments in front stay in argv."""
+    out = []
+    for command, _ in doc_commands(path):
+        for part in split_pipeline(command):
+            try:
+                argv = tokens(part)
+            except ValueError:
+                raise AssertionError(f"{rel(path)}: cannot parse {part!r}") from None
+            if argv:
+                out.append((argv, part))
+    return out
+
+
+def program(argv):
+    """({VAR: value} of the assignments in front, the command's own words)."""
+    i = 0
+    while i < len(argv) and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", argv[i]):
+        i += 1
+    return dict(a.split("=", 1) for a in argv[:i]), argv[i:]
 
 
 def load_rules():

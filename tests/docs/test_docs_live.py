@@ -1,7 +1,11 @@
 """The docs' examples, run on the session's native stack: the command examples of the README and
-the guides, taken from their ```bash blocks — the curl calls to the app and to Flower's API (with
+docs/, taken from their ```bash blocks — the curl calls to the app and to Flower's API (with
 <task-id> filled in: the task the docs just submitted, a running one for a revoke), the
-`make loadtest SCENARIO=burst ...` examples — and every plain URL they show."""
+`make loadtest SCENARIO=burst ...` examples —, the runbooks' read-only curl calls (their changes to
+workers and queues are checked statically: test_docs_static.py), and every plain URL they show.
+
+The docs give the default stack's addresses; on a second stack (NATIVE_INSTANCE with
+NATIVE_PORT_OFFSET) each is moved to that stack's port."""
 
 import json
 import re
@@ -13,26 +17,48 @@ import pytest
 import requests
 
 from loadtest import cli
+from native.ports import BASE_PORTS, PORTS
 from tests import live
 from tests.docs.markdown import (
     ALL_DOCS,
     EXAMPLE_PORTS,
     LOCAL_URL_RE,
     ROOT,
-    USER_DOCS,
+    RUNBOOKS,
     make_loadtest_examples,
+    program,
     read,
     rel,
     shell_blocks,
+    simple_commands,
 )
 
 pytestmark = pytest.mark.stack
+# Documents whose curl examples run as written, in order (the runbooks' only read).
+EXAMPLE_DOCS = [d for d in ALL_DOCS if d not in RUNBOOKS]
+
+
+def live_port(port):
+    """The port of this session's stack for a port the docs give (the default stack's)."""
+    for name, base in BASE_PORTS.items():
+        if base == port:
+            return PORTS[name]
+    first = BASE_PORTS["worker_metrics"]
+    if first <= port < first + 16:
+        return PORTS["worker_metrics"] + port - first
+    return port
+
+
+def live_argv(argv):
+    return [
+        LOCAL_URL_RE.sub(lambda m: f"http://127.0.0.1:{live_port(int(m.group(1)))}{m.group(2) or ''}", t) for t in argv
+    ]
 
 
 def curl(argv, timeout=60):
     """Run a doc's curl command; returns (HTTP status, body)."""
     r = subprocess.run(
-        ["curl", "-sS", "-w", "\n%{http_code}", *argv[1:]], capture_output=True, text=True, timeout=timeout
+        ["curl", "-sS", "-w", "\n%{http_code}", *live_argv(argv)[1:]], capture_output=True, text=True, timeout=timeout
     )
     assert r.returncode == 0, f"{shlex.join(argv)}: curl exit {r.returncode}: {r.stderr}"
     body, _, code = r.stdout.rpartition("\n")
@@ -129,7 +155,7 @@ def finished_task(stack):
 def test_the_docs_curl_examples_work_as_written(finished_task):
     done = set()
     ran = []
-    for doc in USER_DOCS:
+    for doc in EXAMPLE_DOCS:
         runner = DocRunner(finished_task)
         for block in shell_blocks(doc):
             key = tuple(shlex.join(t) for t in block if t)
@@ -143,21 +169,58 @@ def test_the_docs_curl_examples_work_as_written(finished_task):
 
 def test_every_plain_url_in_the_docs_answers(stack):
     """GET every URL without a placeholder; Grafana (compose only) and the compose-only Prometheus
-    UI paths (/alerts, /targets: Debian's 2.42 has only /classic/...) are left out."""
+    UI paths (/alerts, /targets: Debian's 2.42 has only /classic/...) are left out, and RabbitMQ's
+    on a Redis-broker stack."""
+    from native import env as native_env
+
+    skipped = {3000}
+    if native_env.build()["BROKER"] == "redis":
+        skipped |= {BASE_PORTS["rabbitmq_management"], BASE_PORTS["rabbitmq_prometheus"]}
     checked, bad = set(), []
     for doc in ALL_DOCS:
         for port, path in LOCAL_URL_RE.findall(read(doc)):
             path = (path or "/").rstrip(".,:;")
             port = int(port)
-            if "<" in path or port in EXAMPLE_PORTS or port == 3000 or (port, path) in checked:
+            if "<" in path or port in EXAMPLE_PORTS or port in skipped or (port, path) in checked:
                 continue
             if port == 9090 and not (path == "/" or path.startswith(("/classic/", "/api/", "/-/"))):
                 continue  # /alerts, /targets: the React UI of compose's Prometheus, not Debian's
             checked.add((port, path))
-            r = requests.get(f"http://127.0.0.1:{port}{path}", timeout=30)
+            r = requests.get(f"http://127.0.0.1:{live_port(port)}{path}", timeout=30)
             if r.status_code not in (200, 405):  # 405: a POST-only API the docs call with curl -X POST
                 bad.append((str(rel(doc)), f"http://localhost:{port}{path}", r.status_code))
     assert checked and not bad, bad
+
+
+def runbook_reads():
+    """[(runbook, argv)] of the runbooks' curl calls that only read (no -X, no body, no credentials)."""
+    found = []
+    for doc in RUNBOOKS:
+        for argv, _ in simple_commands(doc):
+            _, words = program(argv)
+            if words[:1] == ["curl"] and not {"-X", "-d", "-u"} & set(words):
+                found.append((doc, words))
+    return found
+
+
+def test_the_runbooks_read_only_curl_calls_answer(finished_task):
+    workers = sorted(requests.get(f"{live.FLOWER}/api/workers", timeout=30).json())
+    assert workers, "no worker in Flower"
+    fill = {"<task-id>": finished_task, "<worker>": workers[0], "<name>": "process_task", "<task>": "process_task"}
+    fill["<queue>"] = "celery"
+    calls, bad = runbook_reads(), []
+    assert len(calls) >= 15, calls
+    for doc, argv in calls:
+        for placeholder, value in fill.items():
+            argv = [t.replace(placeholder, value) for t in argv]
+        command = shlex.join(argv)
+        assert not re.search(r"<[A-Za-z_-]+>", command), f"{rel(doc)}: a placeholder the test cannot fill: {command}"
+        status, body = curl(argv)
+        if not 200 <= status < 300:
+            bad.append(f"{rel(doc)}: {command}: HTTP {status}: {body[:200]}")
+        elif "/api/" in command:
+            json.loads(body)
+    assert not bad, "\n".join(bad)
 
 
 @pytest.mark.parametrize("scenario, args", sorted(e for e in make_loadtest_examples() if e[0] == "burst"))

@@ -1,10 +1,15 @@
-"""The docs cannot drift from the code, checked without a running stack: relative links resolve;
-every `make <target>` the README and guides mention exists; the URLs table's ports are the ones
-compose.yaml publishes and prometheus.yml scrapes; Flower and app URLs in the docs are real routes;
-dashboard, panel, alert and recording-rule names exist; every `make loadtest` example parses; both
-guides show the same commands."""
+"""The docs cannot drift from the code, checked without a running stack: relative links resolve and
+the docs index links every page; every command in the README, docs/ (runbooks included) and the
+chart's README is checked (make targets exist and dry-run, loadtest lines resolve to a plan, task
+bodies pass the app's validation, compose files and python modules and options exist); the URLs
+table's ports are the ones compose.yaml publishes and prometheus.yml scrapes; Flower and app URLs in
+the docs are real routes; dashboard, panel, metric, alert and recording-rule names exist; both guides
+show the same commands."""
 
+import importlib.util
+import itertools
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -15,6 +20,8 @@ import yaml
 from native.ports import PORTS
 from tests.docs.markdown import (
     ALL_DOCS,
+    CHART_README,
+    COMMAND_DOCS,
     DASHBOARDS,
     EXAMPLE_PORTS,
     GUIDE_EN,
@@ -29,15 +36,19 @@ from tests.docs.markdown import (
     load_rules,
     make_loadtest_examples,
     markdown_table,
+    program,
     prose,
     read,
     recorded_names,
     rel,
     shell_blocks,
+    simple_commands,
 )
 
+README_MAX_LINES = 250
 
-@pytest.mark.parametrize("doc", ALL_DOCS, ids=lambda p: str(rel(p)))
+
+@pytest.mark.parametrize("doc", COMMAND_DOCS, ids=lambda p: str(rel(p)))
 def test_relative_links_resolve(doc):
     missing = []
     for target in LINK_RE.findall(INLINE_CODE_RE.sub("", prose(doc))):
@@ -53,12 +64,227 @@ def makefile_targets():
     return set(re.findall(r"^([A-Za-z][\w.-]*)\s*:(?!=)", read(ROOT / "Makefile"), re.M))
 
 
-@pytest.mark.parametrize("doc", USER_DOCS, ids=lambda p: str(rel(p)))
+@pytest.mark.parametrize("doc", COMMAND_DOCS, ids=lambda p: str(rel(p)))
 def test_every_make_target_mentioned_exists(doc):
     targets = makefile_targets()
     mentioned = {t for code in code_snippets(doc) for t in re.findall(r"(?:^|[\s;&|(])make\s+([A-Za-z][\w-]*)", code)}
-    assert mentioned, f"{rel(doc)} mentions no make target"
+    if doc in USER_DOCS:
+        assert mentioned, f"{rel(doc)} mentions no make target"
     assert mentioned <= targets, f"{rel(doc)} mentions targets the Makefile lacks: {sorted(mentioned - targets)}"
+
+
+def test_the_readme_is_short_and_the_docs_index_links_every_page():
+    lines = read(README).count("\n")
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines; move detail to docs/ (at most {README_MAX_LINES})"
+    assert "docs/README.md" in read(README), "the README links the docs index"
+    index = ROOT / "docs" / "README.md"
+    linked = {target.split("#")[0] for target in LINK_RE.findall(read(index))}
+    pages = {p.name for p in (ROOT / "docs").glob("*.md")} - {"README.md"}
+    missing = sorted(pages - linked)
+    assert not missing, f"docs/README.md does not link {missing}"
+    assert "runbooks/" in linked and "../charts/celery-observability/README.md" in linked
+
+
+# --- every command in the docs -------------------------------------------------------------------
+
+# Programs the docs may show, and what is checked of them (below); anything else fails.
+OTHER_PROGRAMS = {"celery", "kill", "grep", "top", "sudo", "redis-cli", "cd", "kind", "promtool", "amtool"}
+COMPOSE_SUBCOMMANDS = {"up", "down", "ps", "logs", "exec", "port", "config", "stop", "start", "restart", "version"}
+# Values `make` settings accept (scripts/compose_stack.sh and native/ check the same).
+MAKE_VALUES = {
+    "MODE": {"auto", "docker", "native"},
+    "PROFILE": {"dev", "production"},
+    "BROKER": {"rabbitmq", "redis"},
+    "WORKERS": {str(n) for n in range(1, 17)},
+    "DRY_RUN": {"0", "1"},
+}
+
+
+def all_commands():
+    """[(doc, argv, command)] of every simple command of the checked docs."""
+    return [(doc, argv, command) for doc in COMMAND_DOCS for argv, command in simple_commands(doc)]
+
+
+def alternatives(argv):
+    """A synopsis's `a|b` words expanded: one argv per combination."""
+    choices = [w.split("|") if re.fullmatch(r"[\w.-]+(\|[\w.-]+)+", w) else [w] for w in argv]
+    return [list(c) for c in itertools.product(*choices)]
+
+
+def known_settings():
+    from mixin import settings_reference
+
+    return set(settings_reference.collect())
+
+
+def check_make(env, words, targets, settings):
+    """Problems of one `make ...` command."""
+    problems = []
+    names = [w for w in words[1:] if "=" not in w]
+    variables = dict(w.split("=", 1) for w in words[1:] if "=" in w)
+    if not names:
+        return ["make without a target"]
+    missing = set(names) - targets
+    if missing:
+        problems.append(f"no target {sorted(missing)}")
+    for key, value in {**env, **variables}.items():
+        if key not in settings and key not in ("SCENARIO", "ARGS"):
+            problems.append(f"{key} is no setting (docs/configuration.md)")
+        elif key in MAKE_VALUES and value not in MAKE_VALUES[key]:
+            problems.append(f"{key}={value} is not one of {sorted(MAKE_VALUES[key])}")
+    return problems
+
+
+def make_dry_run(env, words):
+    """`make -n` of the command, on the native path (the Docker path would run scripts)."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    environ.update({k: v for k, v in env.items() if k not in ("MODE", "DRY_RUN")}, MODE="native")
+    return subprocess.run(
+        ["make", "-n", "--no-print-directory", *words[1:]],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def loadtest_problem(argv):
+    from loadtest import cli
+
+    try:
+        cli.parse(argv)
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            return f"loadtest refuses {shlex.join(argv)!r} (exit {exc.code})"
+    return None
+
+
+def curl_body(argv):
+    for i, word in enumerate(argv):
+        if word in ("-d", "--data", "--data-raw") and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def curl_problem(argv):
+    urls = [w for w in argv if w.startswith("http")]
+    if not urls:
+        return "a curl without an http:// URL"
+    body = curl_body(argv)
+    if any(u.rstrip("/").endswith(":8080/api/tasks") for u in urls) and body is not None:
+        from app.validation import ValidationError, parse_submission
+
+        try:
+            parse_submission(json.loads(body))
+        except (ValueError, ValidationError) as exc:
+            return f"the app refuses the body {body}: {getattr(exc, 'message', exc)}"
+    elif body is not None and body.lstrip().startswith("{"):
+        try:
+            json.loads(body)
+        except ValueError as exc:
+            return f"the body is not JSON: {exc}"
+    return None
+
+
+def compose_files(argv):
+    files = [argv[i + 1] for i, w in enumerate(argv) if w == "-f" and i + 1 < len(argv)]
+    return files or ["compose.yaml"]
+
+
+def python_problem(module, args):
+    if module == "loadtest":
+        return loadtest_problem(args)
+    if module == "mixin":
+        from mixin.__main__ import parser
+
+        try:
+            parser().parse_args(args)
+        except SystemExit as exc:
+            return f"python -m mixin refuses {args} (exit {exc.code})" if exc.code else None
+        return None
+    if module == "native":
+        commands = set(re.findall(r'add_parser\("([\w-]+)"', read(ROOT / "native" / "__main__.py")))
+        return None if args and args[0] in commands else f"python -m native has no command {args[:1]}"
+    if module == "pytest":
+        missing = [a for a in args if not a.startswith("-") and not (ROOT / a.split("::")[0]).exists()]
+        return f"no such test path {missing}" if missing else None
+    return None if importlib.util.find_spec(module) else f"no module {module}"
+
+
+def existing_paths_problem(argv, flags):
+    """Files named after one of `flags` (e.g. -f, -k, --config.file=) must exist in the repository."""
+    missing = []
+    for i, word in enumerate(argv):
+        for flag in flags:
+            value = None
+            if flag.endswith("=") and word.startswith(flag):
+                value = word[len(flag) :]
+            elif word == flag and i + 1 < len(argv):
+                value = argv[i + 1]
+            if value and not value.startswith(("out/", "$", "-")) and "<" not in value and "://" not in value:
+                if not (ROOT / value).exists():
+                    missing.append(value)
+    return f"no such file {missing}" if missing else None
+
+
+def test_every_command_in_the_docs_checks_out():
+    targets, settings = makefile_targets(), known_settings()
+    problems, checked, dry_runs, compose_sets = [], 0, {}, set()
+    for doc, argv, command in all_commands():
+        env, words = program(argv)
+        if any(v.startswith("$(") for v in env.values()) and (not words or not words[0].startswith(("make", "curl"))):
+            continue  # PW=$(openssl rand ...): a variable for the commands that follow
+        if not words:
+            continue
+        found = []
+        name = words[0]
+        if name == "make":
+            found += check_make(env, words, targets, settings)
+            key = tuple(sorted(env.items())) + tuple(words)
+            dry_runs.setdefault(key, (doc, env, words))
+            if len(words) > 1 and words[1] == "loadtest":
+                variables = dict(w.split("=", 1) for w in words[2:] if "=" in w)
+                scenario = [variables["SCENARIO"]] if variables.get("SCENARIO") else []
+                found.append(loadtest_problem(scenario + shlex.split(variables.get("ARGS", ""))))
+        elif name == "curl":
+            found.append(curl_problem(words))
+        elif name == "docker":
+            if words[1:2] == ["compose"]:
+                sub = next((w for w in words[2:] if not w.startswith("-") and not w.endswith(".yaml")), None)
+                if sub not in COMPOSE_SUBCOMMANDS:
+                    found.append(f"docker compose {sub}: not a subcommand the docs use")
+                compose_sets.add(tuple(compose_files(words)))
+            elif words[1:2] not in (["build"], ["info"]):
+                found.append(f"docker {words[1:2]}: unexpected")
+        elif re.fullmatch(r"(?:\.venv/bin/)?python3?", name) and words[1:2] == ["-m"]:
+            for variant in alternatives(words[2:]):
+                found.append(python_problem(variant[0], variant[1:]))
+        elif name in ("kubectl", "helm"):
+            found.append(existing_paths_problem(words, ("-f", "-k")))
+            if name == "helm" and words[1:2] == ["install"] and len(words) > 3 and not (ROOT / words[3]).exists():
+                found.append(f"no chart at {words[3]}")
+        elif name in OTHER_PROGRAMS:
+            found.append(existing_paths_problem(words, ("--config.file=",)))
+        else:
+            found.append(f"{name}: a program the doc tests do not know")
+        checked += 1
+        problems += [f"{rel(doc)}: {command!r}: {p}" for p in found if p]
+    for doc, env, words in dry_runs.values():
+        result = make_dry_run(env, words)
+        if result.returncode != 0:
+            problems.append(f"{rel(doc)}: make -n {' '.join(words[1:])} fails: {result.stderr.strip()[-300:]}")
+    from tests import compose_cli
+
+    for files in sorted(compose_sets):
+        result = compose_cli.config(list(files), compose_cli.ENV_EXAMPLE)
+        if result.returncode != 0:
+            problems.append(f"docker compose -f {' -f '.join(files)}: {result.stderr.strip()[-300:]}")
+    print(
+        f"checked {checked} commands ({len(dry_runs)} distinct make lines dry-run, {len(compose_sets)} compose file sets)"
+    )
+    assert checked > 300, f"only {checked} commands found in the docs"
+    assert not problems, "\n".join(problems)
 
 
 def compose_published_ports():
@@ -184,20 +410,80 @@ def dashboard_panels():
     return titles
 
 
-@pytest.mark.parametrize("doc", USER_DOCS, ids=lambda p: str(rel(p)))
+DASHBOARD_TITLE_RE = r"(?:Celery|RabbitMQ|Redis) / [A-Z]\w+"
+
+
+@pytest.mark.parametrize("doc", COMMAND_DOCS, ids=lambda p: str(rel(p)))
 def test_dashboards_and_panels_named_in_the_docs_exist(doc):
     panels = dashboard_panels()
     text = read(doc)
-    for title in set(re.findall(r"(?:Celery|RabbitMQ) / [A-Z]\w+", text)):
+    for title in set(re.findall(DASHBOARD_TITLE_RE, text)):
         assert title in panels, f"{rel(doc)} names dashboard {title!r}; there are {sorted(panels)}"
-    refs = re.findall(r"\*((?:Celery|RabbitMQ) / [A-Z]\w+) → ([^*]+)\*", text)
+    refs = re.findall(rf"\*({DASHBOARD_TITLE_RE}) → ([^*]+)\*", text)
     for title, panel in refs:
         assert panel.strip() in panels[title], f"{rel(doc)}: {title} has no panel {panel.strip()!r}"
-    if doc != README:
+    if doc in (GUIDE_EN, GUIDE_RU):
         assert len(refs) >= 15, f"{rel(doc)} should say where each production metric shows in Grafana"
 
 
-@pytest.mark.parametrize("doc", USER_DOCS, ids=lambda p: str(rel(p)))
+NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+
+
+def test_the_docs_count_and_list_every_dashboard_and_its_job_variables():
+    boards = [json.loads(read(f)) for f in DASHBOARDS]
+    word = NUMBER_WORDS[len(boards)]
+    for doc in COMMAND_DOCS:
+        for count, noun in re.findall(
+            r"(?<!Grafana )\b(two|three|four|five|six|seven|eight|nine|\d+) (dashboards|JSON files)\b", read(doc)
+        ):
+            assert count in (word, str(len(boards))), f"{rel(doc)} says {count} {noun}; there are {word}"
+    reference = read(ROOT / "docs" / "reference.md")
+    rows = {r[0]: r[1] for r in markdown_table(ROOT / "docs" / "reference.md", "dashboard")}
+    assert set(rows) == {b["title"] for b in boards}, "docs/reference.md lists other dashboards than there are"
+    for b in boards:
+        assert rows[b["title"]] == f"`/d/{b['uid']}`", f"{b['title']}: path {rows[b['title']]}, uid {b['uid']}"
+    variables = {v["name"] for b in boards for v in b["templating"]["list"] if v["name"].startswith("job_")}
+    missing = sorted(v for v in variables if f"`{v}`" not in reference)
+    assert not missing, f"docs/reference.md does not list the dashboards' variables {missing}"
+    assert f"{word} dashboards" in read(README) and f"{word} dashboards" in reference
+
+
+def metric_names_defined(path):
+    """The metric families a worker module defines (counters with `_total`, as Prometheus shows them)."""
+    text = read(ROOT / path)
+    names = set()
+    pattern = r"(Counter|Gauge|Histogram|CounterMetricFamily|GaugeMetricFamily)\(\s*\"(celery_worker_\w+)\""
+    for kind, name in re.findall(pattern, text):
+        names.add(name + "_total" if kind.startswith("Counter") and not name.endswith("_total") else name)
+    return names
+
+
+def test_the_metrics_reference_names_every_metric_of_the_workers():
+    reference = read(ROOT / "docs" / "reference.md")
+    names = metric_names_defined("worker/metrics.py") | metric_names_defined("worker/latency.py")
+    assert len(names) >= 12, names
+    missing = sorted(n for n in names if f"`{n}`" not in reference)
+    assert not missing, f"docs/reference.md does not name {missing}"
+
+
+def test_the_kubernetes_steps_create_every_secret_they_need():
+    """The demo's last command gives Alertmanager secrets it mounts: the steps before create them."""
+    example = ROOT / "charts" / "celery-observability" / "examples" / "kube-prometheus-stack-alertmanager.yaml"
+    values = yaml.safe_load(read(example))
+    mounted = values["alertmanager"]["alertmanagerSpec"]["secrets"]
+    text = yaml.safe_dump(values)
+    commands = [argv for argv, _ in simple_commands(CHART_README)]
+    for secret in mounted:
+        keys = set(re.findall(rf"/etc/alertmanager/secrets/{secret}/(\w+)", text))
+        created = [a for a in commands if a[:1] == ["kubectl"] and "secret" in a and secret in a]
+        assert created, f"the chart's README never creates the Secret {secret} its Alertmanager values mount"
+        literals = {w.split("=", 2)[1] for a in created for w in a if w.startswith("--from-literal=")}
+        assert keys <= literals, f"Secret {secret}: keys {sorted(keys - literals)} are not created"
+        namespace = created[0][created[0].index("-n") + 1]
+        assert namespace == "monitoring", f"{secret} must be in the stack's namespace, not {namespace}"
+
+
+@pytest.mark.parametrize("doc", COMMAND_DOCS, ids=lambda p: str(rel(p)))
 def test_alert_and_recording_rule_names_in_the_docs_exist(doc):
     text = read(doc)
     alerts, records = set(load_rules()), recorded_names()
@@ -220,7 +506,7 @@ def test_the_guides_cover_the_five_signals_and_every_alert():
 def test_every_make_loadtest_example_parses():
     from loadtest import cli
 
-    examples = make_loadtest_examples()
+    examples = make_loadtest_examples(COMMAND_DOCS)
     assert ("burst", "") in examples and ("burst", "--timeout 1") in examples
     for scenario, args in examples:
         try:
@@ -255,19 +541,13 @@ def test_both_guides_show_the_same_commands():
     assert commands(GUIDE_EN) == commands(GUIDE_RU)
 
 
-def test_readme_states_the_exporter_scrape_timeout_and_grafana_version():
-    text = read(README)
-    job = next(
-        j
-        for j in yaml.safe_load(read(ROOT / "prometheus" / "prometheus.yml"))["scrape_configs"]
-        if j["job_name"] == "celery_exporter"
-    )
-    timeout = (
-        job.get("scrape_timeout")
-        or yaml.safe_load(read(ROOT / "prometheus" / "prometheus.yml"))["global"]["scrape_timeout"]
-    )
-    assert f"scrape_timeout: {timeout}" in text
+def test_the_docs_state_the_exporter_scrape_timeout_and_grafana_version():
+    adoption, reference = read(ROOT / "docs" / "adoption.md"), read(ROOT / "docs" / "reference.md")
+    config = yaml.safe_load(read(ROOT / "prometheus" / "prometheus.yml"))
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "celery_exporter")
+    timeout = job.get("scrape_timeout") or config["global"]["scrape_timeout"]
+    assert f"scrape_timeout: {timeout}" in adoption
     image = yaml.safe_load(read(ROOT / "compose.yaml"))["services"]["grafana"]["image"]
-    assert image in text and "Grafana 11.x" in text
+    assert image in reference and "Grafana 11.x" in reference
     schemas = {json.loads(read(f))["schemaVersion"] for f in DASHBOARDS}
-    assert schemas == {39} and "`schemaVersion` 39" in text
+    assert schemas == {39} and "`schemaVersion` 39" in reference

@@ -1,7 +1,7 @@
 """One source of truth: a threshold changed in the configuration moves every document that states it.
 
-The generated blocks of the docs (README alert and threshold tables, the guides' threshold tables,
-each runbook's "fires when" line) are what `python -m mixin` writes. Rendered for a configuration
+The generated blocks of the docs (the alert and threshold tables of docs/alerts.md, the guides'
+threshold tables, each runbook's "fires when" line) are what `python -m mixin` writes. Rendered for a configuration
 with three thresholds changed, no document states an old value any more: the prose around the
 blocks names the knob rather than restating its value.
 """
@@ -24,7 +24,7 @@ def test_generated_blocks_are_what_the_mixin_writes():
     assert not stale, f"run `python -m mixin`: {stale} drifted"
 
 
-def test_every_runbook_and_the_readme_have_their_generated_blocks():
+def test_every_runbook_and_the_alerts_page_have_their_generated_blocks():
     for path, blocks in docs.documents().items():
         for name in blocks:
             assert f"<!-- BEGIN GENERATED {name}:" in path.read_text(), f"{path.name} lacks block {name}"
@@ -43,5 +43,5 @@ def test_after_a_change_no_document_states_an_old_value():
     ]
     assert not found, "documents still state old values:\n" + "\n".join(found)
     # The changed values are stated where the blocks are.
-    readme = rendered[docs.REPO / "README.md"]
-    assert "| `success_ratio_min` | 90% |" in readme and "| `worker_cpu_ratio_max` | 75% |" in readme
+    page = rendered[docs.REPO / "docs" / "alerts.md"]
+    assert "| `success_ratio_min` | 90% |" in page and "| `worker_cpu_ratio_max` | 75% |" in page
