@@ -391,7 +391,7 @@ def scan_python(path):
                 if isinstance(parent, ast.BoolOp) and isinstance(parent.op, ast.Or) and parent.values[0] is node:
                     default = parent.values[1]
                 found.append((name, "environ", default, strict(node)))
-            elif name and isinstance(node.func, ast.Name) and node.func.id in ("_env", "_flag"):
+            elif name and isinstance(node.func, ast.Name) and node.func.id in ("_env", "_flag", "_number"):
                 name = ("FLOWER_" + name.upper()) if flower else name
                 found.append((name, "environ", default, strict(node) and not empty_safe))
             elif name and _env_method(node, ("get",)):

@@ -2,6 +2,23 @@
 
 import os
 
+
+def _env(name, default):
+    """The variable's value, or the default when it is unset or empty (compose passes empty ones)."""
+    return os.environ.get(name) or default
+
+
+def _number(name, default, kind=int):
+    """A whole (kind=int) or decimal (float) number from the environment, the default when unset or
+    empty; ValueError naming the variable and its value otherwise."""
+    text = _env(name, str(default))
+    try:
+        return kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"{name} must be {what}, got {text!r}") from None
+
+
 # The guide's name for the broker URL.
 RMQ_URL = os.environ.get("RMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -11,13 +28,13 @@ BROKER_URL = os.environ.get("BROKER_URL") or RMQ_URL
 
 # Each worker serves its own /metrics here (native mode gives worker i the port 9191 + i - 1).
 WORKER_METRICS_ADDR = os.environ.get("WORKER_METRICS_ADDR", "127.0.0.1")
-WORKER_METRICS_PORT = int(os.environ.get("WORKER_METRICS_PORT", "9191"))
-WORKER_CONCURRENCY = int(os.environ.get("WORKER_CONCURRENCY", "2"))
+WORKER_METRICS_PORT = _number("WORKER_METRICS_PORT", 9191)
+WORKER_CONCURRENCY = _number("WORKER_CONCURRENCY", 2)
 
 # Event consumers (Flower, the exporter) must not lose events when they lag: Celery's default
-# event_queue_ttl of 5 s lets RabbitMQ drop them silently (measured: 3-8 % lost at ~950 tasks/s).
-EVENT_QUEUE_TTL = float(os.environ.get("EVENT_QUEUE_TTL", "60"))
-EVENT_QUEUE_EXPIRES = float(os.environ.get("EVENT_QUEUE_EXPIRES", "120"))
+# event_queue_ttl of 5 s lets RabbitMQ drop them silently (tests/reliability measure the loss).
+EVENT_QUEUE_TTL = _number("EVENT_QUEUE_TTL", 60, float)
+EVENT_QUEUE_EXPIRES = _number("EVENT_QUEUE_EXPIRES", 120, float)
 # Publishers send a task-sent event per task (Celery's task_send_sent_event). Off: the app counts its
 # submissions itself, the workers measure the queue wait, and their task-received events name the
 # queue (worker/events.py). On: the celery-exporter's celery_task_sent_total and Flower's PENDING
@@ -28,14 +45,14 @@ TASK_SEND_SENT_EVENT = os.environ.get("TASK_SEND_SENT_EVENT", "0").strip().lower
 EVENT_SERIALIZER = os.environ.get("EVENT_SERIALIZER", "json")
 
 # Upper bounds the app enforces, so one request cannot bury the workers.
-MAX_TASKS_PER_REQUEST = int(os.environ.get("MAX_TASKS_PER_REQUEST", "1000"))
-MAX_TIMEOUT_SECONDS = float(os.environ.get("MAX_TIMEOUT_SECONDS", "600"))
-MAX_MEMORY_MB_PER_TASK = int(os.environ.get("MAX_MEMORY_MB_PER_TASK", "256"))
+MAX_TASKS_PER_REQUEST = _number("MAX_TASKS_PER_REQUEST", 1000)
+MAX_TIMEOUT_SECONDS = _number("MAX_TIMEOUT_SECONDS", 600, float)
+MAX_MEMORY_MB_PER_TASK = _number("MAX_MEMORY_MB_PER_TASK", 256)
 
 # Redis as broker: a message a worker took but did not acknowledge (late acks) goes back to its queue
 # only after this many seconds, e.g. when the worker was SIGKILLed. It must exceed the longest task
 # (MAX_TIMEOUT_SECONDS), or a task still running is delivered a second time to another worker.
-VISIBILITY_TIMEOUT = float(os.environ.get("VISIBILITY_TIMEOUT", MAX_TIMEOUT_SECONDS + 60))
+VISIBILITY_TIMEOUT = _number("VISIBILITY_TIMEOUT", MAX_TIMEOUT_SECONDS + 60, float)
 if VISIBILITY_TIMEOUT <= MAX_TIMEOUT_SECONDS:
     raise ValueError(
         f"VISIBILITY_TIMEOUT ({VISIBILITY_TIMEOUT:g}) must exceed MAX_TIMEOUT_SECONDS "
@@ -85,20 +102,20 @@ def default_max_memory_per_child_mb():
 # by a fresh one once its task has finished: Celery's worker_max_memory_per_child (in KiB there).
 # Default: 256 MiB (3 workers x 2 processes stay under ~2 GB even with every process at the limit),
 # less on a small machine or in a container with a small memory limit. 0 turns the limit off.
-WORKER_MAX_MEMORY_PER_CHILD_MB = int(_env("WORKER_MAX_MEMORY_PER_CHILD_MB", str(default_max_memory_per_child_mb())))
+WORKER_MAX_MEMORY_PER_CHILD_MB = _number("WORKER_MAX_MEMORY_PER_CHILD_MB", default_max_memory_per_child_mb())
 # Replace a pool process after this many tasks (Celery's worker_max_tasks_per_child). 0 = never: the
 # memory limit above is what contains a leak, and routine replacements would only blur the
 # replacement metric that shows it.
-WORKER_MAX_TASKS_PER_CHILD = int(_env("WORKER_MAX_TASKS_PER_CHILD", "0"))
+WORKER_MAX_TASKS_PER_CHILD = _number("WORKER_MAX_TASKS_PER_CHILD", 0)
 # Total memory one pool process keeps for memory_mb tasks. A task that would go over it keeps only
 # what is left: RSS of a pool process stays below its baseline + this, even with the limit above off.
-WORKER_MAX_RETAINED_MB = int(_env("WORKER_MAX_RETAINED_MB", str(WORKER_MAX_MEMORY_PER_CHILD_MB or 256)))
+WORKER_MAX_RETAINED_MB = _number("WORKER_MAX_RETAINED_MB", WORKER_MAX_MEMORY_PER_CHILD_MB or 256)
 
 # Requests whose total work is out of proportion are refused (422) before anything is enqueued.
 # count x timeout: pool-process seconds one request may ask for (1 h; the guide's burst is 200 s).
-MAX_TASK_SECONDS_PER_REQUEST = float(_env("MAX_TASK_SECONDS_PER_REQUEST", "3600"))
+MAX_TASK_SECONDS_PER_REQUEST = _number("MAX_TASK_SECONDS_PER_REQUEST", 3600, float)
 # count x memory_mb: memory one request may ask the workers to keep.
-MAX_MEMORY_MB_PER_REQUEST = int(_env("MAX_MEMORY_MB_PER_REQUEST", "512"))
+MAX_MEMORY_MB_PER_REQUEST = _number("MAX_MEMORY_MB_PER_REQUEST", 512)
 
 # Fault injection (fail_rate, memory_mb): on in the dev profile, off with PROFILE=production unless
 # FAULT_INJECTION=on says otherwise. Off, the app refuses those fields with 422.
