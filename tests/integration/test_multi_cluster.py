@@ -174,7 +174,7 @@ def clusters(rabbitmq, tmp_path_factory):
 def publish(url, count, fail):
     app = Celery(broker=url)
     for i in range(count):
-        app.send_task("worker.tasks.process_task", kwargs={"task_num": i, "timeout": 0, "fail": fail}, queue="celery")
+        app.send_task("process_task", kwargs={"task_num": i, "timeout": 0, "fail": fail}, queue="celery")
 
 
 @needs_prometheus
