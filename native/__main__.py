@@ -50,6 +50,7 @@ def generate_configs(env, workers, alert_profile="standard"):
         workers,
         env.get("NATIVE_CLUSTER", ""),
         env.get("NATIVE_REMOTE_WRITE", ""),
+        vhost=envmod.broker_parts(env["BROKER_URL"])["vhost"] if env.get("BROKER", "rabbitmq") == "rabbitmq" else "",
     )
     scrape_configs_for(
         config,
@@ -155,6 +156,7 @@ def up(workers):
         if urlsplit(env["BROKER_URL"]).hostname not in ("127.0.0.1", "localhost"):
             broker.ensure_reachable(env["BROKER_URL"], say)
         broker.ensure_rabbitmq(envmod.broker_parts(env["BROKER_URL"]), say)
+        broker.ensure_vhost(envmod.broker_parts(env["BROKER_URL"]), say)
     broker.ensure_redis(redis.hostname or "127.0.0.1", redis.port or PORTS["redis"], say)
     changed = generate_configs(env, workers, env.get("ALERT_PROFILE", "standard"))
     # Scale down: stop workers beyond the wanted number.

@@ -148,6 +148,17 @@ def ensure_user(broker, say):
         raise RuntimeError(f"cannot log in to RabbitMQ as {user!r} after creating it") from None
 
 
+def ensure_vhost(broker, say):
+    """The broker URL's vhost, when it is not "/": created if missing, with full rights for its user
+    (a second native stack on the same broker keeps its queues, events and control commands apart)."""
+    vhost, user = broker["vhost"], broker["user"]
+    if vhost == "/" or broker["host"] not in ("127.0.0.1", "localhost"):
+        return
+    if rabbitmqctl(["add_vhost", vhost], check=False).returncode == 0:
+        say(f"rabbitmq: created vhost {vhost!r}")
+    rabbitmqctl(["set_permissions", "-p", vhost, user, ".*", ".*", ".*"])
+
+
 def stop_own_rabbitmq(say):
     marker = paths.RUN / "rabbitmq.owned"
     if not marker.exists():

@@ -53,10 +53,13 @@ def _local_urls(text):
     return _URL.sub(lambda m: f"//{_local(f'{m.group(1)}:{m.group(2)}')}", text)
 
 
-def prometheus_config(source: Path, workers: int, cluster: str = "", remote_write: str = "") -> dict:
+def prometheus_config(
+    source: Path, workers: int, cluster: str = "", remote_write: str = "", *, vhost: str = ""
+) -> dict:
     """Prometheus's config natively; `cluster` (a stack standing for one cluster of several) becomes
     an external label, on alerts sent and samples remote-written to `remote_write` (a global store's
-    write URL, e.g. http://127.0.0.1:9390/api/v1/write)."""
+    write URL, e.g. http://127.0.0.1:9390/api/v1/write). With `vhost`, RabbitMQ's per-queue series
+    are those of this stack's vhost only: the broker is shared with other stacks and the bench."""
     config = yaml.safe_load(source.read_text())
     if cluster:
         config.setdefault("global", {}).setdefault("external_labels", {})["cluster"] = cluster
@@ -70,6 +73,8 @@ def prometheus_config(source: Path, workers: int, cluster: str = "", remote_writ
     for job in config["scrape_configs"]:
         for sc in job.get("static_configs", []):
             sc["targets"] = [_local(t) for t in sc["targets"]]
+        if vhost and job.get("metrics_path") == "/metrics/detailed":
+            job.setdefault("params", {})["vhost"] = [vhost]
         if job.pop("dns_sd_configs", None) is not None:
             if job["job_name"] != WORKER_JOB:
                 raise ValueError(f"native mode knows how to expand DNS discovery only for {WORKER_JOB}")

@@ -37,6 +37,8 @@ def broker_parts(rmq_url):
         "port": parts.port or PORTS["rabbitmq"],
         "user": unquote(parts.username or "guest"),
         "password": unquote(parts.password or "guest"),
+        # amqp://host// is vhost "/"; amqp://host/name is "name" (kombu's reading of the path).
+        "vhost": unquote(parts.path[1:]) if len(parts.path) > 1 else "/",
     }
 
 

@@ -3,21 +3,21 @@
 - The native stack (3 workers) starts once per session and is shared; every test that uses it is
   marked `stack`, so that `make test` (tests/run.py) runs them in one process of their own, in
   file order, beside the others.
-- Tests that load the machine (marked `heavy`) take a lock shared by every pytest process of the
-  checkout, so that no two of them overlap and a measurement near capacity is never starved by
-  another.
+- Tests that load the machine (marked `heavy`) never overlap, and tests that stop a server every
+  stack shares (marked `exclusive`) run alone, across the pytest processes of a run (tests/locks.py).
 - Each run writes its slowest 20 tests to .native/test-durations-<TEST_RUN_NAME>.txt.
 
 The stack runs the alerting profile "fast" (native/derive.py): the real rules with shorter `for:`,
 windows and offsets, so that live alert tests take seconds, not hours.
 """
 
-import fcntl
+import contextlib
 import os
 
 import pytest
 
 from native import broker as native_broker, dotenv, env as native_env, paths, process
+from tests import locks
 from tests.live import STACK_WORKERS, forget_earlier_stacks, native_cli
 
 # Tests talk to the broker and Redis as the stack does (RMQ_URL with the .env user).
@@ -26,7 +26,6 @@ _env = native_env.build()
 for _name in ("RMQ_URL", "REDIS_URL"):
     os.environ[_name] = _env[_name]
 
-HEAVY_LOCK = paths.REPO / ".native" / "heavy-tests.lock"
 SLOWEST = 20
 _DURATIONS = {}  # nodeid -> seconds (setup + call + teardown)
 
@@ -36,20 +35,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "stack" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.stack)
+    # Exclusive tests first: the other processes of the run have barely begun, so they wait least.
+    items.sort(key=lambda item: item.get_closest_marker("exclusive") is None)
 
 
 @pytest.fixture(autouse=True)
-def _one_heavy_test_at_a_time(request):
-    if request.node.get_closest_marker("heavy") is None:
+def _locks(request):
+    exclusive = request.node.get_closest_marker("exclusive") is not None
+    heavy = request.node.get_closest_marker("heavy") is not None
+    assert not (exclusive and heavy), "an exclusive test runs alone: it needs no heavy lock"
+    with locks.shared_servers(exclusive), locks.heavy() if heavy else contextlib.nullcontext():
         yield
-        return
-    HEAVY_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with HEAVY_LOCK.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
@@ -69,12 +65,14 @@ def stack():
     was_running = bool(process.owned())
     if not was_running:
         forget_earlier_stacks()
-    result = native_cli("up", "--workers", str(STACK_WORKERS))
+    with locks.shared_servers():
+        result = native_cli("up", "--workers", str(STACK_WORKERS))
     print(result.stdout)
     assert result.returncode == 0, f"make up failed:\n{result.stdout}\n{result.stderr}"
     yield result.stdout
     if not was_running:
-        native_cli("down", timeout=180)
+        with locks.shared_servers():
+            native_cli("down", timeout=180)
 
 
 def pytest_runtest_logreport(report):

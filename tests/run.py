@@ -1,14 +1,16 @@
-"""`make test`: the whole suite, in three pytest processes side by side.
+"""`make test`: the whole suite, in four pytest processes side by side.
 
 - stack: the tests of the session's native stack (marked `stack`), in file order, its output shown
   as it runs;
+- alerts: the longest of those (alert conditions induced for real, memory containment) on a second
+  RabbitMQ-broker stack of its own: its own ports and vhost on the shared broker;
 - redis: the Redis-broker suite (tests/redis) on a second native stack of its own (NATIVE_INSTANCE,
   ports moved by NATIVE_PORT_OFFSET);
 - other: the static, unit, integration and k8s tests and the bench's own stack, on two xdist
   workers (one file per worker at a time: a module's processes serve its tests).
 
 Most of the suite waits (for alert windows, for tasks), so the processes overlap; tests that load
-the machine take a shared lock and never overlap (tests/conftest.py). The redis and other output is
+the machine never overlap, and tests that stop a server all stacks share run alone (tests/locks.py). The redis and other output is
 kept in .native/test-<name>.log and printed at the end. Extra arguments go to every process.
 Exit status: 0 when all three passed.
 """
@@ -19,10 +21,23 @@ import sys
 import time
 
 from native import paths
+from native.ports import PORTS
 
 PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+# About half of the stack tests' time: the alert conditions and the memory containment.
+ALERTS = [
+    "tests/live_alerts/test_alerts_fire_and_resolve.py",
+    "tests/live_alerts/test_prefetch_alert.py",
+    "tests/reliability/test_memory_containment.py",
+]
+ALERTS_ENV = {
+    "NATIVE_INSTANCE": "alerts",
+    "NATIVE_PORT_OFFSET": "2000",
+    "RMQ_URL": f"amqp://guest:guest@127.0.0.1:{PORTS['rabbitmq']}/celery-alerts",
+}
 RUNS = {
-    "stack": ([*PYTEST, "tests", "--ignore=tests/redis", "-m", "stack"], {}),
+    "stack": ([*PYTEST, "tests", "--ignore=tests/redis", *(f"--ignore={f}" for f in ALERTS), "-m", "stack"], {}),
+    "alerts": ([*PYTEST, *ALERTS, "-m", "stack"], ALERTS_ENV),
     "redis": ([*PYTEST, "tests/redis"], {"NATIVE_INSTANCE": "redis", "NATIVE_PORT_OFFSET": "1000"}),
     "other": ([*PYTEST, "tests", "--ignore=tests/redis", "-m", "not stack", "-n", "2", "--dist", "loadfile"], {}),
 }

@@ -18,6 +18,7 @@ import pytest
 
 from native import env as native_env, paths
 from native.ports import BASE_PORTS, OFFSET
+from tests import locks
 from tests.live import STACK_ENV, STACK_WORKERS, forget_earlier_stacks
 
 VISIBILITY_TIMEOUT = 30
@@ -55,7 +56,8 @@ def redis_broker_url():
 
 
 def redis_up(workers=STACK_WORKERS):
-    result = redis_cli("up", "--workers", str(workers))
+    with locks.shared_servers():  # it reuses the results Redis: never while a test has it stopped
+        result = redis_cli("up", "--workers", str(workers))
     assert result.returncode == 0, f"BROKER=redis make up failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
@@ -67,6 +69,11 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def native_down():
+    with locks.shared_servers():
+        _native_down()
+
+
+def _native_down():
     subprocess.run(
         [sys.executable, "-m", "native", "down"], capture_output=True, text=True, timeout=180, env=redis_stack_env()
     )

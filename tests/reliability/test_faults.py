@@ -25,6 +25,7 @@ from tests.live import (
 pytestmark = pytest.mark.stack
 
 
+@pytest.mark.exclusive  # the machine's RabbitMQ: every stack of the run shares it
 def test_broker_restart_loses_no_task(stack):
     target = AlertCheck("CeleryTargetDown", job="rabbitmq")
     load = SteadyLoad(5, timeout=0.1).start()
@@ -117,6 +118,7 @@ def test_prometheus_restart_keeps_its_data(stack):
     assert prom_scalar(probe, at=at) == before
 
 
+@pytest.mark.exclusive  # the results Redis: every stack of the run shares it
 def test_redis_down_tasks_still_run_and_lookups_say_unavailable(stack):
     faults.stop_redis()
     try:

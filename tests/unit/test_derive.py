@@ -84,3 +84,23 @@ def test_dotenv_parsing(tmp_path):
     f.write_text("# comment\nA=1\nB='two words'\n\nC=\"x=y\"\nnot a pair\n")
     assert read_dotenv(f) == {"A": "1", "B": "two words", "C": "x=y"}
     assert read_dotenv(tmp_path / "missing") == {}
+
+
+def test_rabbitmq_queue_series_are_those_of_the_stacks_vhost():
+    for vhost in ("/", "celery-alerts"):
+        derived = derive.prometheus_config(PROM, workers=1, vhost=vhost)
+        detailed = [j for j in derived["scrape_configs"] if j.get("metrics_path") == "/metrics/detailed"]
+        assert detailed and all(j["params"]["vhost"] == [vhost] for j in detailed)
+        # The other params (the metric families) stay as the source file has them.
+        assert all(j["params"]["family"] for j in detailed)
+    plain = derive.prometheus_config(PROM, workers=1)
+    assert all("vhost" not in j.get("params", {}) for j in plain["scrape_configs"])
+
+
+def test_the_broker_urls_vhost_as_kombu_reads_it():
+    from native.env import broker_parts
+
+    assert broker_parts("amqp://u:p@127.0.0.1:5672//")["vhost"] == "/"
+    assert broker_parts("amqp://u:p@127.0.0.1:5672")["vhost"] == "/"
+    assert broker_parts("amqp://u:p@127.0.0.1:5672/celery-alerts")["vhost"] == "celery-alerts"
+    assert broker_parts("amqp://u:p@127.0.0.1:5672/a%2Fb")["vhost"] == "a/b"
