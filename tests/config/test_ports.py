@@ -143,12 +143,13 @@ def test_the_charts_defaults_are_the_same_ports():
 
 
 def env_defaults(path):
-    """{variable: default} of every os.environ.get(NAME, DEFAULT) / _env(name, DEFAULT) in a module."""
+    """{variable: default} of every os.environ.get(NAME, DEFAULT) / _env(NAME, DEFAULT) /
+    _number(NAME, DEFAULT) in a module."""
     found = {}
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Call) and len(node.args) == 2 and all(isinstance(a, ast.Constant) for a in node.args):
             name = getattr(node.func, "attr", getattr(node.func, "id", ""))
-            if name in ("get", "_env"):
+            if name in ("get", "_env", "_number"):
                 found[node.args[0].value] = str(node.args[1].value)
     return found
 

@@ -1,11 +1,11 @@
 """End to end on the native stack with 3 workers: the guide's scenario 2 and the metrics pipeline."""
 
-import subprocess
-
+import psutil
 import pytest
 import requests
 
 from mixin.config import Config
+from native import paths
 from tests.live import FLOWER, native_cli, prom_query, prom_scalar, settled, submit, wait_finished, wait_for
 
 JOBS = Config().jobs.model_dump()
@@ -77,17 +77,28 @@ def test_each_worker_reports_cpu_and_memory_with_its_full_nodename(stack):
     assert ours <= flower
 
 
+def our_celery_processes():
+    """Pids of this stack's Celery processes: the other test stacks of the run (NATIVE_INSTANCE) run
+    the same command line and replace their own pool processes meanwhile."""
+    pids = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if "celery -A worker.celery_app" not in " ".join(proc.info["cmdline"] or ()):
+                continue
+            if proc.environ().get("NATIVE_INSTANCE", "") == paths.INSTANCE:
+                pids.append(proc.info["pid"])
+        except psutil.Error:
+            continue
+    return sorted(pids)
+
+
 def test_a_second_up_starts_no_duplicates(stack):
-    before = subprocess.run(
-        ["pgrep", "-f", "celery -A worker.celery_app"], capture_output=True, text=True
-    ).stdout.split()
+    before = our_celery_processes()
+    assert before, "no Celery process of this stack found"
     result = native_cli("up", "--workers", "3")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "started" not in result.stdout.replace("already running", "")
-    after = subprocess.run(
-        ["pgrep", "-f", "celery -A worker.celery_app"], capture_output=True, text=True
-    ).stdout.split()
-    assert sorted(before) == sorted(after)
+    assert our_celery_processes() == before
     status = native_cli("status")
     for name in ("prometheus", "alertmanager", "flower", "celery_exporter", "app", "celery_worker-3"):
         assert any(line.startswith(name) and "healthy" in line for line in status.stdout.splitlines()), status.stdout

@@ -7,8 +7,8 @@ launcher changes three things at import time, by subclassing and by replacing tw
 look up when they run:
 
 1. A longer event queue TTL. The exporter has no option for Celery's event_queue_ttl, and with the
-   default 5 s RabbitMQ drops events that a lagging exporter has not consumed yet (measured: 3-8 %
-   lost at ~950 tasks/s). It builds its Celery app from `src.exporter.Celery`: TunedCelery sets the
+   default 5 s RabbitMQ drops events that a lagging exporter has not consumed yet (the reliability
+   tests measure it). It builds its Celery app from `src.exporter.Celery`: TunedCelery sets the
    TTL from EVENT_QUEUE_TTL and EVENT_QUEUE_EXPIRES (the bundle's values are in worker/settings.py).
 
 2. Queue and worker-count metrics refreshed in the background. The exporter computes
