@@ -4,7 +4,8 @@
   marked `stack`, so that `make test` (tests/run.py) runs them in one process of their own, in
   file order, beside the others.
 - Tests that load the machine (marked `heavy`) never overlap, and tests that stop a server every
-  stack shares (marked `exclusive`) run alone, across the pytest processes of a run (tests/locks.py).
+  stack shares (marked `exclusive`) run first and alone, across the pytest processes of a run
+  (tests/locks.py).
 - Each run writes its slowest 20 tests to .native/test-durations-<TEST_RUN_NAME>.txt.
 
 The stack runs the alerting profile "fast" (native/derive.py): the real rules with shorter `for:`,
@@ -39,13 +40,31 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("exclusive") is None)
 
 
+_EXCLUSIVE_LEFT = []  # this process's exclusive tests not run yet (node ids)
+
+
+def pytest_collection_finish(session):
+    # After `-m` and `-k` chose: the exclusive tests this process will run.
+    _EXCLUSIVE_LEFT[:] = [item.nodeid for item in session.items if item.get_closest_marker("exclusive")]
+    if _EXCLUSIVE_LEFT:
+        locks.announce_exclusive()
+
+
 @pytest.fixture(autouse=True)
 def _locks(request):
     exclusive = request.node.get_closest_marker("exclusive") is not None
     heavy = request.node.get_closest_marker("heavy") is not None
     assert not (exclusive and heavy), "an exclusive test runs alone: it needs no heavy lock"
-    with locks.shared_servers(exclusive), locks.heavy() if heavy else contextlib.nullcontext():
-        yield
+    if not exclusive and not locks.wait_for_exclusive_tests():
+        print("gave up waiting for the other processes' exclusive tests")
+    try:
+        with locks.shared_servers(exclusive), locks.heavy() if heavy else contextlib.nullcontext():
+            yield
+    finally:
+        if request.node.nodeid in _EXCLUSIVE_LEFT:
+            _EXCLUSIVE_LEFT.remove(request.node.nodeid)
+            if not _EXCLUSIVE_LEFT:
+                locks.exclusive_done()
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +100,7 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session):
+    locks.exclusive_done()  # also when an exclusive test was skipped or the run was cut short
     if hasattr(session.config, "workerinput"):
         return  # an xdist worker: the controller writes the report
     if not _DURATIONS:

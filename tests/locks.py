@@ -2,6 +2,8 @@
 
 - heavy: tests that load the machine (marked `heavy`) never overlap, so that a measurement near
   capacity is not starved by another.
+- exclusive first: a process with exclusive tests runs them first, and the others start no test
+  until they are done (announce_exclusive / exclusive_done / wait_for_exclusive_tests).
 - shared servers: every native stack of the run uses the machine's RabbitMQ and the results Redis.
   A test that stops one of them (marked `exclusive`) runs alone: it waits until the tests running in
   the other processes end and holds back new ones (and stack starts) until it is done. Other tests
@@ -12,10 +14,16 @@
 
 import contextlib
 import fcntl
+import os
+import time
 
-from native import paths
+from native import paths, process
 
 LOCKS = paths.REPO / ".native"
+# One file per pytest process that still has exclusive tests to run: the other processes start no
+# test until there is none (an exclusive test that waited behind a long test elsewhere would hold
+# every process back through the turnstile meanwhile).
+EXCLUSIVE_FIRST = LOCKS / "exclusive-first"
 _depth = 0  # shared_servers() held by this process, nested
 
 
@@ -64,3 +72,34 @@ def _locked(exclusive, directory):
         with _flock(turnstile, fcntl.LOCK_EX, directory):  # only to pass through it
             held.enter_context(_flock(lock, fcntl.LOCK_SH, directory))
         yield
+
+
+def _token():
+    return str(os.getpid())
+
+
+def announce_exclusive():
+    EXCLUSIVE_FIRST.mkdir(parents=True, exist_ok=True)
+    (EXCLUSIVE_FIRST / _token()).touch()
+
+
+def exclusive_done():
+    (EXCLUSIVE_FIRST / _token()).unlink(missing_ok=True)
+
+
+def wait_for_exclusive_tests(timeout=1800, interval=0.5):
+    """Until no other live process of the run has exclusive tests left; False after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        waiting = False
+        for path in EXCLUSIVE_FIRST.glob("*") if EXCLUSIVE_FIRST.is_dir() else ():
+            if path.name == _token():
+                continue
+            if path.name.isdigit() and process.alive(int(path.name)):
+                waiting = True
+            else:
+                path.unlink(missing_ok=True)  # left by a process that is gone
+        if not waiting:
+            return True
+        time.sleep(interval)
+    return False

@@ -6,6 +6,7 @@ import time
 import pytest
 import requests
 
+from native.ports import PORTS
 from tests import faults
 from tests.alerting import AlertCheck, prometheus_alerts
 from tests.live import (
@@ -90,6 +91,11 @@ def test_monitor_restarts_cause_no_false_alert(stack):
     watch = ("CelerySuccessRateLow", "CeleryTaskSuccessRateLow", "CeleryThroughputBelowBaseline")
     with SteadyLoad(2, task="process_task", timeout=0):
         time.sleep(40)
+        # An alert already pending or firing before the restarts has another cause (the throughput
+        # baseline of a heavier test that ran just before, for one): not the restarts'.
+        before = {name for name in watch if prometheus_alerts(name, {})}
+        watch = tuple(name for name in watch if name not in before)
+        print(f"watched: {', '.join(watch)}; already active before the restarts: {', '.join(before) or 'none'}")
         for service in ("celery_exporter", "flower"):
             faults.restart_service(service)
         # Metrics resume: over a window that starts after the restarts, both monitors count tasks.
@@ -118,7 +124,9 @@ def test_prometheus_restart_keeps_its_data(stack):
     assert prom_scalar(probe, at=at) == before
 
 
-@pytest.mark.exclusive  # the results Redis: every stack of the run shares it
+# Alone when it stops the machine's Redis, which every stack of the run shares; `make test` gives this
+# stack a results Redis of its own (tests/run.py), which it stops beside the others.
+@pytest.mark.exclusive if faults.redis_port() == PORTS["redis"] else pytest.mark.stack
 def test_redis_down_tasks_still_run_and_lookups_say_unavailable(stack):
     faults.stop_redis()
     try:

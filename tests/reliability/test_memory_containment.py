@@ -17,7 +17,7 @@ import psutil
 import pytest
 import requests
 
-from native import env as native_env, process, services
+from native import derive, env as native_env, process, services
 from tests import faults
 from tests.alerting import AlertCheck
 from tests.live import APP, STACK_WORKERS, submit, wait_finished, wait_for
@@ -95,7 +95,7 @@ def replacements():
     """Sum over the workers' own /metrics of celery_worker_pool_process_replacements_total, by reason."""
     total = {"recycled": 0.0, "died": 0.0}
     for i in range(1, STACK_WORKERS + 1):
-        text = requests.get(f"http://127.0.0.1:{9190 + i}/metrics", timeout=10).text
+        text = requests.get(f"http://127.0.0.1:{derive.worker_port(i)}/metrics", timeout=10).text
         for line in text.splitlines():
             if line.startswith("celery_worker_pool_process_replacements_total{"):
                 reason = line.split('reason="', 1)[1].split('"', 1)[0]
