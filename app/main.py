@@ -11,7 +11,7 @@ from pathlib import Path
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from prometheus_client import Counter
+from prometheus_client import Counter, disable_created_metrics
 from prometheus_flask_exporter import PrometheusMetrics
 from werkzeug.exceptions import HTTPException
 
@@ -71,6 +71,8 @@ def create_app():
         ALERT_WEBHOOK_TOKEN=settings.ALERT_WEBHOOK_TOKEN,
         ALERT_WEBHOOK_MAX_BYTES=settings.ALERT_WEBHOOK_MAX_BYTES,
     )
+    # No `*_created` series (one more per counter and histogram label set, read by nothing).
+    disable_created_metrics()
     PrometheusMetrics(flask_app, group_by="url_rule", default_labels={})
     # The form carries a CSRF token; the JSON API needs Content-Type: application/json, which a
     # cross-site form cannot send without a CORS preflight that this app never allows.

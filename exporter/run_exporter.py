@@ -1,7 +1,7 @@
 """Launch the danihodovic celery-exporter with the bundle's changes, without forking its code.
 
 The exporter (PyPI prometheus-exporter-celery, top-level package `src`) is used as installed; this
-launcher changes three things at import time, by subclassing and by replacing two names its modules
+launcher changes four things at import time, by subclassing and by replacing two names its modules
 look up when they run:
 
 1. A longer event queue TTL. The exporter has no option for Celery's event_queue_ttl, and with the
@@ -27,6 +27,11 @@ look up when they run:
    metrics (the series are the same as with a constant empty value: PromQL treats an empty label as
    absent). celery_worker_up and celery_worker_tasks_active stay per worker (one series each).
 
+4. No `*_created` series. prometheus_client adds a gauge `<name>_created` (the Unix time the series
+   began) to every counter and histogram label set, which Prometheus 2.x stores as one more series
+   each: about a fifth of the exporter's series, read by nothing (rate() and increase() handle resets
+   without them). prometheus_client.disable_created_metrics() turns them off for the process.
+
 Options added to the exporter's own (which all still work, also as CE_<OPTION> environment variables):
   --queue-metrics-interval SECONDS                          CE_QUEUE_METRICS_INTERVAL (default 10)
   --per-worker-task-metrics / --no-per-worker-task-metrics  CE_PER_WORKER_TASK_METRICS (default off)
@@ -49,6 +54,7 @@ import time
 import click
 from celery import Celery
 from click.core import ParameterSource
+import prometheus_client
 from loguru import logger
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -292,6 +298,7 @@ def main(args=None):
         return 1
 
 
+prometheus_client.disable_created_metrics()
 src.exporter.Celery = TunedCelery
 src.exporter.start_http_server = start_http_server
 _extend(cli)

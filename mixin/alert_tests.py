@@ -669,9 +669,13 @@ class Cases:
         window = self.samples(self.s("prefetch_wait_window"))  # samples in a full window
         at = self.s("prefetch_wait_window") + self.s("prefetch_wait_for") + 4 * step
         n = self.samples(at) + 4
-        wait = ("flower_task_prefetch_time_seconds{" + self.FLOWER + ', worker="%s", task="process_task"}').__mod__
+        # Flower's gauge per worker and task name, or per worker only (cardinality.flower_task_series).
+        task = ', task="process_task"' if self.cfg.cardinality.flower_task_series else ""
+        wait = ("flower_task_prefetch_time_seconds{" + self.FLOWER + ', worker="%s"' + task + "}").__mod__
         w1, w2 = "celery_worker-1@host-1", "celery_worker-2@host-2"
-        labels = {"job": self.jobs.flower, "instance": "flower:5555", "task": "process_task"}
+        labels = {"job": self.jobs.flower, "instance": "flower:5555"}
+        if task:
+            labels["task"] = "process_task"
         # One long wait in a full window: the average stays at half the limit.
         spike = f"0x{window} {limit * window / 2:g} 0x{n}"
         return [
@@ -745,6 +749,9 @@ class Cases:
         lossy_job = getattr(self.jobs, lossy)
         lossy_up = f"up{{{self.EXPORTER if lossy == 'exporter' else self.FLOWER}}}"
 
+        # Flower counts per worker and task name, or per worker only (cardinality.flower_task_series).
+        task = ', task="process_task"' if self.cfg.cardinality.flower_task_series else ""
+
         def pipeline(lost_share, started=per_step):
             kept = {m: started * (1 - lost_share) if m == lossy else started for m in ("exporter", "flower")}
             return [
@@ -754,8 +761,7 @@ class Cases:
                     counter((kept["exporter"], n)),
                 ),
                 (
-                    f'flower_events_total{{{self.FLOWER}, worker="celery_worker-1@host-1", type="task-started", '
-                    f'task="process_task"}}',
+                    f'flower_events_total{{{self.FLOWER}, worker="celery_worker-1@host-1", type="task-started"{task}}}',
                     counter((kept["flower"], n)),
                 ),
             ]

@@ -255,6 +255,29 @@ class Latency(Section):
         return self
 
 
+class Cardinality(Section):
+    """Switches that bound the series each worker adds (docs/cardinality.md: the budget per source,
+    the formula for a fleet, the figures measured at 1,000 workers). The defaults hold the budget at
+    a thousand workers; the per-task views they turn off are for small fleets."""
+
+    # Flower's series per task name on each worker: flower_events_total, flower_task_runtime_seconds,
+    # flower_task_prefetch_time_seconds and flower_worker_prefetched_tasks by worker x task (up to
+    # workers x task names series each). false: the bundle's Flower exposes them per worker only
+    # (worker/flower_metrics.py), and Prometheus drops any Flower series that still has a task label
+    # at scrape (mixin/prometheus.py), so a Flower without the bundle's metrics cannot break the
+    # budget. true: Flower as it comes (PER_TASK_FLOWER_METRICS=1 on the bundle's Flower).
+    flower_task_series: bool = False
+    # The workers' latency histograms (queue wait, prefetch wait, runtime) per task name and queue
+    # (true), or per queue only (false: the workers run with WORKER_LATENCY_METRICS=per_queue). With
+    # false the panels by task are left out and an SLO objective that selects tasks is refused.
+    worker_latency_by_task: bool = True
+    # How often the rules that rate every bucket of every task's runtime histogram (the runtime p95
+    # of CeleryTaskRuntimeRising, the Overview's runtime per queue) are evaluated: their cost grows
+    # with task names x queues x buckets, and a 5-minute p95 need not move every 5 s. Never more often
+    # than evaluation_interval.
+    runtime_evaluation_interval: Duration = "15s"
+
+
 class LatencyObjective(Section):
     """`ratio` of the tasks take less than `seconds` (a bucket bound of latency.buckets)."""
 
@@ -350,6 +373,19 @@ class Config(Section):
     autoscaling: Autoscaling = Autoscaling()
     latency: Latency = Latency()
     slos: SLOs = SLOs()
+    cardinality: Cardinality = Cardinality()
+
+    @model_validator(mode="after")
+    def _slo_tasks_need_latency_by_task(self):
+        if self.cardinality.worker_latency_by_task:
+            return self
+        for o in self.slos.objectives:
+            if o.task is not None and (o.queue_wait is not None or o.runtime is not None):
+                raise ValueError(
+                    f"slos: objective {o.name!r} selects task {o.task!r} for a latency SLI, but "
+                    "cardinality.worker_latency_by_task is false: the workers' histograms have no task label"
+                )
+        return self
 
     @model_validator(mode="after")
     def _slo_bounds_are_buckets(self):

@@ -6,9 +6,13 @@ window; windows, `for` durations and offsets do (mixin/config.py names each knob
 
 - standard:   the configuration as given (the bundle's: a 5 s scrape).
 - fast:       what the live tests run: every window and `for` divided by 10 (with floors so a rate
-              still sees several scrapes), baselines 2 minutes back.
+              still sees several scrapes), baselines 2 minutes back, every group every 5 s.
 - kubernetes: kube-prometheus-stack scrapes every 30 s: windows of at least 4 scrapes, `for` of at
               least 2 evaluations, evaluated every 30 s; and workers autoscaled by KEDA (keda).
+- fleet:      hundreds of workers (docs/cardinality.md): the workers' latency histograms per queue
+              only and with 9 bucket bounds (plus the SLOs' own), 37 series per queue on each worker
+              instead of 64 per task name and queue. The workers must run with
+              WORKER_LATENCY_METRICS=per_queue and TASK_LATENCY_BUCKETS set to the same bounds.
 """
 
 import math
@@ -57,6 +61,7 @@ def fast(cfg: Config) -> Config:
         {
             "thresholds": t,
             "slos": {"windows": slo_windows(cfg, divisor=10, min_window=30), "evaluation_interval": "5s"},
+            "cardinality": {"runtime_evaluation_interval": "5s"},
             "scrape_interval": "5s",
             "evaluation_interval": "5s",
         },
@@ -81,10 +86,21 @@ def keda(cfg: Config) -> Config:
     return build({"autoscaling": {"keda": True}}, base=cfg)
 
 
+# Coarse but spanning the same 5 ms .. 1 h range; 30 and 60 are the default SLOs' bounds.
+FLEET_LATENCY_BUCKETS = (0.01, 0.05, 0.25, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0)
+
+
+def fleet(cfg: Config) -> Config:
+    slo_bounds = {target.seconds for o in cfg.slos.objectives for target in (o.queue_wait, o.runtime) if target}
+    buckets = sorted(set(FLEET_LATENCY_BUCKETS) | slo_bounds)
+    return build({"cardinality": {"worker_latency_by_task": False}, "latency": {"buckets": buckets}}, base=cfg)
+
+
 PROFILES = {
     "standard": (),
     "fast": (fast,),
     "kubernetes": (kubernetes, keda),
+    "fleet": (fleet,),
 }
 
 

@@ -30,6 +30,9 @@ class RabbitMQ:
     QUEUE_READY = "rabbitmq_detailed_queue_messages_ready"
     QUEUE_UNACKED = "rabbitmq_detailed_queue_messages_unacked"
     QUEUE_CONSUMERS = "rabbitmq_detailed_queue_consumers"
+    # Publish time (AMQP timestamp property, whole seconds) of the queue's first message; NaN when
+    # the queue is empty or that message carries no timestamp (worker/latency.py sets it).
+    QUEUE_HEAD_TIMESTAMP = "rabbitmq_detailed_queue_head_message_timestamp"
     IDENTITY = "rabbitmq_identity_info"
     CONNECTIONS = "rabbitmq_connections"
     CHANNELS = "rabbitmq_channels"
@@ -159,6 +162,16 @@ class Queries:
             "redis": lambda: self.redis_queue_consumers(*self._keys(matchers), by=by),
         }
         return self._any_broker(parts, lambda: self._exporter_queue("celery_active_consumer_count", matchers, by))
+
+    def oldest_message_age(self, *matchers, by=None):
+        """Seconds since the oldest waiting message of each queue was published, or None: only
+        RabbitMQ reports it (a Redis list keeps no time per message). `>= 0` drops the empty queues'
+        NaN."""
+        if "rabbitmq" not in self.cfg.sources.brokers:
+            return None
+        by = self._by(by, self.queue)
+        head = f"{RabbitMQ.QUEUE_HEAD_TIMESTAMP}{self.sel('task_queues', *matchers)}"
+        return f"max by ({by}) (time() - {head}) >= 0"
 
     def _any_broker(self, parts, exporter):
         """The expression of each broker the Config scrapes, joined with `or` (only the broker in

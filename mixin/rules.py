@@ -2,19 +2,23 @@
 
 `python -m mixin` writes the bundle's (alerts/celery.rules.yml, committed; a test fails when it
 drifts); `python -m mixin render --config FILE --out DIR` writes a user's. Every expression comes
-from mixin/queries.py; recording rules (`celery:...`) name the shared ones, and exist only for the
-sources the Config has. The alerts are in mixin/alerts/, by area.
+from mixin/queries.py; recording rules (`celery:...`, mixin/records.py) name the shared ones, the
+ones dashboards read instead of raw series, and exist only for the sources the Config has. The
+alerts are in mixin/alerts/, by area.
 """
 
 from pathlib import Path
 
 import yaml
 
-from mixin import alerts, slo
+from mixin import alerts, records, slo
 from mixin.config import Config
+from mixin.durations import seconds
 from mixin.queries import Queries
 
 RULES_PATH = Path(__file__).resolve().parent.parent / "alerts" / "celery.rules.yml"
+TASK_GROUP = "celery.task.rules"
+RUNTIME_GROUP = "celery.runtime.rules"
 RECORDING_GROUP = "celery.rules"
 SLO_GROUP = "celery.slo.rules"
 ALERTING_GROUP = "celery.alerts"
@@ -25,53 +29,44 @@ def record(name, expr):
     return {"record": name, "expr": expr}
 
 
-def task_records(cfg, q):
-    w = cfg.thresholds.success_window
-    rules = [
-        record("celery:task_succeeded:rate", q.task_rate("succeeded", w)),
-        record("celery:task_failed:rate", q.task_rate("failed", w)),
-        record("celery:task_finished:rate", q.finished_rate(w)),
-        record("celery:task_success:ratio", q.success_ratio(w)),
-        record("celery:success:ratio", q.success_ratio(w, by=q.deployment)),
-        # Tasks per second, all tasks (finished, i.e. succeeded or failed).
-        record("celery:throughput:rate", q.finished_rate(w, by=q.deployment)),
-    ]
-    for quantile in (50, 95, 99):
-        # `>= 0` drops NaN (no success in the window), so averages over time skip idle periods.
-        rules.append(
-            record(f"celery:task_runtime_seconds:p{quantile}", f"{q.runtime_quantile(quantile / 100, w)} >= 0")
-        )
-    return rules
+def task_rules(cfg: Config, q=None, build=records.task_records):
+    """The celery-exporter's records, per task and per queue: groups of their own, so that their time
+    (it grows with task names x queues) and the workers' (with workers) are each bounded apart."""
+    q = q or Queries(cfg)
+    return [record(name, expr) for name, expr in build(cfg, q)] if cfg.sources.exporter else []
 
 
 def recording_rules(cfg: Config, q=None):
     q = q or Queries(cfg)
     t = cfg.thresholds
-    rules = task_records(cfg, q) if cfg.sources.exporter else []
+    rules = []
     if cfg.sources.brokers or cfg.sources.exporter:
         rules += [
-            record("celery:queue_messages_ready:sum", q.queue_depth()),
-            record("celery:queue_consumers:sum", q.queue_consumers()),
+            ("celery:queue_messages_ready:sum", q.queue_depth()),
+            ("celery:queue_consumers:sum", q.queue_consumers()),
         ]
+    if cfg.sources.flower:
+        rules += records.flower_records(cfg, q)
     if cfg.sources.worker_metrics:
         rules += [
             # 1.0 = the worker uses all the cores it may use (celery_worker_cpu_limit_cores).
-            record("celery:worker_cpu_utilisation:ratio", q.worker_cpu_ratio(t.worker_cpu_window)),
-            record("celery:worker_memory_rss_bytes:deriv", q.worker_memory_growth(t.worker_memory_window)),
-            record("celery:worker_tasks_started:increase", q.tasks_started_by_workers(t.events_lost_window)),
+            (records.WORKER_CPU, q.worker_cpu_ratio(t.worker_cpu_window)),
+            ("celery:worker_memory_rss_bytes:deriv", q.worker_memory_growth(t.worker_memory_window)),
+            ("celery:worker_tasks_started:increase", q.tasks_started_by_workers(t.events_lost_window)),
         ]
         if q.monitors():
-            rules.append(record("celery:monitor_events_lost:ratio", q.events_lost_ratio(t.events_lost_window)))
-        rules.append(
-            record("celery:queue_wait_seconds:p95", f"{q.stage_quantile('queue_wait', 0.95, t.queue_wait_window)} >= 0")
-        )
-    return rules + slo.recording_rules(cfg, q)
+            rules.append((records.EVENTS_LOST, q.events_lost_ratio(t.events_lost_window)))
+        rules += records.stage_records(cfg, q)
+    return [record(name, expr) for name, expr in rules] + slo.recording_rules(cfg, q)
 
 
 def build(cfg: Config):
-    """The rule file as a dict. Recording rules come first, in their own group."""
+    """The rule file as a dict. Recording rules come first, in their own groups."""
     interval = cfg.evaluation_interval
+    runtime_interval = max(interval, cfg.cardinality.runtime_evaluation_interval, key=seconds)
     groups = [
+        {"name": TASK_GROUP, "interval": interval, "rules": task_rules(cfg)},
+        {"name": RUNTIME_GROUP, "interval": runtime_interval, "rules": task_rules(cfg, build=records.runtime_records)},
         {"name": RECORDING_GROUP, "interval": interval, "rules": recording_rules(cfg)},
         {"name": SLO_GROUP, "interval": cfg.slos.evaluation_interval, "rules": slo.window_rules(cfg)},
         {"name": ALERTING_GROUP, "interval": interval, "rules": [a.rule(cfg) for a in alerts.build(cfg)]},

@@ -168,7 +168,11 @@ DESCRIPTIONS = {
     "WORKER_METRICS_ADDR": ("worker", "address of the worker's `/metrics`"),
     "WORKER_METRICS_PORT": ("worker", "port of the worker's `/metrics` (natively worker *i* gets 9190 + *i*)"),
     "WORKER_CPU_LIMIT_CORES": ("worker", "what 100 % CPU means for the worker, when the detected limit is wrong"),
-    "WORKER_LATENCY_METRICS": ("worker", "`0`: no queue-wait, prefetch-wait and runtime histograms"),
+    "WORKER_LATENCY_METRICS": (
+        "worker",
+        "`0`: no queue-wait, prefetch-wait and runtime histograms; `per_queue`: without the task label "
+        "(docs/cardinality.md)",
+    ),
     "TASK_LATENCY_BUCKETS": (
         "worker",
         "bucket bounds of those histograms, in seconds, comma-separated (the mixin's `latency.buckets` must match)",
@@ -195,6 +199,11 @@ DESCRIPTIONS = {
     ),
     "FLOWER_PERSISTENT": ("flower", "keep Flower's tasks across restarts in `FLOWER_DB`"),
     "FLOWER_DB": ("flower", "Flower's state file"),
+    "PER_TASK_FLOWER_METRICS": (
+        "flower",
+        "`1`: Flower's `/metrics` per worker and task name, as Flower has them (small fleets; the mixin's "
+        "`cardinality.flower_task_series` must be true); default per worker only (docs/cardinality.md)",
+    ),
     "FLOWER_STATE_SAVE_INTERVAL": ("flower", "milliseconds between two saves of that file"),
     "FLOWER_UNAUTHENTICATED_API": ("flower", "`true`: Flower's REST API answers without credentials (dev)"),
     "FLOWER_AUTH": ("flower", "Flower's OAuth (with `FLOWER_AUTH_PROVIDER`; see Flower's documentation)"),

@@ -13,6 +13,7 @@ series per SLI instead of every task's counters over days, in a group of their o
 cfg.slos.evaluation_interval.
 """
 
+from mixin import records
 from mixin.config import Config, Objective
 from mixin.durations import seconds
 from mixin.queries import Queries
@@ -41,9 +42,19 @@ def error_ratio(q: Queries, objective: Objective, sli, window):
     scope = ", ".join(q.cfg.labels.scope)
     m = matchers(objective, sli)
     if sli == "success":
-        return f"1 - (\n{q.success_ratio(window, *m, by=scope)}\n)"
+        return f"1 - (\n{success_ratio(q, window, m, scope)}\n)"
     bound = getattr(objective, sli).seconds
     return q.stage_share_above(sli, bound, window, *m, by=scope)
+
+
+def success_ratio(q: Queries, window, m, scope):
+    """From the per-task records when they cover the same window (the exporter's counters are then
+    not rated again), else from the raw counters."""
+    if seconds(window) != seconds(q.cfg.thresholds.success_window):
+        return q.success_ratio(window, *m, by=scope)
+    selector = q.sel("exporter", *m)
+    succeeded = f"sum by ({scope}) ({records.TASK_SUCCEEDED}{selector})"
+    return records.ratio_or_zero(succeeded, f"sum by ({scope}) ({records.TASK_FINISHED}{selector})")
 
 
 def shortest(cfg: Config):

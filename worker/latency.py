@@ -18,7 +18,13 @@ Per worker (full nodename, as on the other worker metrics), task name and queue:
   share means some publisher is not stamping its messages.
 
 Labels: `worker` is the full nodename; `task` the task's name as Celery's events carry it (the
-shadow name, if the publisher set one); `queue` as below.
+shadow name, if the publisher set one); `queue` as below. With WORKER_LATENCY_METRICS=per_queue the
+`task` label is left out: a fleet's series then grow with its queues, not with its task names.
+
+Series per worker: 3 histograms x (B + 3) (B bucket bounds, plus +Inf, _sum and _count) + 1 unknown
+counter for each (task, queue) pair the worker ran, or each queue with per_queue: 64 with the
+default 18 bounds (docs/cardinality.md has the fleet's formula). No `*_created` series
+(worker/metrics.py turns them off).
 
 Publish time: every process that imports worker.celery_app (the web app, the loadtest, the bench, the
 workers when they retry) sets the message header `published_at` (Unix time, float seconds, the
@@ -55,8 +61,9 @@ On Redis, kombu keeps the publish's exchange and routing key in the message, and
 to a queue through the default exchange with the queue's name as routing key, so the same applies.
 
 Settings (worker/settings.py), checked when a worker starts: TASK_LATENCY_BUCKETS (default
-settings.DEFAULT_TASK_LATENCY_BUCKETS, 5 ms to 1 h) and WORKER_LATENCY_METRICS=0 to turn the
-measurement off (the worker then uses Celery's own Request class; clients still set the header;
+settings.DEFAULT_TASK_LATENCY_BUCKETS, 5 ms to 1 h), WORKER_LATENCY_METRICS=per_queue to leave the
+task label out (set the mixin's cardinality.worker_latency_by_task to false to match) and
+WORKER_LATENCY_METRICS=0 to turn the measurement off (the worker then uses Celery's own Request class; clients still set the header;
 WORKER_METRICS=0, no /metrics at all, turns it off too). A bad value stops the worker with one line
 naming the variable and the value.
 """
@@ -77,6 +84,7 @@ log = logging.getLogger(__name__)
 
 HEADER = "published_at"
 LABELS = ("worker", "task", "queue")
+LABELS_PER_QUEUE = ("worker", "queue")
 UNKNOWN_QUEUE = "unknown"
 
 # The worker's measurements; None until a worker started with the measurement on.
@@ -175,13 +183,16 @@ class Series:
 
 class LatencyMetrics:
     """The three histograms and the unknown-publish-time counter, unregistered until
-    register(registry) (worker/metrics.py does it with the worker's /metrics registry)."""
+    register(registry) (worker/metrics.py does it with the worker's /metrics registry). by_task:
+    labelled by task name as well as queue (WORKER_LATENCY_METRICS=per_queue: not)."""
 
-    def __init__(self, buckets=settings.DEFAULT_TASK_LATENCY_BUCKETS):
+    def __init__(self, buckets=settings.DEFAULT_TASK_LATENCY_BUCKETS, by_task=True):
+        self.by_task = by_task
+        labels = LABELS if by_task else LABELS_PER_QUEUE
         self.queue_wait = Histogram(
             "celery_worker_task_queue_wait_seconds",
             "Seconds from publish (or the ETA, if later) to the start of the task on this worker",
-            LABELS,
+            labels,
             buckets=buckets,
             registry=None,
         )
@@ -189,21 +200,21 @@ class LatencyMetrics:
             "celery_worker_task_prefetch_wait_seconds",
             "Seconds from the worker receiving the task (or its ETA, if later) to its start: waiting "
             "for a pool slot inside the worker",
-            LABELS,
+            labels,
             buckets=buckets,
             registry=None,
         )
         self.runtime = Histogram(
             "celery_worker_task_runtime_seconds",
             "Seconds from the start of the task to its end, whatever the outcome",
-            LABELS,
+            labels,
             buckets=buckets,
             registry=None,
         )
         self.queue_wait_unknown = Counter(
             "celery_worker_task_queue_wait_unknown",
             "Tasks started whose message had no publish time (no published_at header): queue wait not observed",
-            LABELS,
+            labels,
             registry=None,
         )
         self._series = {}
@@ -216,7 +227,7 @@ class LatencyMetrics:
             registry.register(collector)
 
     def series(self, worker, task, queue):
-        key = (worker, task, queue)
+        key = (worker, task, queue) if self.by_task else (worker, queue)
         found = self._series.get(key)
         if found is None:
             # Two threads may build the same entry; labels() returns the same children, so no harm.
@@ -321,10 +332,11 @@ class TimedRequest(Request):
         return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
 
 
-def install(app, buckets):
-    """Measure in this worker: every task of `app` uses TimedRequest; metrics with `buckets`."""
+def install(app, buckets, by_task=True):
+    """Measure in this worker: every task of `app` uses TimedRequest; metrics with `buckets`, by
+    task name and queue (by_task) or by queue only."""
     global METRICS
-    METRICS = LatencyMetrics(buckets)
+    METRICS = LatencyMetrics(buckets, by_task)
     app.Task.Request = f"{__name__}:TimedRequest"
     return METRICS
 
@@ -341,9 +353,10 @@ def _configure_worker(sender=None, instance=None, **_):
     # classes, and only in `celery worker` (not in the app, Flower or other clients).
     try:
         enabled = settings.worker_latency_metrics()
+        by_task = settings.worker_latency_by_task()
         buckets = settings.task_latency_buckets()
     except ValueError as exc:
         raise SystemExit(f"celery worker: {exc}") from None
     # Nothing would serve the measurements without the worker's /metrics (worker/metrics.py).
     if enabled and os.environ.get("WORKER_METRICS", "1") != "0":
-        install(instance.app, buckets)
+        install(instance.app, buckets, by_task)

@@ -15,7 +15,7 @@ import psutil
 from billiard.pool import EX_OK, EX_RECYCLE, RUN
 from celery import signals
 from celery.worker import state as worker_state
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, disable_created_metrics, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from worker import latency, settings
@@ -185,6 +185,8 @@ class WorkerProcessTreeCollector:
 
 
 def serve(nodename, pool=None, addr=None, port=None):
+    # No `*_created` series: the latency histograms would carry one per label set (read by nothing).
+    disable_created_metrics()
     replacements = PoolReplacements()
     if pool is None or not replacements.attach(pool):
         replacements = None

@@ -182,12 +182,31 @@ def task_latency_buckets():
     return tuple(bounds)
 
 
-def worker_latency_metrics():
-    """WORKER_LATENCY_METRICS: whether workers measure task latency by stage (default on).
-    ValueError with a one-line message naming the variable and its value for anything but 1/0,
-    on/off, true/false, yes/no."""
+LATENCY_PER_QUEUE = "per_queue"
+
+
+def _worker_latency_mode():
+    """WORKER_LATENCY_METRICS as one of on, per_queue, off."""
     text = _env("WORKER_LATENCY_METRICS", "1")
+    if text.strip().lower() == LATENCY_PER_QUEUE:
+        return LATENCY_PER_QUEUE
     try:
-        return _SWITCH[text.strip().lower()]
+        return "on" if _SWITCH[text.strip().lower()] else "off"
     except KeyError:
-        raise ValueError(f"WORKER_LATENCY_METRICS={text!r}: use 1 (on, the default) or 0 (off)") from None
+        raise ValueError(
+            f"WORKER_LATENCY_METRICS={text!r}: use 1 (on, the default), {LATENCY_PER_QUEUE} (on, without the "
+            "task label) or 0 (off)"
+        ) from None
+
+
+def worker_latency_metrics():
+    """WORKER_LATENCY_METRICS: whether workers measure task latency by stage (default on; per_queue
+    is on too). ValueError with a one-line message naming the variable and its value for anything but
+    1/0, on/off, true/false, yes/no, per_queue."""
+    return _worker_latency_mode() != "off"
+
+
+def worker_latency_by_task():
+    """Whether the latency histograms carry the task name (WORKER_LATENCY_METRICS=per_queue: no, one
+    series set per queue only: see docs/cardinality.md)."""
+    return _worker_latency_mode() != LATENCY_PER_QUEUE

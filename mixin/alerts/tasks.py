@@ -130,27 +130,34 @@ def throughput_below_baseline(cfg, q):
 
 
 def prefetch_time_high(cfg, q):
-    """Tasks queued at a worker behind a long one (prefetch), invisible in the broker's queue depth."""
+    """Tasks queued at a worker behind a long one (prefetch), invisible in the broker's queue depth.
+    Flower's gauge is per worker and task name, or per worker only (cardinality.flower_task_series)."""
     if not cfg.sources.flower:
         return None
     t = cfg.thresholds
     limit = num(t.prefetch_wait_max_seconds)
+    by_task = cfg.cardinality.flower_task_series
+    tasks = "{{ $labels.task }} tasks" if by_task else "Tasks"
     return Alert(
         name="CeleryTaskPrefetchTimeHigh",
         expr=f"{q.prefetch_wait_avg(t.prefetch_wait_window)} > {limit}",
         for_=t.prefetch_wait_for,
         severity="warning",
         dashboard="tasks",
-        summary="Task {{ $labels.task }} waits at worker {{ $labels.worker }} before it starts",
+        summary=(
+            "Task {{ $labels.task }} waits at worker {{ $labels.worker }} before it starts"
+            if by_task
+            else "Tasks wait at worker {{ $labels.worker }} before they start"
+        ),
         description=(
-            f"{{{{ $labels.task }}}} tasks waited on average {{{{ $value | humanizeDuration }}}} at "
+            f"{tasks} waited on average {{{{ $value | humanizeDuration }}}} at "
             f"{{{{ $labels.worker }}}} between being received (prefetched) and started, over "
             f"{t.prefetch_wait_window} (threshold {limit}s): they are queued behind long tasks that "
             f"hold the worker's pool slots."
         ),
         when=(
-            f"tasks of one name waited at one worker between received (prefetched) and started more than "
-            f"{limit} s on average over {t.prefetch_wait_window}, for {t.prefetch_wait_for}"
+            f"tasks {'of one name ' if by_task else ''}waited at one worker between received (prefetched) and "
+            f"started more than {limit} s on average over {t.prefetch_wait_window}, for {t.prefetch_wait_for}"
         ),
     )
 

@@ -5,8 +5,10 @@ Targets Grafana 11.x: dashboard JSON schemaVersion 39, panel types timeseries, s
 bargauge and table only (no AngularJS `graph`/`singlestat`, which Grafana 12 removed). Every
 panel and query uses the datasource variable (default: the Config's datasource uid); every
 selector, dashboard uid and colour threshold comes from the Config, and a dashboard shows only the
-panels its sources feed (a broker dashboard only for a broker the Config scrapes). Queries use raw
-metrics only, so the dashboards do not depend on recording-rule names.
+panels its sources feed (a broker dashboard only for a broker the Config scrapes). Panels that
+aggregate over many series (every worker, every task) read the recording rules of mixin/records.py,
+so a dashboard opened over days reads a few series per queue instead of every worker's; the others
+read the raw series.
 
 Output is deterministic (sorted keys, ids in panel order), and the JSON is committed; a test
 regenerates it and fails when the committed files differ.

@@ -16,6 +16,7 @@ import re
 
 from mixin.config import Config
 from mixin.queries import EXPORTER_WORKER_UP, FLOWER_WORKER_ONLINE, POOL_PROCESSES, Queries, RabbitMQ, selectors
+from mixin.records import Recorded
 
 SCHEMA_VERSION = 39
 GRID_COLUMNS = 24
@@ -317,6 +318,8 @@ class Board:
         self.scope = f'{labels.cluster}=~"$cluster", {labels.namespace}=~"$namespace"'
         self._job_keys = {getattr(cfg.jobs, key): key for key in type(cfg.jobs).model_fields}
         self.q = Queries(cfg, {source: self.scoped(m) for source, m in selectors(cfg).items()})
+        # Panels that aggregate many series read recording rules (mixin/records.py) through these.
+        self.r = Recorded(self.q)
 
     def scoped(self, matchers):
         """Selector text with job="x" turned into job=~"$job_<source>", plus the scope."""
@@ -421,7 +424,7 @@ class Board:
         return all(has_source(self.cfg, key) for key in used)
 
     def dashboard(self, key, title, description, panels, *, variables=(), links=(), tags=None):
-        panels = [p for p in panels if self.fed(p)]
+        panels = [p for p in panels if p["targets"] and self.fed(p)]  # no query: its source is absent
         variables = [v for v in variables if self.fed(v)]
         for item in panels:
             for t in item["targets"]:

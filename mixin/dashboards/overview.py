@@ -12,6 +12,7 @@ from mixin.dashboards.builder import (
     thresholds,
     timeseries,
 )
+from mixin import records
 from mixin.queries import EXPORTER_QUEUE_LENGTH
 
 QUEUE = 'queue_name=~"$queue"'
@@ -24,10 +25,11 @@ def baseline(b):
     offset = b.t.throughput_baseline_offset
     earlier = f"same time {offset} earlier"
     fallback = f"{BASELINE_FALLBACK_WINDOW} average (no data {offset} earlier yet)"
+    then = f"sum({b.r.series(records.QUEUE_FINISHED, 'exporter', QUEUE)} offset {offset})"
+    average = b.r.over_range(records.QUEUE_FINISHED, BASELINE_FALLBACK_WINDOW, QUEUE)
     return (
-        f'label_replace({b.finished_rate(QUEUE, offset=offset)}, "baseline", "{earlier}", "", "")'
-        f" or on() label_replace({b.finished_rate(QUEUE, window=BASELINE_FALLBACK_WINDOW)},"
-        f' "baseline", "{fallback}", "", "")'
+        f'label_replace({then}, "baseline", "{earlier}", "", "")'
+        f' or on() label_replace({average}, "baseline", "{fallback}", "", "")'
     )
 
 
@@ -47,7 +49,7 @@ def signal_stats(b):
     return [
         stat(
             "Success rate",
-            [target(b.success_ratio(QUEUE, window=window))],
+            [target(b.r.success_ratio(QUEUE))],
             description=f"Succeeded / (succeeded + failed) over {window}, as the alert "
             f"computes it. "
             f"Red below {t.success_ratio_min:.0%}.",
@@ -57,7 +59,9 @@ def signal_stats(b):
             maximum=1,
         ),
         stat(
-            "Tasks/s", [target(b.finished_rate(QUEUE))], description="Tasks finished (succeeded or failed) per second."
+            "Tasks/s",
+            [target(b.r.finished_rate(QUEUE))],
+            description=f"Tasks finished (succeeded or failed) per second, over {window}.",
         ),
         stat(
             "Queue depth",
@@ -75,7 +79,7 @@ def signal_stats(b):
         ),
         gauge(
             "Busiest worker CPU",
-            [target(f"max({b.worker_cpu_ratio()})")],
+            [target(f"max({b.r.worker_cpu_ratio()})")],
             description="The highest CPU use of any worker, as a share of the cores it may use.",
             unit="percentunit",
             steps=b.cpu_steps(),
@@ -96,13 +100,13 @@ def trend_panels(b):
     """Throughput against its baseline, queues, workers' CPU and memory, runtime, failures."""
     t = b.t
     backlog, offset = t.queue_backlog_max, t.throughput_baseline_offset
-    failed = b.q.failed_with_exception(QUEUE)
+    failed = b.r.count_in_range(records.QUEUE_FAILED_BY_EXCEPTION, "$__range", "$__range_s", QUEUE, by="exception")
     worker_links = b.flower_links(("Open ${__field.labels.worker} in Flower", "/worker/${__field.labels.worker}"))
     return [
         timeseries(
             f"Tasks/s now vs {offset} earlier",
-            [target(b.finished_rate(QUEUE), "now"), target(baseline(b), "{{baseline}}")],
-            description=f"Finished tasks per second against the same time {offset} earlier "
+            [target(b.r.finished_rate(QUEUE), "now"), target(baseline(b), "{{baseline}}")],
+            description=f"Finished tasks per second over {t.success_window} against the same time {offset} earlier "
             f"(or the {BASELINE_FALLBACK_WINDOW} average while there is no "
             f"data that old). The alert fires below "
             f"{t.throughput_ratio_min:.0%} of the baseline.",
@@ -119,7 +123,7 @@ def trend_panels(b):
         ),
         timeseries(
             "Queue wait p95 per queue",
-            [target(b.q.stage_quantile("queue_wait", 0.95, t.queue_wait_window, READY), "{{queue}}")],
+            [target(b.r.stage_quantile("queue_wait", 0.95, READY), "{{queue}}")],
             description=f"95% of the tasks started within this time of being published (or due), per "
             f"queue, by the workers' own measure: a queue can be short and still slow, or long and "
             f"draining fast. CeleryQueueWaitHigh fires above the dashed line "
@@ -131,7 +135,7 @@ def trend_panels(b):
         ),
         timeseries(
             "Worker CPU",
-            [target(b.worker_cpu_ratio(), "{{worker}}")],
+            [target(b.r.worker_cpu_ratio(), "{{worker}}")],
             description="CPU of each worker's process tree (main process and pool children) "
             "as a share of the cores it may use. The dashed line is the alert "
             f"threshold ({t.worker_cpu_ratio_max:.0%}).",
@@ -151,13 +155,13 @@ def trend_panels(b):
         ),
         timeseries(
             "Task runtime",
-            [target(b.runtime_quantile(q, QUEUE), f"p{round(q * 100)}") for q in (0.5, 0.95, 0.99)],
-            description="Runtime quantiles of successful tasks (celery-exporter histogram).",
+            [target(b.r.runtime_quantile(q, QUEUE), f"p{round(q * 100)}") for q in (0.5, 0.95, 0.99)],
+            description=f"Runtime quantiles of successful tasks over {t.success_window} (celery-exporter histogram).",
             unit="s",
         ),
         bargauge(
             "Failures by exception",
-            [target(f"sort_desc(sum by (exception) (increase({failed}[$__range])))", "{{exception}}", instant=True)],
+            [target(f"sort_desc({failed})", "{{exception}}", instant=True)],
             description="Failed tasks in the selected time range, by exception class.",
             steps=thresholds("red"),
             links=b.flower_links(("Failed tasks in Flower", "/tasks?state=FAILURE")),
@@ -166,12 +170,17 @@ def trend_panels(b):
 
 
 def pipeline_panels(b):
-    """The monitoring itself: events lost per monitor, and the alerts firing."""
+    """The monitoring itself: events lost per monitor (when the workers' own count is there to
+    compare with), and the alerts firing."""
     t = b.t
+    lost = []
+    if b.cfg.sources.worker_metrics and b.q.monitors():
+        # The alert's record: its job label names the monitor.
+        lost = [target(f"{records.EVENTS_LOST}{{{b.scope}}}", "{{job}}")]
     return [
         timeseries(
             "Events lost per monitor",
-            [target(b.events_lost_ratio(), "{{job}}")],
+            lost,
             description=f"Share of the tasks the workers started (their own count) whose "
             f"task-started event Flower or the exporter did not count, over "
             f"{t.events_lost_window}. Near 0 (below 0 when the "

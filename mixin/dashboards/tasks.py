@@ -6,6 +6,9 @@ from mixin.dashboards.builder import RATE, Board, query_variable, stat, target, 
 TASK = 'name=~"$task"'
 FLOWER_TASK = 'task=~"$task"'  # Flower labels the task name "task"
 QUEUE = 'queue_name=~"$queue"'
+# The workers' own histograms label the task name "task" and the queue "queue".
+WORKER_TASK = 'task=~"$task"'
+WORKER_QUEUE = 'queue=~"$queue"'
 # celery-exporter counter -> the task state Flower's task list filters by (/tasks?state=...).
 FLOWER_STATES = {
     "sent": "PENDING",
@@ -73,7 +76,6 @@ def stats(b):
 def trends(b):
     """Per task over time: events by state, success rate, failures, runtime, wait at the worker."""
     failed = b.q.failed_with_exception(TASK, QUEUE)
-    prefetch = b.q.prefetch_time(FLOWER_TASK)
     failed_links = b.flower_links(
         ("Flower: failed ${__field.labels.name} tasks", "/tasks?name=${__field.labels.name}&state=FAILURE")
     )
@@ -116,15 +118,35 @@ def trends(b):
             description="Runtime quantiles of successful runs per task (celery-exporter histogram).",
             unit="s",
         ),
-        timeseries(
-            "Queue wait at the worker",
-            [target(f"max by (task) (max_over_time({prefetch}[{RATE}]))", "{{task}}")],
-            description="Longest time a task waited at a worker between being received "
-            "(prefetched) and started, from Flower; 0 once it finished. The whole wait from "
-            "publish to start, by the workers' own measure, is on Celery / Latency.",
-            unit="s",
-        ),
+        wait_at_the_worker(b),
     ]
+
+
+def wait_at_the_worker(b):
+    """How long tasks waited at a worker between received and started: Flower's gauge per task
+    name when Flower keeps its per-task series, else the workers' own prefetch-wait histogram (per
+    task, or per queue without the task label), else Flower's gauge per worker."""
+    cardinality, window = b.cfg.cardinality, b.t.queue_wait_window
+    whole_wait = "The whole wait from publish to start, by the workers' own measure, is on Celery / Latency."
+    if cardinality.flower_task_series or not b.cfg.sources.worker_metrics:
+        by = "task" if cardinality.flower_task_series else "worker"
+        prefetch = b.q.prefetch_time(FLOWER_TASK) if by == "task" else b.q.prefetch_time()
+        return timeseries(
+            "Queue wait at the worker",
+            [target(f"max by ({by}) (max_over_time({prefetch}[{RATE}]))", f"{{{{{by}}}}}")],
+            description=f"Longest time a task waited at a worker between being received (prefetched) and "
+            f"started, per {'task' if by == 'task' else 'worker'}, from Flower; 0 once it finished. {whole_wait}",
+            unit="s",
+        )
+    by = "task" if cardinality.worker_latency_by_task else "queue"
+    matchers = (WORKER_TASK, WORKER_QUEUE) if by == "task" else (WORKER_QUEUE,)
+    return timeseries(
+        "Queue wait at the worker",
+        [target(b.r.stage_quantile("prefetch_wait", 0.95, *matchers, by=by), f"{{{{{by}}}}} p95")],
+        description=f"95% of the tasks waited less than this at a worker between being received (prefetched) "
+        f"and started, per {by}, over {window} (the workers' own histograms). {whole_wait}",
+        unit="s",
+    )
 
 
 def build(cfg):

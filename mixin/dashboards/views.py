@@ -4,9 +4,11 @@ retries and tasks per worker, range-aware summaries. The panels each dashboard a
 queries are methods of mixin/queries.py.
 """
 
+from mixin import records
 from mixin.dashboards.builder import RATE, bargauge, override, stat, table, target, thresholds, timeseries
 
 RANGE = "$__range"
+RANGE_SECONDS = "$__range_s"
 TASK_LABELS = "name, queue_name"
 COUNTERS = ("sent", "received", "started", "succeeded", "failed", "retried", "revoked", "rejected")
 
@@ -93,18 +95,22 @@ def task_panels(b, *matchers):
 
 
 def overview_summaries(b, *matchers):
-    """Range-aware summaries for Celery / Overview ($__range: the selected time range)."""
+    """Range-aware summaries for Celery / Overview ($__range: the selected time range), from the
+    per-queue records: a week's range reads one series per queue, not every task's counters."""
+    received = b.r.count_in_range(records.QUEUE_RECEIVED, RANGE, RANGE_SECONDS, *matchers)
+    window = b.t.success_window
     return [
         stat(
             "Received in range",
-            [target(b.q.task_total("received", RANGE, *matchers), instant=True)],
-            description="Tasks received by workers in the selected time range.",
+            [target(received, instant=True)],
+            description=f"Tasks received by workers in the selected time range (their rate over {window}, "
+            "averaged over the range, times its length).",
             graph=False,
             w=8,
         ),
         stat(
             "Success rate in range",
-            [target(b.q.increase_success_ratio(RANGE, *matchers, by=""), instant=True)],
+            [target(b.r.success_ratio_in_range(RANGE, *matchers), instant=True)],
             description="Succeeded / (succeeded + failed) over the selected time range. Red below "
             f"{b.t.success_ratio_min:.0%}.",
             unit="percentunit",
@@ -116,7 +122,7 @@ def overview_summaries(b, *matchers):
         ),
         stat(
             "Mean runtime in range",
-            [target(b.q.mean_runtime(RANGE, *matchers, by=""), instant=True)],
+            [target(b.r.mean_runtime_in_range(RANGE, *matchers), instant=True)],
             description="Mean runtime of successful tasks over the selected time range (histogram _sum / _count).",
             unit="s",
             graph=False,
@@ -155,14 +161,20 @@ def worker_panels(b, *matchers):
         ),
         timeseries(
             "Retried tasks per worker",
-            [target(b.q.retried_per_worker(RATE, *matchers), "{{worker}}")],
+            [target(b.r.flower_worker_events(*matchers, 'type="task-retried"', by="worker"), "{{worker}}")],
             description="Task retries per second by worker (Flower's task-retried events).",
             unit="reqps",
             links=b.flower_links(("Flower: retried tasks", "/tasks?state=RETRY")),
         ),
         bargauge(
             "Tasks per worker in range",
-            [target(b.q.tasks_per_worker(RANGE, *matchers), "{{worker}}", instant=True)],
+            [
+                target(
+                    f"sort_desc({b.r.flower_worker_events_in_range(RANGE, RANGE_SECONDS, *matchers)})",
+                    "{{worker}}",
+                    instant=True,
+                )
+            ],
             description="Tasks each worker finished (succeeded or failed) in the selected range.",
             links=b.flower_links(("Open ${__field.labels.worker} in Flower", "/worker/${__field.labels.worker}")),
         ),

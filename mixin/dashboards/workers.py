@@ -5,6 +5,7 @@ Our worker /metrics (job celery_worker) and Flower both label a worker by its fu
 """
 
 from mixin.dashboards import views
+from mixin.queries import PROCESSED
 from mixin.dashboards.builder import (
     RATE,
     Board,
@@ -36,7 +37,10 @@ class Series:
         self.pool = b.q.pool_processes(WORKER, by="worker")
         self.active = f"sum by (worker) ({self.executing})"
         self.prefetched = f"sum by (worker) ({self.waiting})"
-        self.events = b.q.processed_events(WORKER)
+        # Tasks each worker finished, by outcome: Flower's count per worker (a record when Flower's
+        # series are per task name as well: cardinality.flower_task_series).
+        self.processed_rate = b.r.flower_worker_events(WORKER, PROCESSED)
+        self.processed_in_range = b.r.flower_worker_events_in_range("$__range", "$__range_s", WORKER)
 
 
 def state_panels(b, s):
@@ -76,8 +80,8 @@ def state_panels(b, s):
                 target(s.pool, instant=True, table=True),
                 target(s.active, instant=True, table=True),
                 target(s.prefetched, instant=True, table=True),
-                target(f"sum by (worker) (increase({s.events}[$__range]))", instant=True, table=True),
-                target(b.worker_cpu_ratio(WORKER), instant=True, table=True),
+                target(s.processed_in_range, instant=True, table=True),
+                target(b.r.worker_cpu_ratio(WORKER), instant=True, table=True),
                 target(b.worker_memory(WORKER), instant=True, table=True),
             ],
             columns={
@@ -114,7 +118,7 @@ def resource_panels(b, s, open_in_flower):
     return [
         timeseries(
             "CPU",
-            [target(b.worker_cpu_ratio(WORKER), "{{worker}}")],
+            [target(b.r.worker_cpu_ratio(WORKER), "{{worker}}")],
             description="CPU of each worker's process tree as a share of the cores it may "
             "use. The dashed line is the alert threshold "
             f"({b.t.worker_cpu_ratio_max:.0%}).",
@@ -156,7 +160,7 @@ def resource_panels(b, s, open_in_flower):
         ),
         timeseries(
             "Processed tasks/s",
-            [target(f"sum by (worker, type) (rate({s.events}[{RATE}]))", "{{worker}} {{type}}")],
+            [target(s.processed_rate, "{{worker}} {{type}}")],
             description="Tasks finished per second by worker and outcome (Flower).",
             unit="reqps",
             links=open_in_flower,

@@ -122,7 +122,12 @@ def test_every_alert_has_a_runbook(name):
 
 def test_recording_rules_come_first_in_their_own_groups():
     *recording, alerting = GROUPS
-    assert [g["name"] for g in recording] == ["celery.rules", "celery.slo.rules"]
+    assert [g["name"] for g in recording] == [
+        "celery.task.rules",
+        "celery.runtime.rules",
+        "celery.rules",
+        "celery.slo.rules",
+    ]
     for group in recording:
         assert group["rules"] and all("record" in r for r in group["rules"])
         assert all(r["record"].startswith("celery:") for r in group["rules"])

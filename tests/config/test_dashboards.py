@@ -36,11 +36,11 @@ PANEL_IDS = [f"{uid}:{p['title']}" for uid, p in ALL_PANELS]
 COMMON_VARIABLES = ["datasource", "cluster", "namespace"]
 VARIABLES = {
     "celery-overview": {"queue", "job_exporter", "job_flower", "job_worker", "job_rabbitmq_queues", "job_redis_broker"},
-    "celery-tasks": {"queue", "task", "job_exporter", "job_flower"},
+    "celery-tasks": {"queue", "task", "job_exporter", "job_worker"},
     "celery-workers": {"worker", "job_exporter", "job_flower", "job_worker"},
     "rabbitmq-broker": {"queue", "job_rabbitmq", "job_rabbitmq_queues"},
     "redis-broker": {"job_redis_broker", "job_exporter"},
-    "celery-latency": {"queue", "task", "job_worker"},
+    "celery-latency": {"queue", "task", "job_worker", "job_rabbitmq_queues"},
     "celery-slo": set(),
 }
 # The views the community dashboards have and these add (mixin/dashboards/views.py).

@@ -1,5 +1,7 @@
 """A dashboard shows each alerting signal exactly as its alert computes it: the same series, read
-over the same window (the recording rule's), whatever the panel adds for its variables."""
+over the same window (the recording rule's), whatever the panel adds for its variables. A panel may
+read a recording rule instead (mixin/records.py): what it reads is then what that rule reads, down
+to the raw series."""
 
 import json
 import re
@@ -12,8 +14,9 @@ REPO = Path(__file__).resolve().parents[2]
 DASHBOARDS = REPO / "grafana" / "provisioning" / "dashboards"
 RULES = yaml.safe_load((REPO / "alerts" / "celery.rules.yml").read_text())
 RECORDED = {r["record"]: r["expr"] for g in RULES["groups"] for r in g["rules"] if "record" in r}
-# Every series read by an expression, with its range window ('' for an instant read).
-SERIES = re.compile(r"([a-zA-Z_:][\w:]*)\{[^}]*\}(?:\[([^\]]+)\])?")
+# Every series read by an expression, with its range window ('' for an instant read): a selector in
+# braces, or a recording rule's name (it has colons) with or without them.
+SERIES = re.compile(r"([a-zA-Z_:][\w:]*)\{[^}]*\}(?:\[([^\]]+)\])?|\b([a-zA-Z_]\w*:[\w:]+)(?:\[([^\]]+)\])?")
 
 # (dashboard file, panel title, the recording rule its alert reads)
 SIGNALS = [
@@ -28,7 +31,15 @@ SIGNALS = [
 
 
 def series(expr):
-    return {(name, window or "") for name, window in SERIES.findall(expr)}
+    """The raw series an expression reads, through the recording rules it reads."""
+    out = set()
+    for raw, raw_window, record, record_window in SERIES.findall(expr):
+        name, window = raw or record, raw_window or record_window
+        if name in RECORDED:
+            out |= series(RECORDED[name])
+        else:
+            out.add((name, window or ""))
+    return out
 
 
 def panel_exprs(file, title):

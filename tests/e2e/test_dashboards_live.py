@@ -129,7 +129,7 @@ def mixed_load(stack, second_prometheus):
         signs = [
             "sum by (name) (celery_task_succeeded_total)",
             'sum(celery_task_failed_total{exception!=""}) > 0',
-            "sum by (task) (flower_task_runtime_seconds_count)",
+            'sum by (worker) (flower_events_total{type="task-succeeded"})',  # Flower counts per worker
             # rate() needs two samples of the series the load created (a scrape every 5 s)
             "sum(rate(celery_task_runtime_bucket[2m])) > 0",
             "sum(rate(celery_task_failed_total[2m])) > 0",

@@ -329,6 +329,8 @@ def test_task_metrics_per_worker_only_when_asked(setup):
     )
     sent = [s for s in default if s.name == "celery_task_sent_total" and s.labels["queue_name"] == setup.work]
     assert [s.value for s in sent] == [TASKS]
+    # No `*_created` series (one more per counter and histogram label set): the launcher turns them off.
+    assert [s.name for s in setup.default.samples() if s.name.endswith("_created")] == []
     # ... while the per-worker gauges stay per worker.
     assert setup.default.value("celery_worker_up", hostname=setup.host) == 1
     assert setup.default.value("celery_worker_tasks_active", hostname=setup.host) is not None

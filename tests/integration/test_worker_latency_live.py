@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from native.ports import PORTS as STACK_PORTS
 from tests.live import wait_for
-from worker import latency
+from worker import latency, settings
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CELERY = os.path.join(REPO, ".venv", "bin", "celery")
@@ -231,6 +231,8 @@ def test_every_task_is_counted_once_in_each_stage(worker):
     assert worker.value("celery_worker_task_runtime_seconds_bucket", task, s, le="1.0") == 3
     assert worker.value("celery_worker_task_runtime_seconds_bucket", task, s, le="2.5") == 4
     assert 1.0 <= worker.value("celery_worker_task_runtime_seconds_sum", task, s) < 1.5
+    # No `*_created` series (one more per label set of each histogram and counter).
+    assert not [name for name, _ in s if name.endswith("_created")]
 
 
 def test_a_task_behind_a_long_one_waits_about_its_duration(worker):
@@ -327,6 +329,37 @@ def test_rabbitmq_shows_the_age_of_the_oldest_message():
     finally:
         delete_queue(client, side)
         client.close()
+
+
+def test_per_queue_keeps_the_stages_without_the_task_label(tmp_path):
+    """WORKER_LATENCY_METRICS=per_queue (docs/cardinality.md): tasks of two names share one series
+    set per queue, 3 x (bounds + 3) + 1 series, counted exactly."""
+    ensure_vhost()
+    queue = f"{QUEUE}-per-queue"
+    client = client_for("amqp")
+    results = []
+    process, port, nodename = start_worker("amqp", queue, tmp_path / "worker.log", WORKER_LATENCY_METRICS="per_queue")
+    try:
+        for shadow in ("lat-a", "lat-b", "lat-b"):
+            kwargs = {"task_num": 1, "timeout": 0}
+            results.append(client.send_task("process_task", kwargs=kwargs, queue=queue, shadow=shadow))
+        key = frozenset({"worker": nodename, "queue": queue}.items())
+
+        def finished():
+            samples = scrape(port)
+            return samples if samples.get(("celery_worker_task_runtime_seconds_count", key), 0) >= 3 else None
+
+        samples = wait_for(finished, 20, 0.2, "three tasks finished on the per-queue worker")
+        stages = [(name, dict(labels)) for name, labels in samples if name.startswith("celery_worker_task_")]
+        assert stages and all(set(labels) <= {"worker", "queue", "le"} for _, labels in stages)
+        assert len(stages) == 3 * (len(settings.DEFAULT_TASK_LATENCY_BUCKETS) + 3) + 1
+        assert samples[("celery_worker_task_queue_wait_seconds_count", key)] == 3
+    finally:
+        stop(process)
+        delete_queue(client, queue)
+        client.close()
+        for result in results:
+            redis.Redis.from_url(BROKERS["redis"]).delete(f"celery-task-meta-{result.id}")
 
 
 def test_latency_metrics_can_be_turned_off(tmp_path):

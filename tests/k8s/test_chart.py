@@ -279,6 +279,27 @@ def test_flowers_celery_configuration_sets_the_event_queue_ttl(tmp_path):
     assert "event_queue_ttl: 61.0" in result.stdout and "event_queue_expires: 121.0" in result.stdout
 
 
+def _flower_metric_relabelings(docs):
+    [monitor] = [d for d in of_kind(docs, "ServiceMonitor") if d["metadata"]["name"].endswith("-flower")]
+    return monitor["spec"]["endpoints"][0].get("metricRelabelings")
+
+
+def test_flower_exposes_its_metrics_per_worker_unless_per_task_metrics():
+    """Flower runs the mounted flowerconfig.py from its working directory (tests/unit/test_flower_metrics.py
+    runs that file as Flower does); the ServiceMonitor drops any series still labelled by task."""
+    docs = render()
+    cm = one(docs, "ConfigMap", "-flower-celeryconfig")
+    assert cm["data"]["flowerconfig.py"] == (CHART / "files" / "flowerconfig.py").read_text()
+    assert _flower_metric_relabelings(docs) == [{"sourceLabels": ["task"], "regex": ".+", "action": "drop"}]
+    own = {"action": "labeldrop", "regex": "pod"}
+    kept = render({"flower": {"perTaskMetrics": True, "serviceMonitor": {"metricRelabelings": [own]}}})
+    assert "flowerconfig.py" not in one(kept, "ConfigMap", "-flower-celeryconfig")["data"]
+    assert _flower_metric_relabelings(kept) == [own]
+    # The pod restarts when its Flower configuration changes.
+    checksums = [one(d, "Deployment", "-flower")["spec"]["template"]["metadata"]["annotations"] for d in (docs, kept)]
+    assert checksums[0] != checksums[1]
+
+
 def test_flower_auth_persistence_and_open_api_follow_the_values():
     docs = scenario_docs("everything")
     pod = one(docs, "Deployment", "-flower")["spec"]["template"]["spec"]

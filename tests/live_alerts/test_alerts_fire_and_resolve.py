@@ -9,6 +9,9 @@ import time
 import pytest
 import requests
 
+from mixin.config import Config
+from mixin.queries import Queries
+from native import derive
 from tests import faults
 from tests.alerting import AlertCheck
 from tests.live import FLOWER, SteadyLoad, STACK_WORKERS, prom_query, submit, task_state, wait_for
@@ -45,11 +48,21 @@ def test_runtime_rising_and_throughput_below_baseline(stack):
 
 
 def test_no_consumer(stack):
+    """The alert, and the broker's age of the oldest waiting message (the Latency dashboard's panel)
+    rising with the time the tasks have waited."""
     check = AlertCheck("CeleryQueueNoConsumer", **QUEUE)
+    oldest = Queries(Config()).oldest_message_age('queue="celery"')
     pause_consumers()
     try:
+        purge_queue()  # the head message is then this test's
+        published = time.time()
         submit(task="process_task", count=3, timeout=0)
         check.fire()
+        waited = time.time() - published
+        age = wait_for(lambda: prom_query(oldest), 30, message="the oldest message's age in Prometheus")
+        age, at = float(age[0]["value"][1]), float(age[0]["value"][0])
+        # Whole-second timestamps, and the sample is up to one scrape (5 s) old.
+        assert waited - 10 <= age <= at - published + 1, (age, waited)
     finally:
         resume_consumers()
     check.resolve()
@@ -123,7 +136,9 @@ def test_worker_memory_growing(stack):
 
 def test_worker_killed(stack):
     name = f"celery_worker-{STACK_WORKERS}"
-    target = AlertCheck("CeleryTargetDown", job="celery_worker", instance=f"127.0.0.1:{9190 + STACK_WORKERS}")
+    target = AlertCheck(
+        "CeleryTargetDown", job="celery_worker", instance=f"127.0.0.1:{derive.worker_port(STACK_WORKERS)}"
+    )
     online = [r["metric"]["worker"] for r in prom_query(f'flower_worker_online{{worker=~"{name}@.*"}} == 1')]
     assert online, "the worker is not online in Flower"
     down = AlertCheck("CeleryWorkerDown", worker=online[0])

@@ -187,6 +187,33 @@ def test_switch(monkeypatch, text, on):
     assert settings.worker_latency_metrics() is on
 
 
+@pytest.mark.parametrize("text, by_task", [("1", True), ("per_queue", False), (" PER_QUEUE ", False)])
+def test_per_queue_keeps_the_measurement_and_drops_the_task_label(monkeypatch, text, by_task):
+    monkeypatch.setenv("WORKER_LATENCY_METRICS", text)
+    assert settings.worker_latency_metrics() is True
+    assert settings.worker_latency_by_task() is by_task
+
+
+def exposed_series(metrics):
+    registry = CollectorRegistry()
+    metrics.register(registry)
+    return [s for family in registry.collect() for s in family.samples if not s.name.endswith("_created")]
+
+
+@pytest.mark.parametrize("by_task, per_pair", [(True, 64), (False, 64)])
+def test_series_per_worker_follow_the_formula(by_task, per_pair):
+    """3 histograms x (18 bounds + 3) + 1 counter per (task, queue) pair, or per queue without the
+    task label: docs/cardinality.md's formula."""
+    metrics = LatencyMetrics(by_task=by_task)
+    for task in ("a", "b", "c"):
+        for queue in ("q1", "q2"):
+            metrics.series("w@h", task, queue)
+    pairs = 6 if by_task else 2
+    series = exposed_series(metrics)
+    assert len(series) == pairs * per_pair == pairs * (3 * (len(settings.DEFAULT_TASK_LATENCY_BUCKETS) + 3) + 1)
+    assert all(("task" in s.labels) is by_task for s in series)
+
+
 def test_bad_switch_is_refused(monkeypatch):
     monkeypatch.setenv("WORKER_LATENCY_METRICS", "maybe")
     with pytest.raises(ValueError, match=r"^WORKER_LATENCY_METRICS='maybe': use 1"):
