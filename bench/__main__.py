@@ -1,9 +1,12 @@
 """`python -m bench [options]` (make bench ARGS=...): what the monitoring costs, side by side in one run.
 
 Sections: throughput (bare / events / full bundle / full without worker metrics / off the shelf, and
---variant configurations; trivial and 10 ms tasks), capacity (highest rate the monitors keep up with),
-memory (Flower and exporter RSS and scrape time), fleet (N simulated workers' events: what each monitor
-needs), alerts (fault -> webhook latency against its bound), coldstart (opt-in: --cold-start).
+--variant configurations; trivial and 10 ms tasks; each configuration's cost and ratio against the
+bare run with the same Celery settings: bare, or stock for off the shelf), prefetch (late acks with
+prefetch 1, 2, 4 on trivial, 10 ms and long tasks, and the per-queue recipe), profile (py-spy of each
+component under trivial load), capacity (highest rate the monitors keep up with), memory (Flower and
+exporter RSS and scrape time), fleet (N simulated workers' events: what each monitor needs), alerts
+(fault -> webhook latency against its bound), coldstart (opt-in: --cold-start).
 --quick uses tiny sizes (the smoke test); its figures are not measurements.
 Exit codes: 0 done, 1 a section failed, 2 bad options, 130 interrupted.
 """
@@ -22,8 +25,9 @@ from rich.console import Console
 
 from bench.configs import SPEC_HELP
 
-SECTIONS = ("throughput", "capacity", "memory", "fleet", "alerts", "coldstart")
-CONFIG_NAMES = ("bare", "events", "full", "full_wm_off", "offshelf", "stock")  # stock: opt-in (--configs)
+SECTIONS = ("throughput", "prefetch", "profile", "capacity", "memory", "fleet", "alerts", "coldstart")
+# stock (bare with Celery's defaults) runs whenever offshelf does: it is offshelf's baseline.
+CONFIG_NAMES = ("bare", "events", "full", "full_wm_off", "offshelf", "stock")
 KINDS = ("trivial", "cpu10")
 # Full-run defaults, and the --quick ones (used only for options not given).
 FULL = {
@@ -43,6 +47,10 @@ FULL = {
     "fleet_seconds": 30.0,
     "fleet_names": 1000,
     "fleet_queues": 50,
+    "prefetch_settings": [1, 2, 4],
+    "long_tasks": 10,
+    "long_seconds": 10.0,
+    "profile_tasks": 10000,
 }
 QUICK = {
     "tasks": 300,
@@ -61,6 +69,10 @@ QUICK = {
     "fleet_seconds": 4.0,
     "fleet_names": 20,
     "fleet_queues": 5,
+    "prefetch_settings": [1, 4],
+    "long_tasks": 4,
+    "long_seconds": 1.0,
+    "profile_tasks": 300,
 }
 
 
@@ -165,7 +177,8 @@ def build_parser():
         "--configs",
         type=_list(str, CONFIG_NAMES),
         default=list(CONFIG_NAMES[:5]),
-        help="throughput configurations (bare,events,full,full_wm_off,offshelf; stock = bare with Celery's defaults)",
+        help="throughput configurations (bare,events,full,full_wm_off,offshelf; stock = bare with Celery's "
+        "defaults, added whenever offshelf runs)",
     )
     p.add_argument("--kinds", type=_list(str, KINDS), default=list(KINDS))
     p.add_argument("--capacity-rates", type=_list(_int(1), increasing=True), help="tasks/s steps (200,400,...,1600)")
@@ -184,6 +197,17 @@ def build_parser():
     )
     p.add_argument("--fleet-names", type=_int(1, 1000), help=f"fleet: task names ({FULL['fleet_names']})")
     p.add_argument("--fleet-queues", type=_int(1, 50), help=f"fleet: queues ({FULL['fleet_queues']})")
+    p.add_argument(
+        "--prefetch-settings",
+        type=_list(_int(1, 64), increasing=True),
+        help="prefetch: worker_prefetch_multiplier values (1,2,4)",
+    )
+    p.add_argument("--long-tasks", type=_int(1, 200), help=f"prefetch: long tasks per scenario ({FULL['long_tasks']})")
+    p.add_argument("--long-seconds", type=_float(0), help=f"prefetch: seconds per long task ({FULL['long_seconds']:g})")
+    p.add_argument("--profile-tasks", type=_int(1), help=f"profile: trivial tasks ({FULL['profile_tasks']})")
+    p.add_argument(
+        "--profile-dir", type=_out(), help="profile: directory for py-spy's profiles (.native/bench/profiles)"
+    )
     p.add_argument(
         "--alert-profile",
         choices=["standard", "fast"],
@@ -227,11 +251,13 @@ def resolve(parser, args):
             setattr(args, key, value)
     if "throughput" in args.sections and "bare" not in args.configs:
         parser.error("argument --configs: must include bare (ratios are to bare)")
-    from bench.configs import CONFIGS
+    from bench.configs import CONFIGS, baseline_for, with_baselines
 
     for config in args.variant:
         CONFIGS[config.name] = config
+        CONFIGS.setdefault(config.baseline, baseline_for(config))
         args.configs.append(config.name)
+    args.configs = with_baselines(args.configs)
     return args
 
 
@@ -258,87 +284,124 @@ def versions(mgmt, auth):
     return out
 
 
+def meta(args, argv, bench):
+    """What the run was: command, machine, versions, load before it, the bundle's settings, sizes."""
+    from bench import measure, state, tasks
+    import worker.flowerconfig as flowerconfig
+
+    conf = tasks.app.conf
+    settings = (
+        "task_acks_late",
+        "worker_prefetch_multiplier",
+        "worker_concurrency",
+        "event_queue_ttl",
+        "event_queue_expires",
+        "task_track_started",
+    )
+    return {
+        "command": "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": machine(),
+        "quick": args.quick,
+        "versions": versions(state.MGMT, bench.auth),
+        "background_load": measure.background_load(),
+        "conf": dict(args.conf),
+        "worker_loglevel": args.loglevel,
+        "bundle_settings": {k: conf[k] for k in settings},
+        "flower_max_tasks": int(bench.env.get("FLOWER_MAX_TASKS") or flowerconfig.max_tasks),
+        "sizes": {k: getattr(args, k) for k in FULL},
+    }
+
+
+def section_runners(args, bench, say):
+    """Each section, as a call."""
+    from bench import capacity, coldstart, fleet, latency, memory, prefetch, profile, state, throughput
+
+    sizes = {"trivial": args.tasks, "cpu10": args.cpu_tasks}
+    fleet_args = (args.fleet_workers, args.fleet_rate, args.fleet_seconds, args.fleet_names, args.fleet_queues)
+    return {
+        "throughput": lambda: throughput.run(bench, args.configs, args.kinds, sizes, args.rounds, say),
+        "prefetch": lambda: prefetch.run(
+            bench, args.prefetch_settings, args.kinds, sizes, args.rounds, args.long_tasks, args.long_seconds, say
+        ),
+        "profile": lambda: profile.run(bench, args.profile_tasks, args.profile_dir or state.STATE / "profiles", say),
+        "capacity": lambda: capacity.run(bench, args.capacity_rates, args.step_seconds, say),
+        "memory": lambda: memory.run(bench, args.memory_tasks, args.names, args.settle, say),
+        "fleet": lambda: fleet.run(bench, *fleet_args, max(args.settle, 6.0), say),
+        "alerts": lambda: latency.run(bench, args.alert_profile, args.warmup, args.alert_rate, say),
+        "coldstart": lambda: coldstart.run(args.cold_start, say, bench.outer_env),
+    }
+
+
+def run_section(name, runner, say):
+    """(result, ok): one broken section must not lose the others."""
+    from bench import state
+
+    t = time.monotonic()
+    ok = True
+    try:
+        result = runner()
+    except state.BenchError as exc:
+        say(f"bench: {name} failed: {exc}")
+        result, ok = {"error": str(exc)}, False
+    except Exception as exc:  # noqa: BLE001
+        with open(state.LOGS / "bench-errors.log", "a") as log:
+            traceback.print_exc(file=log)
+        say(f"bench: {name} failed: {exc!r} (traceback in {state.LOGS / 'bench-errors.log'})")
+        result, ok = {"error": repr(exc)}, False
+    if isinstance(result, dict):
+        result["section_seconds"] = round(time.monotonic() - t, 1)
+    return result, ok
+
+
+def write_outputs(args, results, console, say):
+    """Print every figure, write the JSON files and charts; 1 if a chart failed."""
+    from bench import goals, report, state
+
+    ok = {k: v for k, v in results.items() if not (isinstance(v, dict) and "error" in v)}
+    report.print_all(ok, console)
+    rows = goals.evaluate(ok)
+    if rows:  # only sections with goals (throughput) give figures to judge
+        results["goals"] = rows
+    report.write_json(results, state.STATE / "last.json")
+    if args.json:
+        report.write_json(results, args.json)
+    note = "SMOKE (--quick): not figures" if args.quick else ""
+    try:
+        if args.chart and "throughput" in ok:
+            report.write_chart(ok["throughput"], args.chart, note=note)
+            say(f"chart: {args.chart}")
+        for path in report.write_charts(ok, args.charts, note=note) if args.charts else ():
+            say(f"chart: {path}")
+    except Exception as exc:  # noqa: BLE001  the figures are printed and saved already; charts are extra
+        say(f"bench: could not render the charts: {exc}")
+        return 1
+    return 0
+
+
 def main(argv=None):
     parser = build_parser()
     args = resolve(parser, parser.parse_args(argv))
     console = Console(width=None if sys.stdout.isatty() else 150)  # wide tables in logs and pipes
     say = lambda m: console.print(m, markup=False, highlight=False)  # noqa: E731
 
-    from bench import capacity, coldstart, fleet, latency, measure, memory, report, stack, state, throughput
-    import worker.flowerconfig as flowerconfig
+    from bench import stack, state
 
     results = {}
     exit_code = 0
     try:
         with stack.Bench(say, loglevel=args.loglevel, conf=dict(args.conf)) as bench:
-            from bench import tasks
-
-            conf = tasks.app.conf
-            results["meta"] = {
-                "command": "python -m bench "
-                + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
-                "started": datetime.datetime.now().isoformat(timespec="seconds"),
-                "machine": machine(),
-                "quick": args.quick,
-                "versions": versions(state.MGMT, bench.auth),
-                "background_load": measure.background_load(),
-                "conf": dict(args.conf),
-                "worker_loglevel": args.loglevel,
-                "bundle_settings": {
-                    k: conf[k]
-                    for k in (
-                        "task_acks_late",
-                        "worker_prefetch_multiplier",
-                        "worker_concurrency",
-                        "event_queue_ttl",
-                        "event_queue_expires",
-                        "task_track_started",
-                    )
-                },
-                "flower_max_tasks": int(bench.env.get("FLOWER_MAX_TASKS") or flowerconfig.max_tasks),
-                "sizes": {k: getattr(args, k) for k in FULL},
-            }
+            results["meta"] = meta(args, argv, bench)
             if results["meta"]["background_load"] > 0.15:
                 say(
                     f"warning: {results['meta']['background_load']:.0%} of the CPU is busy before the bench starts; "
                     "the bench is CPU-bound, so its figures will be skewed"
                 )
-            sections = {
-                "throughput": lambda: throughput.run(
-                    bench, args.configs, args.kinds, {"trivial": args.tasks, "cpu10": args.cpu_tasks}, args.rounds, say
-                ),
-                "capacity": lambda: capacity.run(bench, args.capacity_rates, args.step_seconds, say),
-                "memory": lambda: memory.run(bench, args.memory_tasks, args.names, args.settle, say),
-                "fleet": lambda: fleet.run(
-                    bench,
-                    args.fleet_workers,
-                    args.fleet_rate,
-                    args.fleet_seconds,
-                    args.fleet_names,
-                    args.fleet_queues,
-                    max(args.settle, 6.0),
-                    say,
-                ),
-                "alerts": lambda: latency.run(bench, args.alert_profile, args.warmup, args.alert_rate, say),
-                "coldstart": lambda: coldstart.run(args.cold_start, say, bench.outer_env),
-            }
+            runners = section_runners(args, bench, say)
             for name in SECTIONS:
                 if name in args.sections:
-                    t = time.monotonic()
-                    try:
-                        results[name] = sections[name]()
-                    except state.BenchError as exc:
-                        say(f"bench: {name} failed: {exc}")
-                        results[name] = {"error": str(exc)}
-                        exit_code = 1
-                    except Exception as exc:  # noqa: BLE001  one broken section must not lose the others
-                        with open(state.LOGS / "bench-errors.log", "a") as log:
-                            traceback.print_exc(file=log)
-                        say(f"bench: {name} failed: {exc!r} (traceback in {state.LOGS / 'bench-errors.log'})")
-                        results[name] = {"error": repr(exc)}
-                        exit_code = 1
-                    if isinstance(results[name], dict):
-                        results[name]["section_seconds"] = round(time.monotonic() - t, 1)
+                    results[name], ok = run_section(name, runners[name], say)
+                    exit_code = exit_code if ok else 1
     except state.BenchError as exc:
         say(f"bench: error: {exc}")
         return 1
@@ -347,26 +410,7 @@ def main(argv=None):
         exit_code = 130
     if "meta" not in results:
         return exit_code
-    ok = {k: v for k, v in results.items() if not (isinstance(v, dict) and "error" in v)}
-    report.print_all(ok, console)
-    report.write_json(results, state.STATE / "last.json")
-    if args.json:
-        report.write_json(results, args.json)
-    if args.chart and "throughput" in ok:
-        try:
-            report.write_chart(ok["throughput"], args.chart, note="SMOKE (--quick): not figures" if args.quick else "")
-            say(f"chart: {args.chart}")
-        except Exception as exc:  # the figures are printed and saved already; the chart is extra
-            say(f"bench: could not render the chart: {exc}")
-            exit_code = exit_code or 1
-    if args.charts:
-        try:
-            for path in report.write_charts(ok, args.charts, note="SMOKE (--quick): not figures" if args.quick else ""):
-                say(f"chart: {path}")
-        except Exception as exc:  # noqa: BLE001  the figures are printed and saved already
-            say(f"bench: could not render the charts: {exc}")
-            exit_code = exit_code or 1
-    return exit_code
+    return write_outputs(args, results, console, say) or exit_code
 
 
 if __name__ == "__main__":

@@ -10,9 +10,11 @@ message (a real worker batches task events, so this is the heavier case for the 
 monitors handle each event alike).
 
 Per N: CPU of Flower, the exporter and Prometheus during the publishing window (cores = CPU s / s),
-their RSS, /metrics size and scrape time, Prometheus's head series and rule evaluation time, the
-catch-up lag, events lost, and the event rate each monitor could keep up with on one core
-(events/s published / cores used: each is a single-threaded Python consumer).
+their RSS, /metrics size and scrape time, the catch-up lag, events lost, and the event rate each
+monitor could keep up with on one core (events/s published / cores used: each is a single-threaded
+Python consumer). Prometheus's side (bench/fleet_budget.py): head series by source job, each
+scrape against its timeout, each rule group against its interval, and at the largest N the query
+time of the Overview dashboard's panels; then the cardinality budget's goals, met or not.
 """
 
 import random
@@ -22,10 +24,11 @@ import uuid
 
 import requests
 
-from bench import measure
+from bench import fleet_budget, measure
 from bench.configs import CONFIGS
 from bench.probes import cpu_seconds, rss_bytes, samples
-from bench.state import BenchError
+from bench.state import STATE, BenchError
+from native import paths
 
 HEARTBEAT_S = 2.0  # Celery's worker_heartbeat default: what the monitors' "worker up" logic expects
 FAIL_EVERY = 50
@@ -149,10 +152,6 @@ def _timed(url, times=3):
     return statistics.median(out), body
 
 
-def _prom(bench, path, **params):
-    return requests.get(bench.prometheus_url(path), params=params, timeout=10).json()["data"]
-
-
 def series_by_label(text):
     """Sample count of a /metrics page, and how many distinct values each label has."""
     count, values = 0, {}
@@ -163,14 +162,16 @@ def series_by_label(text):
     return count, {k: len(v) for k, v in sorted(values.items())}
 
 
-def one(bench, n, rate, seconds, names, queues, settle, say):
+def one(bench, n, rate, seconds, names, queues, settle, say, largest=False):
     from bench import tasks
 
     bench.monitors_up(CONFIGS["full"])
     try:
+        mixin_config = fleet_budget.use_mixin_config(bench, STATE, say)
         pids = {m: bench.pid(m) for m in ("flower", "exporter", "prometheus")}
         before = {m: cpu_seconds(pid) for m, pid in pids.items()}
         fleet = Fleet(tasks.app, n, names, queues, url=bench.url)
+        started = time.time()
         t0 = time.monotonic()
         published, succeeded, events = fleet.run(rate, seconds)
         window = time.monotonic() - t0
@@ -180,6 +181,7 @@ def one(bench, n, rate, seconds, names, queues, settle, say):
         time.sleep(settle)  # scrapes of the final state (Prometheus scrapes every 5 s)
         point = {
             "workers": n,
+            "mixin_config": mixin_config or "the bundle's",
             "task_rate": rate,
             "seconds": round(window, 1),
             "tasks": published,
@@ -207,32 +209,53 @@ def one(bench, n, rate, seconds, names, queues, settle, say):
                 "succeeded_counted": caught[m]["count"],
                 "events_lost_pct": 100.0 * (succeeded - (caught[m]["count"] or 0)) / max(1, succeeded),
             }
-        head = _prom(bench, "/api/v1/status/tsdb")["headStats"]
-        groups = _prom(bench, "/api/v1/rules")["groups"]
-        point["prometheus"] = {
-            "cpu_cores": during["prometheus"] / window,
-            "rss_mb": rss_bytes(pids["prometheus"]) / 2**20,
-            "head_series": head["numSeries"],
-            "rule_eval_s": sum(g.get("evaluationTime", 0) for g in groups),
-        }
+        point["prometheus"] = prometheus_side(bench, pids["prometheus"], during["prometheus"] / window, started)
         say(
             f"  fleet N={n:<5} {point['events_per_s']:7.0f} events/s  Flower {point['flower']['cpu_cores']:.2f} cores "
             f"{point['flower']['rss_mb']:.0f} MB  exporter {point['exporter']['cpu_cores']:.2f} cores "
-            f"{point['exporter']['rss_mb']:.0f} MB  series {head['numSeries']}"
+            f"{point['exporter']['rss_mb']:.0f} MB  series {point['prometheus']['head_series']}"
         )
+        fleet_budget.say_point(point, say)
+        if largest:
+            prom = fleet_budget.Prometheus(bench.prometheus_url(""))
+            point["dashboard"] = fleet_budget.dashboard_query_times(prom, paths.REPO, started, time.time())
         return point
     finally:
         bench.down()
+
+
+def prometheus_side(bench, pid, cpu_cores, started):
+    """Prometheus's CPU and RSS, head series by job, scrapes and rule groups since `started`."""
+    prom = fleet_budget.Prometheus(bench.prometheus_url(""))
+    window_s = max(10, round(time.time() - started))
+    groups = fleet_budget.rule_groups(prom, window_s)
+    total, by_job = fleet_budget.head_series(prom)
+    return {
+        "cpu_cores": cpu_cores,
+        "rss_mb": rss_bytes(pid) / 2**20,
+        "head_series": total,
+        "head_series_by_job": by_job,
+        "scrapes": fleet_budget.scrapes(prom, window_s),
+        "rule_groups": groups,
+        "rule_eval_s": sum(g["last_s"] for g in groups.values()),
+    }
 
 
 def run(bench, workers, rate, seconds, names, queues, settle, say):
     points = []
     for n in workers:
         say(f"fleet: {n} simulated workers, {rate:g} tasks/s for {seconds:g} s, {names} names, {queues} queues")
-        points.append(one(bench, n, rate, seconds, names, queues, settle, say))
+        points.append(one(bench, n, rate, seconds, names, queues, settle, say, largest=n == workers[-1]))
     if not points:
         raise BenchError("no worker counts given")
+    for point in points:
+        point["goals"] = {
+            what: {"value": v, "limit": limit, "met": ok} for what, v, limit, ok in fleet_budget.goals(point)
+        }
+    met = fleet_budget.say_goals(points, say)
     return {
+        "goals": dict(fleet_budget.GOALS),
+        "goals_met_at_largest": met,
         "task_rate": rate,
         "seconds": seconds,
         "names": names,

@@ -29,7 +29,8 @@ def say(**fields):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench.publish")
-    p.add_argument("--kind", choices=["add", "cpu10", "named", "maybe_fail"], default="add")
+    p.add_argument("--kind", choices=["add", "cpu10", "sleep", "named", "maybe_fail"], default="add")
+    p.add_argument("--seconds", type=float, default=10.0, help="sleep: how long each task sleeps")
     p.add_argument("--count", type=int, default=0, help="tasks to publish (0: until --duration)")
     p.add_argument("--rate", type=float, default=0, help="tasks per second (0: as fast as possible)")
     p.add_argument("--duration", type=float, default=0, help="seconds to publish for (0: until --count)")
@@ -51,6 +52,10 @@ def main(argv=None):
 
         def send(i, prod):
             tasks.cpu10.apply_async((), producer=prod)
+    elif args.kind == "sleep":
+
+        def send(i, prod):
+            tasks.sleep.apply_async((args.seconds,), producer=prod)
     elif args.kind == "named":
 
         def send(i, prod):

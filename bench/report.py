@@ -6,11 +6,9 @@ import json
 from rich.console import Console
 from rich.table import Table
 
+from bench import goals as bench_goals, tuning
 from bench.throughput import PROCESSES
 
-GOALS = {"trivial": 0.5, "cpu10": 0.9}  # full bundle / bare
-MONITORING_MS_GOAL = 2.0  # CPU the monitoring adds per trivial task (all processes)
-WORKER_MS_GOAL = 0.3  # CPU events add per task in the worker (paid on every worker of a fleet)
 KIND_TITLES = {"trivial": "trivial task", "cpu10": "10 ms CPU-bound task"}
 
 
@@ -39,6 +37,8 @@ def print_all(results, console=None):
         console.print(f"settings overridden for this run: {meta['conf']}")
     for name, printer in (
         ("throughput", throughput),
+        ("prefetch", tuning.prefetch),
+        ("profile", tuning.profile),
         ("capacity", capacity),
         ("memory", memory),
         ("fleet", fleet),
@@ -47,108 +47,166 @@ def print_all(results, console=None):
     ):
         if name in results:
             printer(console, results[name])
+    rows = bench_goals.evaluate(results)
+    if rows:
+        goals(console, rows)
 
 
 def throughput(console, t):
     for kind, data in t["kinds"].items():
-        size = t["sizes"][kind]
-        table = Table(title=f"Throughput, {KIND_TITLES[kind]} ({size} tasks, {t['rounds']} rounds; min / median / max)")
-        for col in (
-            "configuration",
-            "tasks/s",
-            "ratio to bare (paired)",
-            "catch-up Flower s",
-            "catch-up exporter s",
-            "runs losing events",
-            "noisy runs",
-        ):
-            table.add_column(col, justify="left" if col == "configuration" else "right")
-        for name, row in data["configs"].items():
-            table.add_row(
-                name,
-                spread(row["rate"]),
-                spread(row["ratio_to_bare"], "{:.2f}"),
-                spread(row["catch_up_s"]["flower"], "{:.1f}"),
-                spread(row["catch_up_s"]["exporter"], "{:.1f}"),
-                str(row["events_lost"]) if name.startswith("full") else "-",
-                str(row["noisy_runs"]),
-            )
-        console.print(table)
-        cpu = Table(
-            title=f"CPU seconds per 1,000 tasks, {KIND_TITLES[kind]} (medians; broker = delta of the shared beam.smp)"
-        )
-        cpu.add_column("configuration")
-        for p in PROCESSES + ("total",):
-            cpu.add_column("other (not bench)" if p == "other" else p, justify="right")
-        for name, row in data["configs"].items():
-            cpu.add_row(name, *[num(row["cpu_s_per_1000"].get(p)) for p in PROCESSES + ("total",)])
-        console.print(cpu)
-        cost = Table(title=f"What monitoring adds, {KIND_TITLES[kind]} (paired with bare by round; min / median / max)")
-        for col in (
-            "configuration",
-            "CPU ms per task, all processes",
-            "worker CPU ms per task",
-            "events lost Flower %",
-            "events lost exporter %",
-            "cost / off-the-shelf's",
-        ):
-            cost.add_column(col, justify="left" if col == "configuration" else "right")
-        vs = data.get("monitoring_cost_to_offshelf") or {}
-        for name, row in data["configs"].items():
-            if name == "bare":
-                continue
-            lost = row.get("events_lost_pct", {})
-            cost.add_row(
-                name,
-                spread(row.get("monitoring_ms_per_task"), "{:.2f}"),
-                spread(row.get("worker_ms_per_task_over_bare"), "{:.2f}"),
-                spread(lost.get("flower"), "{:.1f}"),
-                spread(lost.get("exporter"), "{:.1f}"),
-                num(vs.get(name), "{:.2f}x"),
-            )
-        console.print(cost)
-        full = data["configs"].get("full", {})
-        if kind == "trivial" and full.get("monitoring_ms_per_task"):
-            m, w = full["monitoring_ms_per_task"]["median"], full["worker_ms_per_task_over_bare"]["median"]
-            console.print(
-                f"full bundle, monitoring CPU per trivial task: median {m:.2f} ms (goal <= {MONITORING_MS_GOAL}): "
-                f"{'[green]met[/green]' if m <= MONITORING_MS_GOAL else '[red]not met[/red]'}; worker side "
-                f"{w:.2f} ms (goal <= {WORKER_MS_GOAL}): {'[green]met[/green]' if w <= WORKER_MS_GOAL else '[red]not met[/red]'}"
-            )
-        if "full" in vs and "offshelf" in data["configs"]:
-            lost = data["configs"]["offshelf"]["events_lost_pct"]
-            worst = max((v["max"] for v in lost.values() if v), default=0.0)
-            console.print(
-                f"the bundle's monitoring costs {vs['full']:.2f}x what the off-the-shelf setup's costs, "
-                f"{KIND_TITLES[kind]}; off the shelf lost up to {worst:.1f}% of events, the bundle "
-                f"{max((v['max'] for v in full['events_lost_pct'].values() if v), default=0.0):.1f}%"
-            )
+        rates_table(console, t, kind, data)
+        cpu_table(console, kind, data)
+        cost_table(console, kind, data)
+        offshelf_line(console, kind, data)
         if any(row["noisy_runs"] for row in data["configs"].values()):
             console.print(
                 "noisy runs: other processes used more than 10% of the bench's CPU during them; "
                 "rerun on an idle machine for figures"
             )
-        for name, row in data["configs"].items():
-            ratio = row.get("ratio_to_bare")
-            if not ratio or not (name == "full" or name.startswith("full+")):
-                continue
-            ok = ratio["median"] >= GOALS[kind]
-            what = "full bundle" if name == "full" else name
-            console.print(
-                f"{what} / bare, {KIND_TITLES[kind]}: median {ratio['median']:.2f} "
-                f"(goal >= {GOALS[kind]}): {'[green]met[/green]' if ok else '[red]not met[/red]'}"
-            )
-        wm = data.get("worker_metrics")
-        if wm and wm.get("ratio_on_to_off"):
-            console.print(
-                f"our worker metrics, {KIND_TITLES[kind]}: throughput on/off {spread(wm['ratio_on_to_off'], '{:.3f}')}, "
-                f"worker CPU on-off {num(wm['worker_cpu_s_per_1000_on_minus_off'], '{:+.3f}')} s per 1,000 tasks"
-            )
+        reliability_line(console, kind, data.get("reliability"))
+        comparison_lines(console, kind, data, t)
     if "collector_ms_per_scrape" in t:
         console.print(
             f"worker metrics collector: {t['collector_ms_per_scrape']:.2f} ms CPU per scrape = "
             f"{t['collector_core_share_at_5s']:.3%} of a core at the 5 s scrape interval"
         )
+    scrape = t.get("exporter_scrape")
+    if scrape:
+        console.print(
+            f"exporter /metrics with {scrape['workers']} workers: best {scrape['best_s'] * 1000:.0f} ms, median "
+            f"{scrape['median_s'] * 1000:.0f} ms, worst {scrape['worst_s'] * 1000:.0f} ms ({len(scrape['seconds'])} scrapes)"
+        )
+
+
+def rates_table(console, t, kind, data):
+    table = Table(
+        title=f"Throughput, {KIND_TITLES[kind]} ({t['sizes'][kind]} tasks, {t['rounds']} rounds; min / median / max)"
+    )
+    for col in (
+        "configuration",
+        "baseline",
+        "tasks/s",
+        "ratio to baseline (paired)",
+        "ratio to bare (paired)",
+        "catch-up Flower s",
+        "catch-up exporter s",
+        "runs losing events",
+        "noisy runs",
+    ):
+        table.add_column(col, justify="left" if col in ("configuration", "baseline") else "right")
+    for name, row in data["configs"].items():
+        table.add_row(
+            name,
+            row["baseline"],
+            spread(row["rate"]),
+            spread(row["ratio_to_baseline"], "{:.2f}"),
+            spread(row["ratio_to_bare"], "{:.2f}"),
+            spread(row["catch_up_s"]["flower"], "{:.1f}"),
+            spread(row["catch_up_s"]["exporter"], "{:.1f}"),
+            str(row["events_lost"]) if name.startswith("full") else "-",
+            str(row["noisy_runs"]),
+        )
+    console.print(table)
+
+
+def cpu_table(console, kind, data):
+    cpu = Table(
+        title=f"CPU seconds per 1,000 tasks, {KIND_TITLES[kind]} (medians; broker = delta of the shared beam.smp)"
+    )
+    cpu.add_column("configuration")
+    for p in PROCESSES + ("total",):
+        cpu.add_column("other (not bench)" if p == "other" else p, justify="right")
+    for name, row in data["configs"].items():
+        cpu.add_row(name, *[num(row["cpu_s_per_1000"].get(p)) for p in PROCESSES + ("total",)])
+    console.print(cpu)
+
+
+def cost_table(console, kind, data):
+    cost = Table(
+        title=f"What monitoring adds, {KIND_TITLES[kind]} (paired by round with the bare run of the same Celery "
+        "settings; min / median / max)"
+    )
+    for col in (
+        "configuration",
+        "baseline",
+        "CPU ms per task, all processes",
+        "worker CPU ms per task",
+        "events lost Flower %",
+        "events lost exporter %",
+        "cost / off-the-shelf's",
+    ):
+        cost.add_column(col, justify="left" if col in ("configuration", "baseline") else "right")
+    vs = data.get("monitoring_cost_to_offshelf") or {}
+    for name, row in data["configs"].items():
+        if "monitoring_ms_per_task" not in row:
+            continue  # a baseline
+        lost = row.get("events_lost_pct", {})
+        cost.add_row(
+            name,
+            row["baseline"],
+            spread(row.get("monitoring_ms_per_task"), "{:.2f}"),
+            spread(row.get("worker_ms_per_task_over_baseline"), "{:.2f}"),
+            spread(lost.get("flower"), "{:.1f}"),
+            spread(lost.get("exporter"), "{:.1f}"),
+            num(vs.get(name), "{:.2f}x"),
+        )
+    console.print(cost)
+
+
+def offshelf_line(console, kind, data):
+    vs = data.get("monitoring_cost_to_offshelf") or {}
+    if "full" not in vs:
+        return
+    worst = lambda row: max((v["max"] for v in row["events_lost_pct"].values() if v), default=0.0)  # noqa: E731
+    console.print(
+        f"with equal Celery settings (each against its own bare run), the bundle's monitoring costs {vs['full']:.2f}x "
+        f"what the off-the-shelf setup's costs, {KIND_TITLES[kind]}; off the shelf lost up to "
+        f"{worst(data['configs']['offshelf']):.1f}% of events, the bundle {worst(data['configs']['full']):.1f}%"
+    )
+
+
+def reliability_line(console, kind, rel):
+    if not rel:
+        return
+    console.print(
+        f"reliability settings (late acks, reject on worker lost, prefetch 1, STARTED state) against Celery's "
+        f"defaults, {KIND_TITLES[kind]}, bare / stock: throughput {spread(rel['ratio'], '{:.2f}')}, CPU per task "
+        f"{spread(rel['cpu_ms_per_task'], '{:+.2f}')} ms (worker {spread(rel['worker_ms_per_task'], '{:+.2f}')} ms). "
+        "They buy: no task lost when a worker dies mid-task (tests/reliability/test_faults.py), long tasks spread "
+        "over every worker instead of waiting prefetched behind a busy one (--sections prefetch)"
+    )
+
+
+def comparison_lines(console, kind, data, t):
+    wm = data.get("worker_metrics")
+    if wm:
+        console.print(
+            f"our worker metrics, {KIND_TITLES[kind]}: throughput on/off {spread(wm['ratio'], '{:.3f}')}, "
+            f"worker CPU on - off {spread(wm['worker_ms_per_task'], '{:+.3f}')} ms per task"
+        )
+    for name, pair in (data.get("variants_vs_full") or {}).items():
+        if not pair:
+            continue
+        env = dict(t.get("variant_env", {}).get(name, {}))
+        what = (
+            "the worker's latency metrics (worker/latency.py) cost, full - " + name
+            if env.get("WORKER_LATENCY_METRICS", "1").lower() in ("0", "off", "false", "no")
+            else f"full - {name}"
+        )
+        console.print(
+            f"{what}, {KIND_TITLES[kind]}: worker CPU {spread(pair['worker_ms_per_task'], '{:+.3f}')} ms per task, "
+            f"all processes {spread(pair['cpu_ms_per_task'], '{:+.2f}')} ms; throughput full / {name} "
+            f"{spread(pair['ratio'], '{:.2f}')}"
+        )
+
+
+def goals(console, rows):
+    table = Table(title="Goals (medians)")
+    for col in ("goal", "measured", ""):
+        table.add_column(col, justify="left" if col == "goal" else "right")
+    for g in rows:
+        table.add_row(g["goal"], g["shown"], "[green]met[/green]" if g["met"] else "[red]not met[/red]")
+    console.print(table)
 
 
 def capacity(console, c):
@@ -347,8 +405,8 @@ def chart_svg(t, width=900, height=380, note=""):
                 f'<line x1="{cx:.1f}" y1="{y(r["rate"]["min"]):.1f}" x2="{cx:.1f}" y2="{y(r["rate"]["max"]):.1f}" '
                 'stroke="black" stroke-width="1.5"/>'
             )
-            ratio = r["ratio_to_bare"]["median"] if r["ratio_to_bare"] else None
-            label = f"{med:.0f}" + (f" ({ratio:.2f}x)" if ratio is not None and name != "bare" else "")
+            ratio = r["ratio_to_baseline"]["median"] if r["ratio_to_baseline"] else None
+            label = f"{med:.0f}" + (f" ({ratio:.2f}x)" if ratio is not None and r["baseline"] != name else "")
             out.append(
                 f'<text x="{cx:.1f}" y="{y(r["rate"]["max"]) - 6:.1f}" text-anchor="middle" font-size="12">{label}</text>'
             )
@@ -358,7 +416,7 @@ def chart_svg(t, width=900, height=380, note=""):
     sizes = ", ".join(f"{KIND_TITLES[k]} {t['sizes'][k]} tasks" for k in kinds)
     out.append(
         f'<text x="{width / 2}" y="{height - 12}" text-anchor="middle" font-size="12" fill="#555">'
-        f"{html.escape(sizes)}, {t['rounds']} rounds interleaved; ratio = paired median to bare"
+        f"{html.escape(sizes)}, {t['rounds']} rounds interleaved; ratio = paired median to its baseline (bare, or stock for offshelf)"
         f"{html.escape('  ' + note) if note else ''}</text>"
     )
     out.append("</svg>")

@@ -16,13 +16,13 @@ import time
 import urllib.parse
 
 import requests
+from kombu.exceptions import OperationalError
 
 from bench import probes, vhost
+from bench.configs import WorkerSpec
 from bench.probes import http_ok, metric_sum, wait_until
 from bench.state import (
-    HOST,
     LOGS,
-    NODE,
     NODENAME,
     PORTS,
     RUN,
@@ -31,6 +31,9 @@ from bench.state import (
     BenchError,  # noqa: F401
     bench_argv,
     bench_target,
+    node_argument,
+    nodename,
+    worker_process,
 )
 from mixin.config import Config
 from mixin.durations import seconds
@@ -39,6 +42,13 @@ from native.ports import PORTS as NATIVE
 
 # The order processes are stopped in: the worker first (its last events still reach the monitors).
 STOP_ORDER = ("publisher", "worker")
+ONE_WORKER = WorkerSpec()  # the configurations of one worker: bench-w1, the configuration's settings
+
+
+def _stop_rank(name):
+    """worker-2 stops with the workers; names outside STOP_ORDER after them."""
+    kind = name.split("-")[0]
+    return STOP_ORDER.index(kind) if kind in STOP_ORDER else len(STOP_ORDER)
 
 
 def _service(name):
@@ -83,6 +93,8 @@ class Bench:
         self.config = None
         self.counter = None
         self.run_env = dict(self.env)
+        self.workers = (ONE_WORKER,)
+        self.timeline = STATE / "timeline.jsonl"
         self._lock = None
 
     # --- lifetime -------------------------------------------------------------------------------
@@ -122,14 +134,17 @@ class Bench:
 
     def stop(self, names=None):
         names = self.running() if names is None else names
-        for name in sorted(names, key=lambda n: STOP_ORDER.index(n) if n in STOP_ORDER else len(STOP_ORDER)):
+        for name in sorted(names, key=_stop_rank):
             process.stop(name, run=RUN)
 
     # --- configurations -------------------------------------------------------------------------
 
-    def up(self, config, names=0, alert_rules=None, webhook=None):
-        """Start one configuration: monitors first, then the worker, and wait until all see each other.
-        alert_rules: None (real rules, no Alertmanager) or a rules directory + webhook URL for Alertmanager."""
+    def up(self, config, names=0, alert_rules=None, webhook=None, before_workers=None, timeline=False):
+        """Start one configuration: monitors first, then the workers, and wait until all see each other.
+        alert_rules: None (real rules, no Alertmanager) or a rules directory + webhook URL for Alertmanager.
+        before_workers: called once the vhost is clean and before any worker starts (a backlog).
+        timeline: the workers record each task's received/started/finished times (bench/timeline.py);
+        off in the throughput runs, whose CPU it would add to."""
         self.down()
         self.config = config
         self.counter = STATE / "counter.bin"
@@ -143,17 +158,18 @@ class Bench:
             "BENCH_NAMES": str(names),
             "BENCH_COUNTER": str(self.counter),
             "WORKER_METRICS": "1" if config.worker_metrics else "0",
+            "BENCH_TIMELINE": str(self.timeline) if timeline else "",
         }
         conf = {**dict(config.conf), **self.conf}
         if "event_serializer" in conf:  # the exporter reads it from its environment
             env["EVENT_SERIALIZER"] = conf["event_serializer"]
         self.run_env = env
+        self.timeline.unlink(missing_ok=True)
         if config.monitors:
             self.monitors_up(config, env, alert_rules, webhook)
-        if self._worker_answers():  # a stray bench worker would take tasks and skew the figures
-            raise BenchError(f"a worker named {NODENAME} already answers on vhost {VHOST}; stop it first")
-        self.start("worker", [*self._worker_argv(env), *config.worker_args], env)
-        wait_until(self._worker_answers, 60, f"worker {NODENAME}", interval=0.5)
+        if before_workers:
+            before_workers()
+        self.workers_up(config, env)
         if config.worker_metrics:
             wait_until(lambda: http_ok(f"http://127.0.0.1:{PORTS['worker_metrics']}/metrics"), 30, "worker metrics")
         if config.monitors:
@@ -163,9 +179,9 @@ class Bench:
                 "Flower to see the worker",
             )
             wait_until(
-                lambda: metric_sum(self.exporter_url("/metrics"), "celery_worker_up", hostname=HOST) >= 1,
+                lambda: metric_sum(self.exporter_url("/metrics"), "celery_worker_up") >= len(self.workers),
                 60,
-                "the exporter to see the worker",
+                "the exporter to see the workers",
             )
         if alert_rules:
             wait_until(lambda: self._targets_up(), 60, "every Prometheus target up", interval=1)
@@ -180,10 +196,36 @@ class Bench:
         wait_until(lambda: http_ok(self.flower_url("/healthcheck")), 60, "the bench Flower")
         wait_until(lambda: http_ok(self.exporter_url("/health")), 60, "the bench exporter")
 
-    def _worker_argv(self, env):
-        """Native worker 1's command line with the bench's app, node name and log level."""
+    def workers_up(self, config, env):
+        """Start every worker of the configuration at once, then wait until each answers a ping."""
+        self.workers = config.workers or (ONE_WORKER,)
+        for spec in self.workers:  # a stray bench worker would take tasks and skew the figures
+            if self._worker_answers(nodename(spec.index)):
+                raise BenchError(f"a worker named {nodename(spec.index)} already answers on vhost {VHOST}; stop it")
+        for spec in self.workers:
+            argv = [*self._worker_argv(env, spec), *config.worker_args]
+            self.start(worker_process(spec.index), argv, self._worker_env(env, config, spec))
+        for spec in self.workers:
+            name = nodename(spec.index)
+            wait_until(lambda: self._worker_answers(name), 60, f"worker {name}", interval=0.5)
+
+    def _worker_env(self, env, config, spec):
+        conf = json.loads(env["BENCH_CONF"])
+        if spec.prefetch is not None:
+            conf["worker_prefetch_multiplier"] = spec.prefetch
+        if spec.concurrency is not None:
+            conf["worker_concurrency"] = spec.concurrency
+        out = {**env, **dict(config.worker_env), "BENCH_CONF": json.dumps(conf)}
+        if spec.index > 1:  # one worker /metrics port: worker 1's
+            out["WORKER_METRICS"] = "0"
+        return out
+
+    def _worker_argv(self, env, spec=ONE_WORKER):
+        """Native worker 1's command line with the bench's app, node name, queues and log level."""
         argv = bench_argv(services.worker(1).argv(env))
-        argv[argv.index("-n") + 1] = f"{NODE}@%h"
+        argv[argv.index("-n") + 1] = node_argument(spec.index)
+        if spec.queues:
+            argv += ["-Q", spec.queues]
         return [f"--loglevel={self.loglevel}" if a.startswith("--loglevel=") else a for a in argv]
 
     def _start_monitors(self, config, env):
@@ -228,10 +270,16 @@ class Bench:
         except Exception as exc:  # cleaning is best effort; the next up() tries again
             self.say(f"warning: could not clean vhost {VHOST}: {exc}")
 
-    def _worker_answers(self):
+    def _worker_answers(self, name=NODENAME):
         from bench import tasks
 
-        return bool(tasks.app.control.ping(destination=[NODENAME], timeout=0.5))
+        try:
+            return bool(tasks.app.control.ping(destination=[name], timeout=0.5))
+        except (OSError, OperationalError):
+            # The broker closes a pooled connection left idle past its heartbeat (long-task runs
+            # leave it minutes unused): drop the pool, so that the next ping connects afresh.
+            tasks.app.pool.force_close_all()
+            return False
 
     def _targets_up(self):
         r = requests.get(self.prometheus_url("/api/v1/targets"), timeout=5).json()
@@ -239,7 +287,7 @@ class Bench:
         return active and all(t["health"] == "up" for t in active)
 
     def _start_prometheus(self, config, alert_rules, webhook):
-        cfg = derive.prometheus_config(paths.REPO / "prometheus" / "prometheus.yml", workers=1)
+        cfg = derive.prometheus_config(paths.REPO / "prometheus" / "prometheus.yml", workers=1, vhost=VHOST)
         names = Config().jobs
         jobs = []
         for job in cfg["scrape_configs"]:
@@ -321,8 +369,9 @@ class Bench:
     def cpu(self):
         """CPU seconds now of every process that matters in this configuration."""
         beam = probes.listener_pid(self.rmq["port"])
+        workers = [probes.cpu_seconds(self.pid(worker_process(s.index)), tree=True) for s in self.workers]
         snap = {
-            "worker": probes.cpu_seconds(self.pid("worker"), tree=True),
+            "worker": None if None in workers else sum(workers),
             "broker": beam and probes.cpu_seconds(beam),
         }
         for name in ("flower", "exporter", "prometheus"):

@@ -33,6 +33,21 @@ PORT_MAP = {
 }
 
 
+def node_argument(index):
+    """Bench worker <index>'s `-n`: bench-w1@%h, then bench-w<i>@%h-<i> (as in native mode, the host
+    part differs, because the exporter keeps only the part after `@`)."""
+    return f"{NODE}@%h" if index == 1 else f"bench-w{index}@%h-{index}"
+
+
+def nodename(index):
+    return node_argument(index).replace("%h", HOST)
+
+
+def worker_process(index):
+    """The name of bench worker <index>'s pid file and log."""
+    return "worker" if index == 1 else f"worker-{index}"
+
+
 class BenchError(Exception):
     """A problem the user can act on: printed as one line, exit 1."""
 

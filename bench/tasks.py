@@ -6,7 +6,9 @@ The orchestrator points RMQ_URL at the `bench` vhost, so this is the bundle's co
   backend) must not be touched;
 - BENCH_EVENTS=0 turns task events off (the "bare" and baseline configurations);
 - BENCH_CONF (JSON) overrides settings for tuning experiments (e.g. {"worker_prefetch_multiplier": 4}).
-Completion is counted by a task_postrun handler in shared memory (bench/counter.py).
+Completion is counted by a task_postrun handler in shared memory (bench/counter.py). With
+BENCH_TIMELINE=FILE every worker also appends when it was ready and when each task was received
+(prefetched), started and finished, with its node and pool process (bench/timeline.py reads it).
 """
 
 import json
@@ -46,6 +48,12 @@ def cpu10():
         pass
 
 
+@app.task(name="bench.sleep", ignore_result=True)
+def sleep(seconds):
+    # A long task that holds its pool process without using the CPU.
+    time.sleep(seconds)
+
+
 @app.task(name="bench.maybe_fail", ignore_result=True)
 def maybe_fail(fail):
     if fail:
@@ -66,7 +74,37 @@ NAMED = [_named(f"bench.t{i:03d}") for i in range(int(os.environ.get("BENCH_NAME
 _writer = counter.Writer(os.environ["BENCH_COUNTER"]) if os.environ.get("BENCH_COUNTER") else None
 
 
+_TIMELINE = os.environ.get("BENCH_TIMELINE")
+
+
+def _record(**fields):
+    # One short line per write on an O_APPEND file: lines of several processes never interleave.
+    if _TIMELINE:
+        line = json.dumps({"t": time.time(), "pid": os.getpid(), **fields}) + "\n"
+        fd = os.open(_TIMELINE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+
+@signals.worker_ready.connect
+def _ready(sender=None, **_):
+    _record(event="ready", worker=sender.hostname)
+
+
+@signals.task_received.connect
+def _received(request=None, **_):
+    _record(event="received", worker=request.hostname, id=request.id)
+
+
+@signals.task_prerun.connect
+def _started(task_id=None, task=None, **_):
+    _record(event="started", worker=task.request.hostname, id=task_id)
+
+
 @signals.task_postrun.connect
-def _count(**_):
+def _count(task_id=None, **_):
     if _writer is not None:
         _writer.increment(time.time())
+    _record(event="finished", id=task_id)

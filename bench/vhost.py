@@ -61,17 +61,25 @@ def event_queue_owners(auth, pids, timeout=20):
     return owners
 
 
+# The task queues bench runs publish to: Celery's default and the per-queue recipe's (bench/prefetch.py).
+TASK_QUEUES = ("celery", "short", "long")
+
+
 def clean(app, auth):
-    """Delete leftover event queues and purge the task queue (AMQP, exact and immediate): event
+    """Delete leftover event queues and purge the task queues (AMQP, exact and immediate): event
     queues outlive their consumer for event_queue_expires and would keep receiving events."""
-    names = [q["name"] for q in queues(auth) if q["name"].startswith("celeryev.")]
+    listed = [q["name"] for q in queues(auth)]
+    names = [name for name in listed if name.startswith("celeryev.")]
     with app.connection_for_write() as conn:
         for name in names:
             conn.default_channel.queue_delete(name)
-        try:
-            conn.default_channel.queue_purge("celery")
-        except Exception:
-            pass  # no task queue yet
+        for name in TASK_QUEUES:
+            if name != "celery" and name not in listed:
+                continue  # purging a queue that does not exist would close the channel
+            try:
+                conn.default_channel.queue_purge(name)
+            except Exception:
+                pass  # no task queue yet
 
 
 class Depths:
