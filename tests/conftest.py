@@ -46,8 +46,7 @@ _EXCLUSIVE_LEFT = []  # this process's exclusive tests not run yet (node ids)
 def pytest_collection_finish(session):
     # After `-m` and `-k` chose: the exclusive tests this process will run.
     _EXCLUSIVE_LEFT[:] = [item.nodeid for item in session.items if item.get_closest_marker("exclusive")]
-    if _EXCLUSIVE_LEFT:
-        locks.announce_exclusive()
+    locks.collected(bool(_EXCLUSIVE_LEFT), os.environ.get("TEST_RUN_NAME"))
 
 
 @pytest.fixture(autouse=True)

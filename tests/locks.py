@@ -3,7 +3,8 @@
 - heavy: tests that load the machine (marked `heavy`) never overlap, so that a measurement near
   capacity is not starved by another.
 - exclusive first: a process with exclusive tests runs them first, and the others start no test
-  until they are done (announce_exclusive / exclusive_done / wait_for_exclusive_tests).
+  until every process of the run has collected its tests and those exclusive tests are done
+  (expect_processes, collected, exclusive_done, wait_for_exclusive_tests).
 - shared servers: every native stack of the run uses the machine's RabbitMQ and the results Redis.
   A test that stops one of them (marked `exclusive`) runs alone: it waits until the tests running in
   the other processes end and holds back new ones (and stack starts) until it is done. Other tests
@@ -15,6 +16,7 @@
 import contextlib
 import fcntl
 import os
+import shutil
 import time
 
 from native import paths, process
@@ -74,13 +76,31 @@ def _locked(exclusive, directory):
         yield
 
 
+# How long a run's process may take to collect its tests before the others stop waiting for it.
+COLLECTING_MAX_S = 120
+
+
 def _token():
     return str(os.getpid())
 
 
-def announce_exclusive():
-    EXCLUSIVE_FIRST.mkdir(parents=True, exist_ok=True)
-    (EXCLUSIVE_FIRST / _token()).touch()
+def expect_processes(names):
+    """Before a run starts its processes (tests/run.py): one file per process name, which that
+    process removes once it has collected its tests (collected); until then the others wait."""
+    shutil.rmtree(EXCLUSIVE_FIRST, ignore_errors=True)  # an earlier run cut short
+    EXCLUSIVE_FIRST.mkdir(parents=True)
+    for name in names:
+        (EXCLUSIVE_FIRST / f"collecting-{name}").touch()
+
+
+def collected(has_exclusive, name=None):
+    """This process has collected its tests: it waits for the others' exclusive tests, or (with
+    exclusive tests of its own) the others wait for it until exclusive_done()."""
+    if has_exclusive:
+        EXCLUSIVE_FIRST.mkdir(parents=True, exist_ok=True)
+        (EXCLUSIVE_FIRST / _token()).touch()
+    if name:
+        (EXCLUSIVE_FIRST / f"collecting-{name}").unlink(missing_ok=True)
 
 
 def exclusive_done():
@@ -95,7 +115,10 @@ def wait_for_exclusive_tests(timeout=1800, interval=0.5):
         for path in EXCLUSIVE_FIRST.glob("*") if EXCLUSIVE_FIRST.is_dir() else ():
             if path.name == _token():
                 continue
-            if path.name.isdigit() and process.alive(int(path.name)):
+            if path.name.startswith("collecting-"):
+                with contextlib.suppress(FileNotFoundError):
+                    waiting |= time.time() - path.stat().st_mtime < COLLECTING_MAX_S
+            elif path.name.isdigit() and process.alive(int(path.name)):
                 waiting = True
             else:
                 path.unlink(missing_ok=True)  # left by a process that is gone

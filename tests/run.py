@@ -16,7 +16,6 @@ Exit status: 0 when all four passed.
 """
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -56,7 +55,7 @@ FOREGROUND = "stack"
 def main(argv):
     t0 = time.monotonic()
     logs, procs = {}, {}
-    shutil.rmtree(locks.EXCLUSIVE_FIRST, ignore_errors=True)  # an earlier run cut short
+    locks.expect_processes(RUNS)
     for name, (argv0, env) in RUNS.items():
         env = {**os.environ, **env, "TEST_RUN_NAME": name}
         if name == FOREGROUND:

@@ -51,3 +51,29 @@ def test_shared_holders_overlap(tmp_path):
     a, b = hold("s", 1.0, tmp_path), hold("s", 1.0, tmp_path)
     (a_in, a_out), (b_in, b_out) = times(a), times(b)
     assert a_in < b_out and b_in < a_out
+
+
+def test_no_test_starts_before_every_process_collected_and_ran_its_exclusive_tests(tmp_path, monkeypatch):
+    from tests import locks
+
+    monkeypatch.setattr(locks, "EXCLUSIVE_FIRST", tmp_path / "gate")
+    locks.expect_processes(["stack", "other"])
+    # A process still collecting holds the others back...
+    assert locks.wait_for_exclusive_tests(timeout=0.3, interval=0.1) is False
+    locks.collected(False, "other")
+    assert locks.wait_for_exclusive_tests(timeout=0.3, interval=0.1) is False
+    # ...and one with exclusive tests, while it lives and has not run them.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (tmp_path / "gate" / "collecting-stack").unlink()
+        (tmp_path / "gate" / str(other.pid)).touch()
+        assert locks.wait_for_exclusive_tests(timeout=0.3, interval=0.1) is False
+    finally:
+        other.kill()
+        other.wait()
+    # A process that is gone holds nothing back, nor do this process's own exclusive tests.
+    locks.collected(True)
+    assert locks.wait_for_exclusive_tests(timeout=0.3, interval=0.1) is True
+    assert not (tmp_path / "gate" / str(other.pid)).exists()
+    locks.exclusive_done()
+    assert list((tmp_path / "gate").iterdir()) == []
