@@ -11,6 +11,7 @@ targets twice, as cluster "eu-1"/namespace "celery-a" and as cluster "us-2"/name
 Panels that are empty by design in a healthy system (firing alerts) are checked the other way round.
 """
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from kombu import Queue
 
 from native import paths
 from tests.dashboard_queries import (
@@ -42,6 +44,9 @@ LABEL_VALUES = re.compile(r"^label_values\((.+),\s*(\w+)\)$")
 SECOND = "http://127.0.0.1:19095"
 DEPLOYMENTS = {"eu-1": "celery-a", "us-2": "celery-b"}  # cluster -> namespace
 SCRAPE = 7  # seconds: longer than the scrape interval (5 s)
+# A queue nobody consumes, holding one task while the panels are checked: the Latency dashboard's
+# oldest waiting message (RabbitMQ's head message timestamp) needs a message that waits.
+WAITING_QUEUE = "dashboards-waiting"
 
 
 def query(base, expr):
@@ -149,7 +154,32 @@ def mixed_load(stack, second_prometheus):
             'topk(1, sum by (worker) (increase(flower_events_total{type="task-succeeded", '
             'worker=~"celery_worker-.*"}[2m])))'
         )[0]["metric"]["worker"]
-        yield {"queue": "celery", "task": "process_task", "worker": [worker, probe.nodename], "__rate_interval": "5m"}
+        with waiting_message():
+            yield {
+                "queue": ["celery", WAITING_QUEUE],
+                "task": "process_task",
+                "worker": [worker, probe.nodename],
+                "__rate_interval": "5m",
+            }
+
+
+@contextlib.contextmanager
+def waiting_message():
+    with app.connection_for_write() as conn:
+        Queue(WAITING_QUEUE, routing_key=WAITING_QUEUE)(conn.default_channel).declare()
+        app.send_task("process_task", kwargs={"task_num": 1, "timeout": 0}, queue=WAITING_QUEUE)
+        try:
+            wait_for(
+                lambda: query(
+                    PROMETHEUS, f'rabbitmq_detailed_queue_head_message_timestamp{{queue="{WAITING_QUEUE}"}} > 0'
+                ),
+                30,
+                1,
+                message=f"Prometheus to scrape the waiting message of {WAITING_QUEUE}",
+            )
+            yield
+        finally:
+            conn.default_channel.queue_delete(WAITING_QUEUE)
 
 
 def results_by_panel(base, dashboard, variables):
