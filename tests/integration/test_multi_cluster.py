@@ -190,7 +190,9 @@ def test_failures_on_one_cluster_page_for_that_cluster_only(clusters):
         fired = {r["metric"].get("cluster") for r in alerts}
     assert fired == {"b"}, f"CelerySuccessRateLow fired for clusters {fired} (expected b only)"
     # What the global store holds and how far behind the clusters it is (docs/multi-cluster.md).
-    series = requests.get(f"http://127.0.0.1:{GLOBAL}/api/v1/status/tsdb", timeout=10).json()["data"]["headStats"]["numSeries"]
+    series = requests.get(f"http://127.0.0.1:{GLOBAL}/api/v1/status/tsdb", timeout=10).json()["data"]["headStats"][
+        "numSeries"
+    ]
     lag = query(GLOBAL, f'time() - max by (cluster) (timestamp(up{{job="{CFG.jobs.exporter}"}}))')
     lags = ", ".join(f"{r['metric'].get('cluster')} {float(r['value'][1]):.1f} s" for r in lag)
     print(
