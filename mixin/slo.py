@@ -62,12 +62,14 @@ def shortest(cfg: Config):
 
 
 def recording_rules(cfg: Config, q: Queries):
-    """The shortest window's error ratios, from the raw series (the fast group)."""
+    """The shortest window's error ratios, from the raw series (the fast group). `>= 0` drops the
+    NaN of a window without tasks (0 / 0): the longer windows average these samples, and one NaN
+    would make a whole window NaN, blind to a burn, for as long as it lasts."""
     name = shortest(cfg)
     return [
         {
             "record": RECORD.format(window=name),
-            "expr": error_ratio(q, objective, sli, cfg.slos.windows[name]),
+            "expr": f"(\n{error_ratio(q, objective, sli, cfg.slos.windows[name])}\n) >= 0",
             "labels": {"slo": objective.name, "sli": sli},
         }
         for objective, sli, _ in slis(cfg)
