@@ -469,11 +469,11 @@ def env_example():
 # --- compose ---------------------------------------------------------------------------------------
 
 
-class _ComposeLoader(yaml.SafeLoader):
-    pass
+class ComposeLoader(yaml.SafeLoader):
+    """YAML with Compose's merge tags (!override, !reset) read as the value they tag."""
 
 
-def _untagged(loader, node):
+def _untagged(loader, suffix, node):
     if isinstance(node, yaml.MappingNode):
         return loader.construct_mapping(node, deep=True)
     if isinstance(node, yaml.SequenceNode):
@@ -481,8 +481,7 @@ def _untagged(loader, node):
     return loader.construct_scalar(node)
 
 
-_ComposeLoader.add_constructor("!override", _untagged)
-_ComposeLoader.add_constructor("!reset", _untagged)
+ComposeLoader.add_multi_constructor("!", _untagged)
 INTERPOLATION = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(?::?[-?+]([^}]*))?\}")
 
 
@@ -492,7 +491,7 @@ def compose_entries():
     goes into `key` of that service)."""
     entries = []
     for file in COMPOSE_FILES:
-        model = yaml.load((REPO / file).read_text(), Loader=_ComposeLoader) or {}
+        model = yaml.load((REPO / file).read_text(), Loader=ComposeLoader) or {}
         for service, spec in (model.get("services") or {}).items():
             environment = spec.get("environment") or {}
             for key, value in environment.items():

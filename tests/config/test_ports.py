@@ -10,6 +10,7 @@ import re
 import pytest
 import yaml
 
+from mixin.settings_reference import ComposeLoader
 from native.ports import PORTS
 from tests.compose_cli import REPO
 
@@ -35,21 +36,6 @@ SERVICE_URL = re.compile(
     r"(?:(?:https?|amqp|redis)://(?:[^@/\s\"']+@)?|[\"'\s\[])(%s):(\d+)(?![\d.])" % "|".join(SERVICE_PORTS)
 )
 HOST_PORT_DEFAULT = re.compile(r"\$\{(HOST_PORT_[A-Z_]+):-([\d-]+)\}")
-
-
-class ComposeLoader(yaml.SafeLoader):
-    """YAML with Compose's merge tags (!override, !reset) read as the value they tag."""
-
-
-def _untagged(loader, suffix, node):
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_scalar(node)
-
-
-ComposeLoader.add_multi_constructor("!", _untagged)
 
 
 def compose_services():

@@ -11,6 +11,7 @@ import yaml
 
 from mixin.config import Config
 from mixin.prometheus import redis_config_text
+from mixin.settings_reference import ComposeLoader
 from native import broker, env as native_env, paths
 
 JOBS = Config().jobs.model_dump()
@@ -103,16 +104,9 @@ def test_promtool_accepts_the_redis_prometheus_config():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-class _ComposeLoader(yaml.SafeLoader):
-    pass
-
-
-_ComposeLoader.add_constructor("!override", lambda loader, node: loader.construct_mapping(node))
-
-
 def test_compose_override_points_every_celery_process_at_the_redis_broker():
     base = yaml.safe_load((REPO / "compose.yaml").read_text())
-    override = yaml.load((REPO / "compose.redis.yaml").read_text(), Loader=_ComposeLoader)
+    override = yaml.load((REPO / "compose.redis.yaml").read_text(), Loader=ComposeLoader)
     services = override["services"]
     url = "redis://redis_broker:6379/0"
     for name in ("app", "celery_worker", "flower"):
