@@ -154,7 +154,7 @@ def mixed_load(stack, second_prometheus):
             'topk(1, sum by (worker) (increase(flower_events_total{type="task-succeeded", '
             'worker=~"celery_worker-.*"}[2m])))'
         )[0]["metric"]["worker"]
-        with waiting_message():
+        with waiting_message({PROMETHEUS: 1, second_prometheus: len(DEPLOYMENTS)}):
             yield {
                 "queue": ["celery", WAITING_QUEUE],
                 "task": "process_task",
@@ -164,19 +164,22 @@ def mixed_load(stack, second_prometheus):
 
 
 @contextlib.contextmanager
-def waiting_message():
+def waiting_message(scrapers):
+    """One task waits in a queue nobody consumes, until each Prometheus in scrapers (base URL ->
+    copies of the series expected) has scraped it."""
     with app.connection_for_write() as conn:
         Queue(WAITING_QUEUE, routing_key=WAITING_QUEUE)(conn.default_channel).declare()
         app.send_task("process_task", kwargs={"task_num": 1, "timeout": 0}, queue=WAITING_QUEUE)
+        # Every deployment's copy: the second Prometheus scrapes RabbitMQ once per cluster.
+        head = f'rabbitmq_detailed_queue_head_message_timestamp{{queue="{WAITING_QUEUE}"}} > 0'
         try:
-            wait_for(
-                lambda: query(
-                    PROMETHEUS, f'rabbitmq_detailed_queue_head_message_timestamp{{queue="{WAITING_QUEUE}"}} > 0'
-                ),
-                30,
-                1,
-                message=f"Prometheus to scrape the waiting message of {WAITING_QUEUE}",
-            )
+            for base, copies in scrapers.items():
+                wait_for(
+                    lambda base=base, copies=copies: query(base, f"count({head}) >= {copies}"),
+                    30,
+                    1,
+                    message=f"{base} to scrape the waiting message of {WAITING_QUEUE} {copies} time(s)",
+                )
             yield
         finally:
             conn.default_channel.queue_delete(WAITING_QUEUE)

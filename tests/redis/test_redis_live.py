@@ -1,17 +1,30 @@
 """The core end-to-end checks against a Redis-broker stack (BROKER=redis make up, 3 workers)."""
 
+import json
 import signal
 import threading
 import time
 
 import pytest
+import redis
 import requests
 
 from mixin.config import Config
-from native import process
+from native import paths, process
 from tests import faults
-from tests.live import APP, FLOWER, STACK_WORKERS, prom_query, prom_scalar, settled, submit, wait_finished, wait_for
-from tests.redis.conftest import VISIBILITY_TIMEOUT, redis_up
+from tests.live import (
+    APP,
+    FLOWER,
+    STACK_WORKERS,
+    prom_query,
+    prom_scalar,
+    settled,
+    submit,
+    task_state,
+    wait_finished,
+    wait_for,
+)
+from tests.redis.conftest import VISIBILITY_TIMEOUT, redis_broker_url, redis_up
 
 JOBS = Config().jobs.model_dump()
 REDIS_BROKER_JOB = JOBS["redis_broker"]
@@ -128,6 +141,23 @@ class Submitter(threading.Thread):
             self.done.wait(self.interval)
 
 
+def where_are(ids):
+    """Where the unfinished tasks among ids are: their state, and the broker's keys that hold them."""
+    client = redis.Redis.from_url(redis_broker_url())
+    log = (paths.LOGS / "redis-broker.log").read_text(errors="replace")
+    unfinished = {i: task_state(i)["state"] for i in ids}
+    unfinished = {i: s for i, s in unfinished.items() if s not in ("SUCCESS", "FAILURE", "REVOKED")}
+    queued = {json.loads(m)["headers"]["id"] for m in client.lrange("celery", 0, -1)}
+    unacked = {json.loads(m)[0]["headers"]["id"] for m in client.hvals("unacked")}
+    return (
+        f"{len(unfinished)} unfinished: "
+        + ", ".join(f"{i} {s} queued={i in queued} unacked={i in unacked}" for i, s in list(unfinished.items())[:10])
+        + f"; broker: {client.llen('celery')} queued, {client.hlen('unacked')} unacked, "
+        f"unacked_mutex ttl {client.ttl('unacked_mutex')} s; the broker's log on its file: "
+        + "; ".join(line for line in log.splitlines() if "fsync" in line.lower())[-600:]
+    )
+
+
 @pytest.mark.heavy
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["shutdown", "sigkill"])
 def test_redis_broker_restart_under_load_loses_no_accepted_task(redis_stack, sig):
@@ -147,7 +177,10 @@ def test_redis_broker_restart_under_load_loses_no_accepted_task(redis_stack, sig
     load.done.set()
     load.join(60)
     assert not load.other, load.other[:3]
-    done = wait_finished(load.accepted, 240)
+    try:
+        done = wait_finished(load.accepted, 240)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{where_are(load.accepted)}") from None
     lost = [i for i, b in done.items() if b["state"] != "SUCCESS"]
     print(
         f"Redis broker {sig.name}: down {down_for:.1f}s, {len(load.accepted)} accepted (202), "
