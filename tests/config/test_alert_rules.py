@@ -52,8 +52,9 @@ def test_promtool_check_rules():
 
 
 @needs_promtool
-def test_promtool_unit_tests_pass():
-    result = promtool("test", "rules", *map(str, TESTS))
+@pytest.mark.parametrize("path", TESTS, ids=lambda p: p.name)
+def test_promtool_unit_tests_pass(path):
+    result = promtool("test", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
 
 

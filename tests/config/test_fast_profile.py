@@ -7,6 +7,7 @@ import sys
 import pytest
 import yaml
 
+from tests.promtool import test_rules_trimmed
 from mixin import profiles, rules
 from mixin.config import Config, kind
 from mixin.durations import fmt, seconds
@@ -100,9 +101,9 @@ def test_cli_renders_a_profile_whose_promtool_tests_pass(name, tmp_path):
         ["promtool", "check", "rules", "celery.rules.yml"], cwd=tmp_path, capture_output=True, text=True
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    tests = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "tests").glob("*.test.yml"))
+    tests = sorted((tmp_path / "tests").glob("*.test.yml"))
     assert tests, "no promtool tests rendered"
-    run = subprocess.run(["promtool", "test", "rules", *tests], cwd=tmp_path, capture_output=True, text=True)
+    run = test_rules_trimmed(tests, tmp_path / "trimmed")
     assert run.returncode == 0, run.stdout + run.stderr
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.promtool import test_rules_trimmed
 from mixin.config import Config, ConfigError, build
 from tests.grafana_schema import problems
 
@@ -73,11 +74,11 @@ def test_the_example_renames_jobs_links_and_thresholds(team):
 
 
 @needs_promtool
-def test_the_examples_rules_and_generated_tests_pass_promtool(team):
+def test_the_examples_rules_and_generated_tests_pass_promtool(team, tmp_path):
     assert promtool("check", "rules", "celery.rules.yml", cwd=team).returncode == 0
-    tests = sorted(str(p.relative_to(team)) for p in (team / "tests").glob("*.test.yml"))
+    tests = sorted((team / "tests").glob("*.test.yml"))
     assert len(tests) >= 5
-    run = promtool("test", "rules", *tests, cwd=team)
+    run = test_rules_trimmed(tests, tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     # The generated cases expect the team's labels and severities.
     assert 'team="payments"' in (team / "tests" / "queue.test.yml").read_text()
@@ -275,7 +276,7 @@ def test_a_second_objective_renders_its_rules_alerts_tests_and_dashboard_rows(tm
         "emails: queue wait: burn rate",
     }
     assert problems(board) == []
-    run = promtool("test", "rules", "tests/slo.test.yml", cwd=out)
+    run = test_rules_trimmed([out / "tests" / "slo.test.yml"], tmp_path / "trimmed")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "SLO emails success" in (out / "tests" / "slo.test.yml").read_text()
 

@@ -15,19 +15,17 @@ import yaml
 from mixin import alert_tests, dashboards, rules
 from mixin import chart as chart_gen
 from mixin.config import build
+from tests.promtool import alerts_in, checked_alerts, trimmed
 from tests.k8s.chart import (
     CHART,
     REPO,
     SCENARIOS,
-    alerts_in,
-    checked_alerts,
     of_kind,
     one,
     render,
     rule_spec,
     run,
     scenario_docs,
-    trimmed,
     write_rules,
 )
 

@@ -94,7 +94,8 @@ def test_replacements_are_counted_by_reason(tmp_path):
         assert replacements.snapshot()["died"] == 0
     finally:
         recycling.terminate()
-    steady = Pool(processes=1)
+    # Its lost job is reported after lost_worker_timeout (10 s by default), which terminate() waits out.
+    steady = Pool(processes=1, lost_worker_timeout=1)
     try:
         assert replacements.attach(steady)
         first = _run_in(steady)
