@@ -76,8 +76,9 @@ native-logs:
 generate: venv
 	$(PY) -m mixin
 
-# Three pytest processes side by side (tests/run.py): the stack's tests, the Redis-broker suite on a
-# second native stack, everything else with pytest-xdist. The slowest 20: .native/test-durations*.txt.
+# Five pytest processes side by side (tests/run.py), native stacks of their own: the stack's tests, the
+# long alert tests (two processes), the Redis-broker suite, everything else with pytest-xdist. The
+# slowest 20: .native/test-durations*.txt.
 # The tests run native stacks on the ports a compose stack publishes: first make sure none runs.
 test:
 	@$(STACK) test-guard

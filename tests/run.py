@@ -1,18 +1,21 @@
-"""`make test`: the whole suite, in four pytest processes side by side.
+"""`make test`: the whole suite, in five pytest processes side by side.
 
 - stack: the tests of the session's native stack (marked `stack`), in file order, its output shown
   as it runs;
-- alerts: the longest of those (alert conditions induced for real, memory containment) on a second
-  RabbitMQ-broker stack of its own: its own ports and vhost on the shared broker;
+- alerts: the longest of those (alert conditions induced for real, latency and SLO alerts, memory
+  containment) on a second RabbitMQ-broker stack of its own: its own ports and vhost on the shared
+  broker;
 - redis: the Redis-broker suite (tests/redis) on a second native stack of its own (NATIVE_INSTANCE,
   ports moved by NATIVE_PORT_OFFSET);
 - other: the static, unit, integration and k8s tests and the bench's own stack, on two xdist
-  workers (one file per worker at a time: a module's processes serve its tests).
+  workers (one file per worker at a time: a module's processes serve its tests);
+- baselines: the alert tests that wait out a baseline, and the prefetch alert's, on a stack of
+  their own, started when `other` ends (the machine has a core to spare by then).
 
 Most of the suite waits (for alert windows, for tasks), so the processes overlap; tests that load
-the machine never overlap, and tests that stop a server all stacks share run alone (tests/locks.py). The redis and other output is
-kept in .native/test-<name>.log and printed at the end. Extra arguments go to every process.
-Exit status: 0 when all four passed.
+the machine never overlap, and tests that stop a server all stacks share run alone (tests/locks.py).
+The output of every process but stack is kept in .native/test-<name>.log and printed at the end. Extra arguments go to every process.
+Exit status: 0 when all five passed.
 """
 
 import os
@@ -25,17 +28,29 @@ from native.ports import PORTS
 from tests import locks
 
 PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
-# About half of the stack tests' time: the alert conditions and the memory containment.
+# About half of the stack tests' time: the alert conditions, latency and SLOs, memory containment, on two
+# stacks of their own (each its own ports and vhost on the shared broker). The baselines' tests are
+# about ten minutes of mostly waiting (a baseline two minutes back, then the drop below it).
 ALERTS = [
+    "tests/live_alerts/test_latency_and_slo.py",
     "tests/live_alerts/test_alerts_fire_and_resolve.py",
     "tests/live_alerts/test_prefetch_alert.py",
     "tests/reliability/test_memory_containment.py",
 ]
-ALERTS_ENV = {
-    "NATIVE_INSTANCE": "alerts",
-    "NATIVE_PORT_OFFSET": "2000",
-    "RMQ_URL": f"amqp://guest:guest@127.0.0.1:{PORTS['rabbitmq']}/celery-alerts",
-}
+BASELINES = [
+    "tests/live_alerts/test_alerts_fire_and_resolve.py::test_runtime_rising_and_throughput_below_baseline",
+    "tests/live_alerts/test_prefetch_alert.py",
+]
+
+
+def stack_of_its_own(name, offset):
+    return {
+        "NATIVE_INSTANCE": name,
+        "NATIVE_PORT_OFFSET": str(offset),
+        "RMQ_URL": f"amqp://guest:guest@127.0.0.1:{PORTS['rabbitmq']}/celery-{name}",
+    }
+
+
 # The stack tests' results Redis: one of their own (native mode starts it), so that stopping it
 # (tests/reliability/test_faults.py) stops no other stack's.
 STACK_REDIS_PORT = PORTS["redis"] + 3000
@@ -45,30 +60,50 @@ RUNS = {
         [*PYTEST, "tests", "--ignore=tests/redis", *(f"--ignore={f}" for f in ALERTS), "-m", "stack"],
         STACK_ENV,
     ),
-    "alerts": ([*PYTEST, *ALERTS, "-m", "stack"], ALERTS_ENV),
+    "alerts": (
+        [*PYTEST, *(f for f in ALERTS if f not in BASELINES), "-m", "stack", f"--deselect={BASELINES[0]}"],
+        stack_of_its_own("alerts", 2000),
+    ),
     "redis": ([*PYTEST, "tests/redis"], {"NATIVE_INSTANCE": "redis", "NATIVE_PORT_OFFSET": "1000"}),
     "other": ([*PYTEST, "tests", "--ignore=tests/redis", "-m", "not stack", "-n", "2", "--dist", "loadfile"], {}),
+    "baselines": ([*PYTEST, *BASELINES, "-m", "stack"], stack_of_its_own("baselines", 4000)),
 }
+# Started when the named run ends, not at once.
+AFTER = {"baselines": "other"}
 FOREGROUND = "stack"
 
 
 def main(argv):
     t0 = time.monotonic()
     logs, procs = {}, {}
-    locks.expect_processes(RUNS)
-    for name, (argv0, env) in RUNS.items():
+    locks.expect_processes([name for name in RUNS if name not in AFTER])
+
+    def start(name):
+        argv0, env = RUNS[name]
         env = {**os.environ, **env, "TEST_RUN_NAME": name}
         if name == FOREGROUND:
             procs[name] = subprocess.Popen([*argv0, *argv], cwd=paths.REPO, env=env)
-            continue
+            return
         logs[name] = paths.REPO / ".native" / f"test-{name}.log"
         logs[name].parent.mkdir(parents=True, exist_ok=True)
         with logs[name].open("w") as log:
             procs[name] = subprocess.Popen(
                 [*argv0, *argv], cwd=paths.REPO, env=env, stdout=log, stderr=subprocess.STDOUT
             )
+
+    for name in RUNS:
+        if name not in AFTER:
+            start(name)
+    status = {}
     try:
-        status = {name: proc.wait() for name, proc in procs.items()}
+        while len(status) < len(RUNS):
+            for name, proc in list(procs.items()):
+                if name not in status and proc.poll() is not None:
+                    status[name] = proc.returncode
+                    for later, before in AFTER.items():
+                        if before == name:
+                            start(later)
+            time.sleep(1)
     except KeyboardInterrupt:
         for proc in procs.values():
             proc.terminate()
