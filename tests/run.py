@@ -10,7 +10,7 @@
 - other: the static, unit, integration and k8s tests and the bench's own stack, on two xdist
   workers (one file per worker at a time: a module's processes serve its tests);
 - baselines: the alert tests that wait out a baseline, and the prefetch alert's, on a stack of
-  their own, started when `other` ends (the machine has a core to spare by then).
+  their own.
 
 Most of the suite waits (for alert windows, for tasks), so the processes overlap; tests that load
 the machine never overlap, and tests that stop a server all stacks share run alone (tests/locks.py).
@@ -68,15 +68,13 @@ RUNS = {
     "other": ([*PYTEST, "tests", "--ignore=tests/redis", "-m", "not stack", "-n", "2", "--dist", "loadfile"], {}),
     "baselines": ([*PYTEST, *BASELINES, "-m", "stack"], stack_of_its_own("baselines", 4000)),
 }
-# Started when the named run ends, not at once.
-AFTER = {"baselines": "other"}
 FOREGROUND = "stack"
 
 
 def main(argv):
     t0 = time.monotonic()
     logs, procs = {}, {}
-    locks.expect_processes([name for name in RUNS if name not in AFTER])
+    locks.expect_processes(RUNS)
 
     def start(name):
         argv0, env = RUNS[name]
@@ -92,18 +90,9 @@ def main(argv):
             )
 
     for name in RUNS:
-        if name not in AFTER:
-            start(name)
-    status = {}
+        start(name)
     try:
-        while len(status) < len(RUNS):
-            for name, proc in list(procs.items()):
-                if name not in status and proc.poll() is not None:
-                    status[name] = proc.returncode
-                    for later, before in AFTER.items():
-                        if before == name:
-                            start(later)
-            time.sleep(1)
+        status = {name: proc.wait() for name, proc in procs.items()}
     except KeyboardInterrupt:
         for proc in procs.values():
             proc.terminate()
