@@ -217,7 +217,9 @@ def redis_broker_argv(port, directory):
         "--appendonly",
         "yes",
         "--appendfsync",
-        "everysec",
+        # Fsynced before Redis replies: with everysec, a write is postponed while the last second's
+        # fsync runs, and a task accepted meanwhile is lost if Redis dies then.
+        "always",
         "--save",
         "",
         "--maxmemory-policy",

@@ -122,7 +122,7 @@ def test_compose_override_points_every_celery_process_at_the_redis_broker():
     native = " ".join(broker.redis_broker_argv(6379, "/data"))
     for setting in (
         "--appendonly yes",
-        "--appendfsync everysec",
+        "--appendfsync always",
         "--maxmemory-policy noeviction",
         f"pubsub {broker.PUBSUB_BUFFER_LIMIT}",
     ):
