@@ -1,10 +1,10 @@
 """promtool on rule files and their unit tests, from the tests.
 
 A generated test file checks a few alerts; promtool evaluates every rule of its rule file at every
-step of every case, and some cases span a day (a baseline a day back). `test_rules_trimmed` runs
-each file against its rule file trimmed to the alerts it checks and the recording rules they read:
-the same rules, the others left out. The hand-written tests of alerts/tests run against the full
-file (tests/config/test_alert_rules.py), as a user runs them."""
+step of every case, and some cases span a day (a baseline a day back). promtool_on_trimmed_rules
+runs each file against its rule file trimmed to the alerts it checks and the recording rules they
+read: the same rules, the others left out. The hand-written tests of alerts/tests run against the
+full file (tests/config/test_alert_rules.py), as a user runs them."""
 
 import re
 import subprocess
@@ -54,7 +54,7 @@ def checked_alerts(test_doc):
     }
 
 
-def test_rules_trimmed(test_files, out):
+def promtool_on_trimmed_rules(test_files, out):
     """promtool test rules on each of test_files (paths of generated test documents, each with one
     rule file), each against its rules trimmed to what it checks; copies are written to out."""
     out = Path(out)
@@ -72,6 +72,3 @@ def test_rules_trimmed(test_files, out):
         copy.write_text(yaml.safe_dump({**doc, "rule_files": [f"rules-{i}.yml"]}, sort_keys=False))
         copies.append(copy.name)
     return promtool("test", "rules", *copies, cwd=out)
-
-
-test_rules_trimmed.__test__ = False  # a helper, not a pytest test

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.promtool import test_rules_trimmed
+from tests.promtool import promtool_on_trimmed_rules
 from mixin import alert_tests, dashboards, profiles, prometheus, records, rules
 from mixin.config import Config, ConfigError, build
 from native import paths
@@ -69,7 +69,7 @@ def test_each_setting_renders_a_valid_config_and_rules_that_pass_their_tests(nam
         return  # the bundle's: hand-written tests (test_alert_rules.py), an example's generated ones (test_mixin_config.py)
     files = affected_test_files(cfg, tmp_path / "tests")
     assert files, "the setting changes no rule"
-    tested = test_rules_trimmed([tmp_path / "tests" / f for f in files], tmp_path / "trimmed")
+    tested = promtool_on_trimmed_rules([tmp_path / "tests" / f for f in files], tmp_path / "trimmed")
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-3000:]
 
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from tests.promtool import test_rules_trimmed
+from tests.promtool import promtool_on_trimmed_rules
 from mixin import profiles, rules
 from mixin.config import Config, kind
 from mixin.durations import fmt, seconds
@@ -103,7 +103,7 @@ def test_cli_renders_a_profile_whose_promtool_tests_pass(name, tmp_path):
     assert check.returncode == 0, check.stdout + check.stderr
     tests = sorted((tmp_path / "tests").glob("*.test.yml"))
     assert tests, "no promtool tests rendered"
-    run = test_rules_trimmed(tests, tmp_path / "trimmed")
+    run = promtool_on_trimmed_rules(tests, tmp_path / "trimmed")
     assert run.returncode == 0, run.stdout + run.stderr
 
 

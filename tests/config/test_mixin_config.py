@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.promtool import test_rules_trimmed
+from tests.promtool import promtool_on_trimmed_rules
 from mixin.config import Config, ConfigError, build
 from tests.grafana_schema import problems
 
@@ -78,7 +78,7 @@ def test_the_examples_rules_and_generated_tests_pass_promtool(team, tmp_path):
     assert promtool("check", "rules", "celery.rules.yml", cwd=team).returncode == 0
     tests = sorted((team / "tests").glob("*.test.yml"))
     assert len(tests) >= 5
-    run = test_rules_trimmed(tests, tmp_path)
+    run = promtool_on_trimmed_rules(tests, tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     # The generated cases expect the team's labels and severities.
     assert 'team="payments"' in (team / "tests" / "queue.test.yml").read_text()
@@ -276,7 +276,7 @@ def test_a_second_objective_renders_its_rules_alerts_tests_and_dashboard_rows(tm
         "emails: queue wait: burn rate",
     }
     assert problems(board) == []
-    run = test_rules_trimmed([out / "tests" / "slo.test.yml"], tmp_path / "trimmed")
+    run = promtool_on_trimmed_rules([out / "tests" / "slo.test.yml"], tmp_path / "trimmed")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "SLO emails success" in (out / "tests" / "slo.test.yml").read_text()
 
