@@ -14,7 +14,8 @@
 
 Most of the suite waits (for alert windows, for tasks), so the processes overlap; tests that load
 the machine never overlap, and tests that stop a server all stacks share run alone (tests/locks.py).
-The output of every process but stack is kept in .native/test-<name>.log and printed at the end. Extra arguments go to every process.
+The output of every process but stack is kept in .native/test-<name>.log and printed at the end.
+Extra arguments go to every process.
 Exit status: 0 when all five passed.
 """
 
@@ -28,18 +29,15 @@ from native.ports import PORTS
 from tests import locks
 
 PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
-# About half of the stack tests' time: the alert conditions, latency and SLOs, memory containment, on two
-# stacks of their own (each its own ports and vhost on the shared broker). The baselines' tests are
-# about ten minutes of mostly waiting (a baseline two minutes back, then the drop below it).
+# About half of the stack tests' time, on two stacks of their own (each its own ports and vhost on
+# the shared broker): the alert conditions, latency and SLOs, memory containment; and the tests that
+# wait out a baseline (about ten minutes of mostly waiting) with the prefetch alert's.
+BASELINE_TEST = "tests/live_alerts/test_alerts_fire_and_resolve.py::test_runtime_rising_and_throughput_below_baseline"
+PREFETCH = "tests/live_alerts/test_prefetch_alert.py"
 ALERTS = [
     "tests/live_alerts/test_latency_and_slo.py",
     "tests/live_alerts/test_alerts_fire_and_resolve.py",
-    "tests/live_alerts/test_prefetch_alert.py",
     "tests/reliability/test_memory_containment.py",
-]
-BASELINES = [
-    "tests/live_alerts/test_alerts_fire_and_resolve.py::test_runtime_rising_and_throughput_below_baseline",
-    "tests/live_alerts/test_prefetch_alert.py",
 ]
 
 
@@ -57,16 +55,16 @@ STACK_REDIS_PORT = PORTS["redis"] + 3000
 STACK_ENV = {"REDIS_URL": f"redis://127.0.0.1:{STACK_REDIS_PORT}/0"}
 RUNS = {
     "stack": (
-        [*PYTEST, "tests", "--ignore=tests/redis", *(f"--ignore={f}" for f in ALERTS), "-m", "stack"],
+        [*PYTEST, "tests", "--ignore=tests/redis", *(f"--ignore={f}" for f in [*ALERTS, PREFETCH]), "-m", "stack"],
         STACK_ENV,
     ),
     "alerts": (
-        [*PYTEST, *(f for f in ALERTS if f not in BASELINES), "-m", "stack", f"--deselect={BASELINES[0]}"],
+        [*PYTEST, *ALERTS, "-m", "stack", f"--deselect={BASELINE_TEST}"],
         stack_of_its_own("alerts", 2000),
     ),
     "redis": ([*PYTEST, "tests/redis"], {"NATIVE_INSTANCE": "redis", "NATIVE_PORT_OFFSET": "1000"}),
     "other": ([*PYTEST, "tests", "--ignore=tests/redis", "-m", "not stack", "-n", "2", "--dist", "loadfile"], {}),
-    "baselines": ([*PYTEST, *BASELINES, "-m", "stack"], stack_of_its_own("baselines", 4000)),
+    "baselines": ([*PYTEST, BASELINE_TEST, PREFETCH, "-m", "stack"], stack_of_its_own("baselines", 4000)),
 }
 FOREGROUND = "stack"
 
@@ -76,21 +74,17 @@ def main(argv):
     logs, procs = {}, {}
     locks.expect_processes(RUNS)
 
-    def start(name):
-        argv0, env = RUNS[name]
+    for name, (argv0, env) in RUNS.items():
         env = {**os.environ, **env, "TEST_RUN_NAME": name}
         if name == FOREGROUND:
             procs[name] = subprocess.Popen([*argv0, *argv], cwd=paths.REPO, env=env)
-            return
+            continue
         logs[name] = paths.REPO / ".native" / f"test-{name}.log"
         logs[name].parent.mkdir(parents=True, exist_ok=True)
         with logs[name].open("w") as log:
             procs[name] = subprocess.Popen(
                 [*argv0, *argv], cwd=paths.REPO, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-
-    for name in RUNS:
-        start(name)
     try:
         status = {name: proc.wait() for name, proc in procs.items()}
     except KeyboardInterrupt:

@@ -4,15 +4,14 @@ rules whose generated promtool tests pass, and nothing that reads a series the s
 
 import re
 import shutil
-import subprocess
 
 import pytest
 import yaml
 
-from tests.promtool import promtool_on_trimmed_rules
 from mixin import alert_tests, dashboards, profiles, prometheus, records, rules
 from mixin.config import Config, ConfigError, build
 from native import paths
+from tests.promtool import promtool, promtool_on_trimmed_rules
 
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing: run `make deps`")
 
@@ -30,10 +29,6 @@ BY_CLAUSE = re.compile(r"\bby \(([^)]*)\)")
 
 def groups_by_task(expr):
     return any("task" in [label.strip() for label in labels.split(",")] for labels in BY_CLAUSE.findall(expr))
-
-
-def promtool(*args, cwd=None):
-    return subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
 def render(cfg, out):

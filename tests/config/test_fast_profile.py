@@ -7,11 +7,11 @@ import sys
 import pytest
 import yaml
 
-from tests.promtool import promtool_on_trimmed_rules
 from mixin import profiles, rules
 from mixin.config import Config, kind
 from mixin.durations import fmt, seconds
 from native import paths
+from tests.promtool import promtool_on_trimmed_rules
 
 CFG = Config()
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.promtool import promtool_on_trimmed_rules
 from mixin.config import Config, ConfigError, build
 from tests.grafana_schema import problems
+from tests.promtool import promtool, promtool_on_trimmed_rules
 
 REPO = Path(__file__).resolve().parents[2]
 MIXIN = REPO / "mixin"
@@ -35,10 +35,6 @@ def render(tmp_path, config_text=None, *extra):
         (tmp_path / "my-celery.yaml").write_text(config_text)
         args += ["--config", str(tmp_path / "my-celery.yaml")]
     return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=120)
-
-
-def promtool(*args, cwd):
-    return subprocess.run(["promtool", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def alerts_of(path):
