@@ -155,6 +155,7 @@ class Bench:
             **self.env,
             "BENCH_CONF": json.dumps({**dict(config.conf), **self.conf}),
             "BENCH_EVENTS": "1" if config.events else "0",
+            "BENCH_OFF_THE_SHELF": "1" if config.off_the_shelf else "0",
             "BENCH_NAMES": str(names),
             "BENCH_COUNTER": str(self.counter),
             "WORKER_METRICS": "1" if config.worker_metrics else "0",

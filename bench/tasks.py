@@ -5,7 +5,9 @@ The orchestrator points RMQ_URL at the `bench` vhost, so this is the bundle's co
 - no result backend: the bench tasks ignore results, and the running stack's Redis (its result
   backend) must not be touched;
 - BENCH_EVENTS=0 turns task events off (the "bare" and baseline configurations);
-- BENCH_CONF (JSON) overrides settings for tuning experiments (e.g. {"worker_prefetch_multiplier": 4}).
+- BENCH_CONF (JSON) overrides settings for tuning experiments (e.g. {"worker_prefetch_multiplier": 4});
+- BENCH_OFF_THE_SHELF=1 gives the worker Celery's own event dispatcher (worker/events.py's is the
+  bundle's).
 Completion is counted by a task_postrun handler in shared memory (bench/counter.py). With
 BENCH_TIMELINE=FILE every worker also appends when it was ready and when each task was received
 (prefetched), started and finished, with its node and pool process (bench/timeline.py reads it).
@@ -28,6 +30,9 @@ if os.environ.get("BENCH_EVENTS", "1") == "0":
     app.conf.worker_send_task_events = False
     app.conf.task_send_sent_event = False
 app.conf.update(json.loads(os.environ.get("BENCH_CONF") or "{}"))
+if os.environ.get("BENCH_OFF_THE_SHELF") == "1":
+    # Celery's own event dispatcher: no queue in task-received, a flush at every loop turn.
+    app.events_cls = "celery.app.events:Events"
 
 
 class BenchFault(Exception):

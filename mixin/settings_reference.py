@@ -145,6 +145,10 @@ DESCRIPTIONS = {
         "celery",
         "`json` or `msgpack` for task events; every producer, worker and the exporter must agree",
     ),
+    "EVENT_FLUSH_SECONDS": (
+        "celery",
+        "a worker sends its task events in batches at most this many seconds after the first; 0: Celery's flush at every loop turn (about one event per message)",
+    ),
     "TASK_SEND_SENT_EVENT": (
         "celery",
         "whether publishers send a `task-sent` event per task (Celery's `task_send_sent_event`)",

@@ -33,12 +33,10 @@ state_save_interval = int(_env("state_save_interval", 60000 if persistent else 0
 if not os.environ.get("FLOWER_BASIC_AUTH", "").strip(","):
     basic_auth = []
 
-# Flower's own metrics per worker, without a series per task name on each worker, and no *_created
-# series (worker/flower_metrics.py). PER_TASK_FLOWER_METRICS=1 keeps Flower's series per worker and
-# task name (small fleets; the mixin's cardinality.flower_task_series must then be true). Not a
-# FLOWER_ variable: Flower refuses those it has no option for.
+# Flower's own metrics per worker, without a series per task name on each worker, no *_created
+# series, and its cheaper event handling (worker/flower_metrics.py). PER_TASK_FLOWER_METRICS=1 keeps
+# Flower's series per worker and task name (small fleets; the mixin's cardinality.flower_task_series
+# must then be true).
 from worker import flower_metrics  # noqa: E402
 
-flower_metrics.install(
-    per_task=os.environ.get("PER_TASK_FLOWER_METRICS", "0").strip().lower() in ("1", "true", "yes", "on")
-)
+flower_metrics.install(per_task=flower_metrics.per_task_wanted())

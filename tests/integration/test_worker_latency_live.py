@@ -1,4 +1,4 @@
-"""Task latency by stage on a real worker's /metrics, on RabbitMQ and on Redis.
+"""Task latency by stage on a real worker's /metrics, and its task events, on RabbitMQ and on Redis.
 
 One `celery worker` per broker for the module: the bundle's app (worker.celery_app), one pool slot,
 prefetch 4, its own queue, on a RabbitMQ vhost and a Redis database of its own (the stack's tests
@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.parse
 
@@ -20,6 +21,7 @@ import redis
 import requests
 from celery import Celery, signals
 from celery.beat import ScheduleEntry, Scheduler
+from celery.events.receiver import EventReceiver
 from prometheus_client.parser import text_string_to_metric_families
 
 from native.ports import PORTS as STACK_PORTS
@@ -305,6 +307,55 @@ def test_apply_async_and_a_beat_scheduler_carry_the_publish_time(worker):
     s = worker.wait_finished(task, 2)
     assert worker.value("celery_worker_task_queue_wait_seconds_count", task, s) == 2
     assert worker.value("celery_worker_task_queue_wait_unknown_total", task, s) == 0
+
+
+class CountingReceiver(EventReceiver):
+    """Celery's event receiver, counting the messages the events came in and when each arrived."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.messages, self.arrivals, self.ready = 0, [], threading.Event()
+
+    def _receive(self, body, message, **kwargs):
+        self.messages += 1
+        for event in body if isinstance(body, list) else [body]:
+            self.arrivals.append((time.time(), event))
+        return super()._receive(body, message, **kwargs)
+
+    def on_consume_ready(self, connection, channel, consumers, **kwargs):
+        super().on_consume_ready(connection, channel, consumers, wakeup=False)
+        self.ready.set()
+
+
+def test_task_events_arrive_in_batches_and_name_the_queue(worker):
+    """worker/events.py: every task event arrives, task-received names the queue, and they leave in
+    batches (settings.EVENT_FLUSH_SECONDS), each within a moment of happening."""
+    tasks = 40
+    with worker.client.connection_for_read() as conn:
+        receiver = CountingReceiver(conn, app=worker.client)
+        listening = threading.Thread(target=receiver.capture, kwargs={"wakeup": False}, daemon=True)
+        listening.start()
+        try:
+            assert receiver.ready.wait(20), "the event receiver did not start consuming"
+            ids = {worker.send("lat-events").id for _ in range(tasks)}
+            worker.wait_finished("lat-events", tasks)
+
+            def all_events():
+                seen = [(arrived, e) for arrived, e in receiver.arrivals if e.get("uuid") in ids]
+                return seen if len(seen) >= 3 * tasks else None
+
+            seen = wait_for(all_events, 10, 0.2, f"the {3 * tasks} task events of {tasks} tasks")
+        finally:
+            receiver.should_stop = True
+            listening.join(10)
+    kinds = sorted(e["type"] for _, e in seen)
+    assert kinds == sorted(["task-received", "task-started", "task-succeeded"] * tasks)
+    assert {e["queue"] for _, e in seen if e["type"] == "task-received"} == {QUEUE}
+    # Celery alone sends about one event per message here (prefetch 4, one pool slot): 120 in 118.
+    per_message = len(receiver.arrivals) / receiver.messages
+    assert per_message >= 6, f"{len(receiver.arrivals)} events in {receiver.messages} messages"
+    late = max(arrived - e["timestamp"] for arrived, e in seen)
+    assert late < settings.EVENT_FLUSH_SECONDS + 2, f"an event arrived {late:.2f} s after it happened"
 
 
 def test_rabbitmq_shows_the_age_of_the_oldest_message():

@@ -286,18 +286,25 @@ def _flower_metric_relabelings(docs):
 
 def test_flower_exposes_its_metrics_per_worker_unless_per_task_metrics():
     """Flower runs the mounted flowerconfig.py from its working directory (tests/unit/test_flower_metrics.py
-    runs that file as Flower does); the ServiceMonitor drops any series still labelled by task."""
+    runs that file as Flower does, with and without PER_TASK_FLOWER_METRICS); the ServiceMonitor drops
+    any series still labelled by task."""
     docs = render()
     cm = one(docs, "ConfigMap", "-flower-celeryconfig")
     assert cm["data"]["flowerconfig.py"] == (CHART / "files" / "flowerconfig.py").read_text()
     assert _flower_metric_relabelings(docs) == [{"sourceLabels": ["task"], "regex": ".+", "action": "drop"}]
     own = {"action": "labeldrop", "regex": "pod"}
     kept = render({"flower": {"perTaskMetrics": True, "serviceMonitor": {"metricRelabelings": [own]}}})
-    assert "flowerconfig.py" not in one(kept, "ConfigMap", "-flower-celeryconfig")["data"]
+    # Still mounted (its cheaper event handling), told to keep Flower's own metrics.
+    assert one(kept, "ConfigMap", "-flower-celeryconfig")["data"]["flowerconfig.py"] == cm["data"]["flowerconfig.py"]
     assert _flower_metric_relabelings(kept) == [own]
-    # The pod restarts when its Flower configuration changes.
-    checksums = [one(d, "Deployment", "-flower")["spec"]["template"]["metadata"]["annotations"] for d in (docs, kept)]
-    assert checksums[0] != checksums[1]
+    envs = [
+        {
+            e["name"]: e.get("value")
+            for e in one(d, "Deployment", "-flower")["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        for d in (docs, kept)
+    ]
+    assert "PER_TASK_FLOWER_METRICS" not in envs[0] and envs[1]["PER_TASK_FLOWER_METRICS"] == "1"
 
 
 def test_flower_auth_persistence_and_open_api_follow_the_values():

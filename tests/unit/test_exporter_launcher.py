@@ -116,3 +116,35 @@ def test_good_values_pass_the_option_checks():
     ):
         line = assert_one_line_error(launch(BROKER, *args, **env), "EVENT_QUEUE_TTL")
         assert "queue-metrics-interval" not in line and "per-worker" not in line
+
+
+KEPT_CHILDREN = """
+import sys
+sys.path.insert(0, "exporter")
+import run_exporter
+from prometheus_client import CollectorRegistry
+
+registry = CollectorRegistry()
+counter = run_exporter._TaskCounter("t_total", "tasks", ["name", "queue_name"], registry=registry)
+def value():
+    return registry.get_sample_value("t_total", {"name": "a", "queue_name": "q"})
+for host in ("w1", "w2", "w1"):
+    counter.labels(name="a", hostname=host, queue_name="q").inc()
+print(value())
+counter.remove("a", "q")
+counter.labels(name="a", hostname="w3", queue_name="q").inc()
+print(value())
+counter.clear()
+counter.labels(name="a", hostname="w3", queue_name="q").inc(0)
+print(value())
+"""
+
+
+def test_task_counters_drop_the_hostname_and_start_again_once_removed():
+    """The launcher keeps each task counter's children by label values (one lookup per event);
+    a series removed or cleared starts again from 0 rather than from the child kept before."""
+    result = subprocess.run(
+        [str(PYTHON), "-c", KEPT_CHILDREN], capture_output=True, text=True, timeout=60, cwd=paths.REPO
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["3.0", "1.0", "0.0"]
