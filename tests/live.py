@@ -100,6 +100,17 @@ def task_state(task_id):
     return requests.get(f"{APP}/api/tasks/{task_id}", timeout=10).json()
 
 
+def flower_task(task_id):
+    """Flower's view of the task ({} while Flower has not seen its events: a plain-text 404). The
+    workers send their task events in batches (worker/events.py), so Flower may learn of a task a
+    moment after the app reports it finished."""
+    r = requests.get(f"{FLOWER}/api/task/info/{task_id}", timeout=10)
+    if r.status_code == 404:
+        return {}
+    assert r.status_code == 200, f"Flower's task info: {r.status_code} {r.text[:200]}"
+    return r.json()
+
+
 def wait_finished(ids, timeout):
     """Wait until every task is SUCCESS or FAILURE; return {id: state body}."""
     done = {}

@@ -3,7 +3,7 @@
 import pytest
 import requests
 
-from tests.live import APP, FLOWER, submit, task_state, wait_finished, wait_for
+from tests.live import APP, FLOWER, flower_task, submit, task_state, wait_finished, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -14,7 +14,7 @@ def test_task_completes_with_the_guides_result_shape(stack):
     assert body["state"] == "SUCCESS"
     assert body["result"] == {"status": "success", "task_num": 1, "task_id": task_id}
     info = wait_for(
-        lambda: requests.get(f"{FLOWER}/api/task/info/{task_id}", timeout=10).json(),
+        lambda: flower_task(task_id),
         30,
         message="Flower to know the task",
     )
@@ -36,7 +36,7 @@ def test_failing_task_shows_exception_and_traceback_in_flower(stack):
     assert body["error"]["type"] == "SimulatedTaskError"
 
     def flower_failed():
-        info = requests.get(f"{FLOWER}/api/task/info/{task_id}", timeout=10).json()
+        info = flower_task(task_id)
         return info if info.get("state") == "FAILURE" else None
 
     info = wait_for(flower_failed, 30, message="Flower to show the failure")
@@ -56,9 +56,7 @@ def test_revoke_through_flowers_api_stops_a_running_task(stack):
     body = wait_for(lambda: (b := task_state(task_id))["state"] == "REVOKED" and b, 30, message="REVOKED")
     assert body["state"] == "REVOKED"
     info = wait_for(
-        lambda: (
-            (i := requests.get(f"{FLOWER}/api/task/info/{task_id}", timeout=10).json()).get("state") == "REVOKED" and i
-        ),
+        lambda: (i := flower_task(task_id)).get("state") == "REVOKED" and i,
         30,
         message="Flower to show REVOKED",
     )

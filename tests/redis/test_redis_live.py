@@ -18,6 +18,7 @@ from tests.live import (
     APP,
     FLOWER,
     STACK_WORKERS,
+    flower_task,
     prom_query,
     prom_scalar,
     settled,
@@ -93,16 +94,15 @@ def test_worker_sigkill_mid_task_redelivers_it_after_the_visibility_timeout(redi
     [task_id] = submit(task="process_task", count=1, timeout=8, task_num_start=888)
 
     def running_on():
-        r = requests.get(f"{FLOWER}/api/task/info/{task_id}", timeout=10)
-        return r.status_code == 200 and r.json().get("state") == "STARTED" and r.json().get("worker")
+        info = flower_task(task_id)
+        return info.get("state") == "STARTED" and info.get("worker")
 
     worker = wait_for(running_on, 30, message="the task to start")
     faults.kill_service(worker.split("@")[0])
     t_kill = time.monotonic()
 
     def restarted():
-        r = requests.get(f"{FLOWER}/api/task/info/{task_id}", timeout=10)
-        info = r.json() if r.status_code == 200 else {}
+        info = flower_task(task_id)
         return info.get("worker") not in (None, worker) and info.get("state") in ("STARTED", "SUCCESS")
 
     try:

@@ -15,6 +15,7 @@ from tests.live import (
     PROMETHEUS,
     STACK_WORKERS,
     SteadyLoad,
+    flower_task,
     prom_query,
     prom_scalar,
     settled,
@@ -66,8 +67,8 @@ def test_worker_sigkill_mid_task_redelivers_it(stack):
     [task_id] = submit(task="process_task", count=1, timeout=8, task_num_start=777)
 
     def running_on():
-        r = requests.get(f"{FLOWER}/api/task/info/{task_id}", timeout=10)  # 404 until Flower saw it
-        return r.status_code == 200 and r.json().get("state") == "STARTED" and r.json().get("worker")
+        info = flower_task(task_id)
+        return info.get("state") == "STARTED" and info.get("worker")
 
     worker = wait_for(running_on, 30, message="the task to start")
     name = worker.split("@")[0]
@@ -75,7 +76,7 @@ def test_worker_sigkill_mid_task_redelivers_it(stack):
     try:
         body = wait_finished([task_id], 120)[task_id]
         assert body["state"] == "SUCCESS" and body["result"]["task_num"] == 777
-        info = requests.get(f"{FLOWER}/api/task/info/{task_id}", timeout=10).json()
+        info = flower_task(task_id)
         assert info["worker"] != worker, "the task was not redelivered to another worker"
     finally:
         faults.restore_stack()
@@ -135,10 +136,7 @@ def test_redis_down_tasks_still_run_and_lookups_say_unavailable(stack):
         assert r.status_code == 503 and "result backend" in r.json()["error"]
         # The workers run them (Flower sees it from the events); the results wait for Redis.
         wait_for(
-            lambda: all(
-                requests.get(f"{FLOWER}/api/task/info/{i}", timeout=10).json().get("state") in ("STARTED", "SUCCESS")
-                for i in ids
-            ),
+            lambda: all(flower_task(i).get("state") in ("STARTED", "SUCCESS") for i in ids),
             60,
             message="the tasks to run without Redis",
         )

@@ -1,6 +1,8 @@
 """The bench's pure parts: variant specs, the port map onto native's services, the summary
 arithmetic, the simulator's event stream and the charts. No timing is asserted anywhere."""
 
+import subprocess
+import sys
 import xml.dom.minidom
 
 import pytest
@@ -69,6 +71,24 @@ def test_default_run_compares_the_off_the_shelf_setup():
     for key, value in off.conf:
         assert app.conf[key] != value, key
     assert off.off_the_shelf and off.events and off.monitors and not off.worker_metrics
+
+
+@pytest.mark.parametrize(
+    "off_the_shelf, dispatcher",
+    [("1", "celery.events.dispatcher.EventDispatcher"), ("0", "worker.events.QueueNamingDispatcher")],
+)
+def test_the_off_the_shelf_worker_sends_events_with_celerys_own_dispatcher(off_the_shelf, dispatcher):
+    """The bundle's batching dispatcher (worker/events.py) is the bundle's, not the usual setup's."""
+    code = (
+        "from bench.tasks import app\n"
+        "d = app.events.Dispatcher(app.connection_for_write(), enabled=False)\n"
+        "print(type(d).__module__ + '.' + type(d).__qualname__)"
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(paths.REPO), "BENCH_OFF_THE_SHELF": off_the_shelf}
+    env["RMQ_URL"] = "amqp://guest:guest@127.0.0.1:1/bench"  # never connected
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == dispatcher
 
 
 def test_bench_runs_native_services_with_the_bench_ports_and_app():
