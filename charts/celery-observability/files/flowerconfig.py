@@ -206,7 +206,8 @@ def per_task_wanted():
 
 def install(per_task=False):
     """In Flower's process, before Flower builds its state: no *_created series, events handed to
-    the IO loop in batches, and (unless per_task) the per-worker metrics. True if the per-worker
+    the IO loop in batches, the task search index built when read, and (unless per_task) the
+    per-worker metrics. True if the per-worker
     metrics are installed; False when Flower's own metrics stay (asked for, or Flower already created
     them in this process)."""
     disable = getattr(prometheus_client, "disable_created_metrics", None)
