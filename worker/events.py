@@ -9,9 +9,10 @@ worker hands each request to the `task_received` signal just before it sends tas
 same thread: the dispatcher below adds that request's queue to the event.
 
 The worker buffers its task events (Celery does, in `task.multi` messages) and sends them
-EVENT_FLUSH_SECONDS after the first one (or once EVENT_BATCH_MAX wait) instead of at its event loop's
-next turn, when with prefetch 1 there are only one or two: fewer, larger messages for the worker, the broker and every
-monitor to handle, for a delay of at most EVENT_FLUSH_SECONDS in what the monitors show.
+EVENT_FLUSH_SECONDS after the first one (or once EVENT_BATCH_MAX wait) instead of at its event
+loop's next turn, when with prefetch 1 there are only one or two: fewer, larger messages for the
+worker, the broker and every monitor to handle, for a delay of at most EVENT_FLUSH_SECONDS in what
+the monitors show.
 """
 
 import threading

@@ -44,9 +44,9 @@ TASK_SEND_SENT_EVENT = os.environ.get("TASK_SEND_SENT_EVENT", "0").strip().lower
 # exporter (exporter/run_exporter.py) reads the same variable.
 EVENT_SERIALIZER = os.environ.get("EVENT_SERIALIZER", "json")
 # A worker sends its task events in batches (`task.multi` messages) at most this many seconds after
-# the first of them. Celery flushes at the event loop's next turn, which with
-# prefetch 1 is one or two events per message: every message costs the worker, the broker and each
-# monitor a fixed share. 0: Celery's behaviour. The events keep the time they happened at.
+# the first of them. Celery flushes at the event loop's next turn, which with prefetch 1 is one or
+# two events per message: every message costs the worker, the broker and each monitor a fixed share.
+# 0: Celery's behaviour. The events keep the time they happened at.
 EVENT_FLUSH_SECONDS = _number("EVENT_FLUSH_SECONDS", 0.1, float)
 if EVENT_FLUSH_SECONDS < 0:
     raise ValueError(f"EVENT_FLUSH_SECONDS must be 0 or more, got {EVENT_FLUSH_SECONDS:g}")
