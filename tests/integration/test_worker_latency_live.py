@@ -101,10 +101,13 @@ class Worker:
 
         def done():
             assert self.process.poll() is None, f"the worker exited; see {self.log}"
-            samples = self.scrape()
-            return samples if self.value("celery_worker_task_runtime_seconds_count", task, samples) >= count else None
+            return self.value("celery_worker_task_runtime_seconds_count", task) >= count
 
-        return wait_for(done, timeout, 0.2, f"{count} {task} tasks finished on the {self.broker} worker")
+        wait_for(done, timeout, 0.2, f"{count} {task} tasks finished on the {self.broker} worker")
+        # A scrape reads one metric after another, so a task can start and finish while it runs: the
+        # scrape that saw the last runtime may have missed that task's queue wait. Runtime is observed
+        # last, so a scrape begun after it sees every stage of the finished tasks.
+        return self.scrape()
 
 
 def start_worker(broker, queue, log, **env_extra):
