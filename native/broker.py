@@ -138,8 +138,9 @@ def ensure_user(broker, say):
         return
     say(f"rabbitmq: creating user {broker['user']!r} (password from .env)")
     user, password = broker["user"], broker["password"]
-    if rabbitmqctl(["add_user", user, password], check=False).returncode != 0:
-        rabbitmqctl(["change_password", user, password])
+    # `--`: a name or password that begins with "-" is a value, not an option.
+    if rabbitmqctl(["add_user", "--", user, password], check=False).returncode != 0:
+        rabbitmqctl(["change_password", "--", user, password])
     rabbitmqctl(["set_permissions", "-p", "/", user, ".*", ".*", ".*"])
     rabbitmqctl(["set_user_tags", user, "monitoring"])
     try:

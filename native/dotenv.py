@@ -18,8 +18,9 @@ KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 def _fill(line):
     m = KEY_LINE.match(line)
     if m and m.group(2).strip() == PLACEHOLDER:
-        # URL-safe: these end up inside amqp:// and http:// URLs.
-        return f"{m.group(1)}={secrets.token_urlsafe(24)}"
+        # Hex, as scripts/compose_stack.sh writes: safe inside amqp:// and http:// URLs, and never
+        # begins with "-", which command-line tools would take for an option.
+        return f"{m.group(1)}={secrets.token_hex(24)}"
     return line
 
 

@@ -1,5 +1,7 @@
 """The environment native mode gives its processes: .env secrets, the RabbitMQ user, profiles."""
 
+import re
+
 import pytest
 
 from native import dotenv, env as native_env, paths
@@ -29,6 +31,11 @@ def dotenv_file(tmp_path, monkeypatch):
 def test_first_run_writes_random_secrets_once(dotenv_file):
     first = dotenv_file.read_text()
     assert "=change-me" not in first and oct(dotenv_file.stat().st_mode)[-3:] == "600"
+    # 48 hex digits each: safe in URLs, and never an option to a command-line tool (a leading "-").
+    values = native_env.read_dotenv(dotenv_file)
+    secrets = [values[k] for k in ("RMQ_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "FLASK_SECRET_KEY", "FLOWER_PASSWORD")]
+    assert all(re.fullmatch("[0-9a-f]{48}", s) for s in secrets), secrets
+    assert len(set(secrets)) == len(secrets)
     assert not dotenv.ensure(say=lambda m: None)  # never overwritten
     assert dotenv_file.read_text() == first
 
